@@ -1,0 +1,57 @@
+"""``tierwise serve``: run the proxy."""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Optional
+
+import typer
+
+from . import app
+from ._common import console, settings_from
+
+
+@app.command()
+def serve(
+    host: Optional[str] = typer.Option(None, help="Address to listen on (default 127.0.0.1)."),
+    port: Optional[int] = typer.Option(None, help="Port to listen on (default 8787)."),
+    upstream_url: Optional[str] = typer.Option(None, "--upstream-url", help="Anthropic API base URL (a gateway or test server)."),
+    offline: bool = typer.Option(False, "--offline", help="Serve synthetic answers from the built-in offline upstream."),
+    ledger_url: Optional[str] = typer.Option(None, "--ledger-url", help="sqlite:///path.db or postgresql://..."),
+    config: Optional[str] = typer.Option(None, "--config", "-c", help="Path to tierwise.toml."),
+    log_level: str = typer.Option("info", help="debug, info, warning, error."),
+) -> None:
+    """Run the Claude routing proxy (POST /v1/messages, streaming and not)."""
+    import uvicorn
+
+    from ..server import create_app
+
+    upstream: dict = {"url": upstream_url}
+    if offline:
+        upstream["kind"] = "offline"
+    elif upstream_url:
+        upstream["kind"] = "anthropic"
+    settings = settings_from(config, server={"host": host, "port": port}, upstream=upstream, ledger={"url": ledger_url})
+    kind = settings.upstream_kind()
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    application = create_app(settings)
+    where = f"http://{settings.host}:{settings.port}"
+    console.print(f"[bold]tierwise[/bold] proxy on [cyan]{where}[/cyan]  (config: {settings.source})")
+    if kind == "offline":
+        console.print("[bold yellow]OFFLINE upstream[/bold yellow]: no ANTHROPIC_API_KEY set, so answers are synthetic "
+                      "and labelled (header x-tierwise-upstream: offline). Set ANTHROPIC_API_KEY to reach the real API.")
+    else:
+        key = "server key from $" + settings.upstream["api_key_env"] if os.environ.get(settings.upstream["api_key_env"]) else "the client's own key"
+        console.print(f"upstream: [green]{settings.upstream['url']}[/green] using {key}")
+    console.print(f"ledger: {settings.ledger_url.split('@')[-1]}   auto router: {settings.routing['auto']}   "
+                  f"tiers: " + ", ".join(f"{t}={settings.catalog.tiers[t]}" for t in settings.catalog.tier_order))
+    console.print(f"try: curl -s {where}/v1/messages -H 'content-type: application/json' -H 'x-api-key: any' "
+                  "-d '{\"model\":\"auto\",\"max_tokens\":200,\"messages\":[{\"role\":\"user\",\"content\":\"Classify: I want a refund\"}]}'")
+    loop = "uvloop"
+    try:
+        import uvloop  # noqa: F401
+    except ImportError:
+        loop = "asyncio"
+    uvicorn.run(application, host=settings.host, port=settings.port, loop=loop, http="httptools", access_log=False,
+                log_level=log_level, lifespan="on", timeout_graceful_shutdown=30)

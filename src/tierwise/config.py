@@ -1,0 +1,248 @@
+"""Configuration: defaults in one place, then environment, then ``tierwise.toml``, then arguments.
+
+Precedence (highest first): explicit arguments (CLI flags), the ``tierwise.toml`` file,
+environment variables, and the defaults below. Loading does no network or database work.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from .catalog import Catalog, load_catalog
+from .errors import ConfigError
+
+__all__ = ["DEFAULTS", "DEFAULT_REGISTRY", "Settings", "load_settings", "TASK_NAME"]
+
+TASK_NAME = re.compile(r"^[a-z0-9][a-z0-9_.\-]{0,63}$")
+
+# The seeds' registry, with tiers instead of model names. Anything not listed goes to
+# the default tier (`balanced`, i.e. Sonnet): nobody downgrades a task type by accident.
+DEFAULT_REGISTRY: dict[str, str] = {
+    "classify_intent": "fast",
+    "extract_entities": "fast",
+    "summarize_short": "fast",
+    "moderate_content": "fast",
+    "draft_email": "balanced",
+    "generate_code": "balanced",
+    "review_code": "balanced",
+    "plan_agent_steps": "balanced",
+    "synthesize_documents": "balanced",
+    "draft_longform": "balanced",
+    "security_review": "deep",
+    "plan_irreversible": "deep",
+}
+
+DEFAULTS: dict[str, Any] = {
+    "server": {
+        "host": "127.0.0.1",
+        "port": 8787,
+        "max_body_bytes": 32 * 1024 * 1024,
+        "log_level": "info",
+    },
+    "upstream": {
+        "kind": "auto",  # auto | anthropic | offline
+        "url": "https://api.anthropic.com",
+        "api_key_env": "ANTHROPIC_API_KEY",
+        "timeout": 600.0,
+        "connect_timeout": 10.0,
+        "max_connections": 512,
+        "offline": {"latency_scale": 1.0, "seed": 0, "fault_rate": 0.0, "fault_status": 529},
+    },
+    "ledger": {
+        "url": "sqlite:///tierwise.db",
+        "store_prompts": False,
+        "batch_size": 500,
+        "flush_interval": 0.25,
+    },
+    "routing": {
+        "auto": "heuristic",
+        "default_tier": "balanced",
+        "strategies": {},
+    },
+    "registry": dict(DEFAULT_REGISTRY),
+    "catalog": {},
+}
+
+# environment variable -> (section path, key)
+ENV_VARS: dict[str, tuple[str, ...]] = {
+    "TIERWISE_HOST": ("server", "host"),
+    "TIERWISE_PORT": ("server", "port"),
+    "TIERWISE_LEDGER_URL": ("ledger", "url"),
+    "TIERWISE_UPSTREAM": ("upstream", "kind"),
+    "ANTHROPIC_BASE_URL": ("upstream", "url"),
+    "TIERWISE_UPSTREAM_URL": ("upstream", "url"),
+    "TIERWISE_STORE_PROMPTS": ("ledger", "store_prompts"),
+}
+
+
+@dataclass
+class Settings:
+    """Resolved configuration. ``raw`` keeps the merged tables; typed views below."""
+
+    raw: dict[str, Any]
+    source: str = "defaults"
+    catalog: Catalog = field(default=None)  # type: ignore[assignment]
+
+    # -- typed views --------------------------------------------------------------
+    @property
+    def host(self) -> str:
+        return self.raw["server"]["host"]
+
+    @property
+    def port(self) -> int:
+        return self.raw["server"]["port"]
+
+    @property
+    def max_body_bytes(self) -> int:
+        return self.raw["server"]["max_body_bytes"]
+
+    @property
+    def upstream(self) -> dict[str, Any]:
+        return self.raw["upstream"]
+
+    @property
+    def ledger_url(self) -> str:
+        return self.raw["ledger"]["url"]
+
+    @property
+    def ledger(self) -> dict[str, Any]:
+        return self.raw["ledger"]
+
+    @property
+    def registry(self) -> dict[str, str]:
+        return self.raw["registry"]
+
+    @property
+    def routing(self) -> dict[str, Any]:
+        return self.raw["routing"]
+
+    @property
+    def default_tier(self) -> str:
+        return self.raw["routing"]["default_tier"]
+
+    def upstream_kind(self, environ: Mapping[str, str] | None = None) -> str:
+        """``anthropic`` or ``offline``: ``auto`` means anthropic when an API key is set."""
+        kind = self.upstream["kind"]
+        if kind != "auto":
+            return kind
+        env = os.environ if environ is None else environ
+        return "anthropic" if env.get(self.upstream["api_key_env"]) else "offline"
+
+
+def _coerce(value: Any, default: Any, where: str) -> Any:
+    if default is None:
+        return value
+    if isinstance(default, bool):
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+            return value.lower() in ("1", "true", "yes", "on")
+        raise ConfigError(f"{where}: expected true or false, got {value!r}")
+    if isinstance(default, int):
+        if isinstance(value, bool):
+            raise ConfigError(f"{where}: expected a whole number, got {value!r}")
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where}: expected a whole number, got {value!r}") from None
+    if isinstance(default, float):
+        if isinstance(value, bool):
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where}: expected a number, got {value!r}") from None
+    if isinstance(default, str):
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: expected a string, got {value!r}")
+        return value
+    return value
+
+
+def _merge(base: dict[str, Any], over: Mapping[str, Any], where: str, free: bool = False) -> None:
+    for key, value in over.items():
+        path = f"{where}.{key}" if where else key
+        if key not in base:
+            if free:
+                base[key] = value
+                continue
+            known = ", ".join(sorted(base)) or "(none)"
+            raise ConfigError(f"{path}: unknown key (known keys here: {known})")
+        cur = base[key]
+        if isinstance(cur, dict):
+            if not isinstance(value, Mapping):
+                raise ConfigError(f"{path}: expected a table, got {value!r}")
+            free_here = key in ("registry", "catalog", "strategies") or free
+            _merge(cur, value, path, free=free_here)
+        else:
+            base[key] = _coerce(value, cur, path)
+
+
+def _set_path(tree: dict[str, Any], path: tuple[str, ...], value: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    node = out
+    for p in path[:-1]:
+        node = node.setdefault(p, {})
+    node[path[-1]] = value
+    return out
+
+
+def load_settings(config_path: str | os.PathLike[str] | None = None, *, overrides: Mapping[str, Any] | None = None,
+                  environ: Mapping[str, str] | None = None) -> Settings:
+    """Resolve settings. ``config_path`` None means ``$TIERWISE_CONFIG`` or ``./tierwise.toml`` if present.
+
+    ``overrides`` is a nested mapping like ``{"server": {"port": 9000}}`` (CLI arguments).
+    """
+    env = os.environ if environ is None else environ
+    raw = copy.deepcopy(DEFAULTS)
+    for var, path in ENV_VARS.items():
+        if env.get(var):
+            _merge(raw, _set_path({}, path, env[var]), f"${var}")
+
+    source = "defaults"
+    explicit = config_path is not None or bool(env.get("TIERWISE_CONFIG"))
+    path = Path(config_path or env.get("TIERWISE_CONFIG") or "tierwise.toml")
+    if path.exists():
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+        try:
+            _merge(raw, data, "")
+        except ConfigError as exc:
+            raise ConfigError(f"{path}: {exc}") from None
+        source = str(path)
+    elif explicit:
+        raise ConfigError(f"{path}: config file not found")
+
+    if overrides:
+        _merge(raw, overrides, "")
+    return _validate(raw, source)
+
+
+def _validate(raw: dict[str, Any], source: str) -> Settings:
+    where = f"{source}: " if source != "defaults" else ""
+    try:
+        catalog = load_catalog(raw.get("catalog"))
+    except ConfigError as exc:
+        raise ConfigError(f"{where}{exc}") from None
+    tiers = set(catalog.tiers)
+    if raw["routing"]["default_tier"] not in tiers:
+        raise ConfigError(f"{where}routing.default_tier: unknown tier {raw['routing']['default_tier']!r} (tiers: {', '.join(catalog.tier_order)})")
+    for task, tier in raw["registry"].items():
+        if not TASK_NAME.match(task):
+            raise ConfigError(f"{where}registry.{task}: a task type is lower-case letters, digits, '_', '-' or '.'")
+        if not isinstance(tier, str) or tier not in tiers:
+            raise ConfigError(f"{where}registry.{task}: unknown tier {tier!r} (tiers: {', '.join(catalog.tier_order)})")
+    if raw["upstream"]["kind"] not in ("auto", "anthropic", "offline"):
+        raise ConfigError(f"{where}upstream.kind: expected auto, anthropic or offline, got {raw['upstream']['kind']!r}")
+    port = raw["server"]["port"]
+    if not 0 <= port <= 65535:
+        raise ConfigError(f"{where}server.port: {port} is not a TCP port")
+    return Settings(raw=raw, source=source, catalog=catalog)

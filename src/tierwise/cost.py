@@ -1,0 +1,108 @@
+"""Exact cost of a call from its usage block.
+
+Costs are computed with ``Decimal`` and stored as integer nano-dollars (1e-9 USD):
+every catalog price has at most three decimals per million tokens, so a token costs a
+whole number of nano-dollars and sums never drift.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, Mapping
+
+from .catalog import Catalog, Model
+
+__all__ = ["Usage", "cost_nanos", "cost_usd", "NANO"]
+
+NANO = Decimal("1e9")
+_PER_TOKEN_TO_NANO = Decimal(1000)  # USD per Mtok -> nano-USD per token
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_write_5m_tokens: int = 0
+    cache_write_1h_tokens: int = 0
+    cache_read_tokens: int = 0
+
+    @property
+    def cache_write_tokens(self) -> int:
+        return self.cache_write_5m_tokens + self.cache_write_1h_tokens
+
+    @property
+    def prompt_tokens(self) -> int:
+        """Everything the model read: input, cache reads and cache writes."""
+        return self.input_tokens + self.cache_read_tokens + self.cache_write_tokens
+
+    @classmethod
+    def from_api(cls, usage: Mapping[str, Any] | None) -> "Usage":
+        """From an Anthropic ``usage`` object (non-streaming, or merged stream usage)."""
+        if not usage:
+            return cls()
+        get = usage.get
+        created = int(get("cache_creation_input_tokens") or 0)
+        detail = get("cache_creation") or {}
+        w5 = int(detail.get("ephemeral_5m_input_tokens") or 0) if isinstance(detail, Mapping) else 0
+        w1 = int(detail.get("ephemeral_1h_input_tokens") or 0) if isinstance(detail, Mapping) else 0
+        if w5 + w1 != created:
+            # No (or inconsistent) breakdown: bill the unexplained part as 5-minute writes.
+            w5 = max(created - w1, 0)
+        return cls(
+            input_tokens=int(get("input_tokens") or 0),
+            output_tokens=int(get("output_tokens") or 0),
+            cache_write_5m_tokens=w5,
+            cache_write_1h_tokens=w1,
+            cache_read_tokens=int(get("cache_read_input_tokens") or 0),
+        )
+
+    def merged(self, update: Mapping[str, Any]) -> "Usage":
+        """Stream usage: ``message_delta`` carries cumulative counts that replace ``message_start``'s."""
+        cur = {
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "cache_read_input_tokens": self.cache_read_tokens,
+            "cache_creation_input_tokens": self.cache_write_tokens,
+            "cache_creation": {
+                "ephemeral_5m_input_tokens": self.cache_write_5m_tokens,
+                "ephemeral_1h_input_tokens": self.cache_write_1h_tokens,
+            },
+        }
+        for k in ("input_tokens", "output_tokens", "cache_read_input_tokens", "cache_creation_input_tokens"):
+            if update.get(k) is not None:
+                cur[k] = update[k]
+        if isinstance(update.get("cache_creation"), Mapping):
+            cur["cache_creation"] = update["cache_creation"]
+        elif update.get("cache_creation_input_tokens") is not None:
+            cur["cache_creation"] = {}
+        return Usage.from_api(cur)
+
+
+def cost_nanos(model: Model, usage: Usage, *, when: _dt.datetime | _dt.date | None = None,
+               batch: bool = False, batch_discount: Decimal = Decimal("0.5")) -> int:
+    """Cost of ``usage`` on ``model`` in nano-USD, with the price in force ``when``.
+
+    Long-prompt bands (Haiku 5.5 past 100,000 prompt tokens) bill the whole request,
+    output included, at the band's rates. The batch discount applies to every kind of token.
+    """
+    rates = model.price_at(when).rates_for(usage.prompt_tokens)
+    total = (
+        usage.input_tokens * rates.input
+        + usage.output_tokens * rates.output
+        + usage.cache_write_5m_tokens * rates.cache_write_5m
+        + usage.cache_write_1h_tokens * rates.cache_write_1h
+        + usage.cache_read_tokens * rates.cache_read
+    ) * _PER_TOKEN_TO_NANO
+    if batch:
+        total = total * (Decimal(1) - batch_discount)
+    return int(total.to_integral_value())
+
+
+def cost_usd(catalog: Catalog, model_id: str, usage: Usage, *, when: Any = None, batch: bool = False) -> Decimal | None:
+    """Cost in USD, or None when the model is not in the catalog."""
+    model = catalog.get(model_id)
+    if model is None:
+        return None
+    return Decimal(cost_nanos(model, usage, when=when, batch=batch, batch_discount=catalog.batch_discount)) / NANO

@@ -1,0 +1,196 @@
+"""From a request to a target model, and from a finished call to a ledger row.
+
+Shared by the proxy and the in-process ``tierwise.Client`` so both route and account alike.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Mapping
+
+import orjson
+
+from .adapt import adapt_request
+from .catalog import Model
+from .config import TASK_NAME
+from .cost import Usage, cost_nanos
+from .errors import InvalidRequestError, NotFoundError
+from .routing.base import Decision, RouteRequest, Router, build_router
+
+if TYPE_CHECKING:
+    from .config import Settings
+
+__all__ = ["Dispatcher", "Plan", "validate_body"]
+
+AUTO = "auto"
+TASK_PREFIX = "tierwise/"
+
+
+def validate_body(body: Any) -> dict[str, Any]:
+    """The checks the API would make first, with Anthropic-style messages."""
+    if not isinstance(body, dict):
+        raise InvalidRequestError("request body must be a JSON object")
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        raise InvalidRequestError("model: field required (a Claude model id, \"auto\", or \"tierwise/<task_type>\")")
+    mt = body.get("max_tokens")
+    if mt is None:
+        raise InvalidRequestError("max_tokens: field required")
+    if not isinstance(mt, int) or isinstance(mt, bool) or mt < 1:
+        raise InvalidRequestError("max_tokens: must be a positive integer")
+    messages = body.get("messages")
+    if messages is None:
+        raise InvalidRequestError("messages: field required")
+    if not isinstance(messages, list) or not messages:
+        raise InvalidRequestError("messages: must be a non-empty list")
+    for i, m in enumerate(messages):
+        if not isinstance(m, dict) or m.get("role") not in ("user", "assistant"):
+            raise InvalidRequestError(f"messages.{i}: each message needs role \"user\" or \"assistant\" and content")
+        if "content" not in m:
+            raise InvalidRequestError(f"messages.{i}.content: field required")
+    if "stream" in body and not isinstance(body["stream"], bool):
+        raise InvalidRequestError("stream: must be a boolean")
+    return body
+
+
+@dataclass(slots=True)
+class Plan:
+    """What the proxy will send: the decision, the target model, the (adapted) body."""
+
+    decision: Decision
+    model: Model | None
+    model_id: str
+    requested: str
+    routed: bool
+    adapted: list[str] = field(default_factory=list)
+    task: str | None = None
+
+    @property
+    def tier(self) -> str | None:
+        return self.decision.tier
+
+
+class Dispatcher:
+    def __init__(self, settings: "Settings") -> None:
+        self.settings = settings
+        self.catalog = settings.catalog
+        routing = settings.routing
+        opts = routing.get("options", {}) or {}
+        self.auto: Router = build_router(routing["auto"], settings, **opts.get(routing["auto"], {}))
+        self.registry: Router = build_router("registry", settings)
+        self.per_task: dict[str, Router] = {}
+        for task, strategy in (routing.get("strategies") or {}).items():
+            self.per_task[task] = build_router(strategy, settings, **opts.get(strategy, {}))
+        self.default_model = self.catalog.model_for_tier(settings.default_tier)
+        self.unknown_model_passthrough = routing.get("unknown_model", "error") == "passthrough"
+
+    # -- routing ------------------------------------------------------------------
+    def plan(self, body: dict[str, Any], task_header: str | None = None) -> Plan:
+        """Decide where ``body`` goes and adapt it (in place) to the target model."""
+        requested = body["model"]
+        task: str | None = None
+        if requested.startswith(TASK_PREFIX):
+            task = requested[len(TASK_PREFIX):]
+        elif task_header:
+            task = task_header.strip().lower()
+        if task is not None and not TASK_NAME.match(task):
+            raise InvalidRequestError(f"task type {task!r} is not a valid name (lower-case letters, digits, '_', '-', '.')")
+
+        if requested != AUTO and not requested.startswith(TASK_PREFIX):
+            model = self.catalog.get(requested)
+            if model is None and not self.unknown_model_passthrough:
+                known = ", ".join(m.id for m in self.catalog.listed() if not m.retired)
+                raise NotFoundError(f"model: {requested} (not in the tierwise catalog; use \"auto\", "
+                                    f"\"tierwise/<task_type>\" or one of: {known})")
+            tier = self.catalog.tier_of(requested)
+            decision = Decision(tier=tier, reasons=("explicit model: passed through",), router="passthrough",
+                                model=requested, task=task)
+            return Plan(decision, model, requested, requested, routed=False, task=task)
+
+        request = RouteRequest(body, task)
+        if task is not None:
+            router = self.per_task.get(task, self.registry)
+        else:
+            router = self.auto
+        decision = router.decide(request)
+        target = self._target(decision, request)
+        if target.id != (decision.model or self.catalog.tiers.get(decision.tier or "", "")):
+            decision = Decision(tier=self.catalog.tier_of(target.id), confidence=decision.confidence,
+                                reasons=decision.reasons + (f"prompt needs a larger context window: {target.id}",),
+                                router=decision.router, model=target.id, task=decision.task, scores=decision.scores)
+        adapted = adapt_request(body, target, tier=decision.tier)
+        body["model"] = target.id
+        return Plan(decision, target, target.id, requested, routed=True, adapted=adapted, task=task)
+
+    def _target(self, decision: Decision, request: RouteRequest) -> Model:
+        if decision.model:
+            m = self.catalog.get(decision.model)
+            if m is not None:
+                return m
+        tier = decision.tier or self.settings.default_tier
+        model = self.catalog.model_for_tier(tier)
+        need = request.signals.tokens + int(request.body.get("max_tokens") or 0)
+        if need > model.context_window:
+            for t in self.catalog.tiers_above(tier):
+                m = self.catalog.model_for_tier(t)
+                if need <= m.context_window:
+                    return m
+        return model
+
+    # -- accounting ---------------------------------------------------------------
+    def row(self, *, plan: Plan | None, requested: str | None, request_id: str, started: float, wall: float,
+            usage: Usage | None, answered_model: str | None, status: int, error_type: str | None = None,
+            stream: bool = False, ttft: float | None = None, upstream: str = "", stop_reason: str | None = None,
+            attempts: list[dict[str, Any]] | None = None, client_disconnected: bool = False,
+            prompt: str | None = None, key_id: str | None = None, arm: str | None = None,
+            escalations: int = 0, fallbacks: int = 0) -> dict[str, Any]:
+        """A ledger row; ``started`` is ``perf_counter()`` at arrival and ``wall`` the ``time.time()`` then."""
+        now = time.perf_counter()
+        usage = usage or Usage()
+        model_id = answered_model or (plan.model_id if plan else None)
+        model = self.catalog.get(model_id) if model_id else None
+        when = _dt.datetime.fromtimestamp(wall, _dt.timezone.utc)
+        cost = cost_nanos(model, usage, when=when) if model is not None else None
+        default_cost = cost_nanos(self.default_model, usage, when=when)
+        d = plan.decision if plan else None
+        return {
+            "ts": wall,
+            "day": when.strftime("%Y-%m-%d"),
+            "request_id": request_id,
+            "task": plan.task if plan else None,
+            "router": d.router if d else None,
+            "reasons": d.reason_text()[:2000] if d else None,
+            "confidence": d.confidence if d else None,
+            "tier": (self.catalog.tier_of(model_id) if model_id else None) or (d.tier if d else None),
+            "model": model_id,
+            "requested_model": requested,
+            "upstream": upstream,
+            "stream": stream,
+            "batch": False,
+            "input_tokens": usage.input_tokens,
+            "output_tokens": usage.output_tokens,
+            "cache_write_5m_tokens": usage.cache_write_5m_tokens,
+            "cache_write_1h_tokens": usage.cache_write_1h_tokens,
+            "cache_read_tokens": usage.cache_read_tokens,
+            "cost_nanos": cost,
+            "default_cost_nanos": default_cost,
+            "latency_ms": (now - started) * 1000.0,
+            "ttft_ms": (ttft - started) * 1000.0 if ttft is not None else None,
+            "status": status,
+            "error_type": error_type,
+            "stop_reason": stop_reason,
+            "escalations": escalations,
+            "fallbacks": fallbacks,
+            "attempts": orjson.dumps(attempts).decode() if attempts else None,
+            "adapted": ",".join(plan.adapted) if plan and plan.adapted else None,
+            "arm": arm,
+            "key_id": key_id,
+            "client_disconnected": client_disconnected,
+            "prompt": prompt,
+        }
+
+
+def prompt_text(body: Mapping[str, Any]) -> str:
+    return RouteRequest(dict(body)).text

@@ -1,0 +1,94 @@
+"""The ledger: one row per call, SQLite (WAL) by default, PostgreSQL by URL."""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+
+from ..errors import ConfigError
+from .schema import calls, migrate
+from .writer import LedgerWriter
+
+if TYPE_CHECKING:
+    from ..config import Settings
+
+__all__ = ["Ledger", "make_engine", "calls"]
+
+
+def _normalise_url(url: str) -> str:
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://"):]
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://"):]
+    return url
+
+
+def make_engine(url: str) -> sa.Engine:
+    url = _normalise_url(url)
+    try:
+        parsed = sa.engine.make_url(url)
+    except sa.exc.ArgumentError:
+        raise ConfigError(f"ledger.url: not a database URL: {url!r} (try sqlite:///tierwise.db or postgresql://host/db)") from None
+    if parsed.get_backend_name() == "sqlite":
+        db = parsed.database
+        if db and db != ":memory:":
+            parent = os.path.dirname(os.path.abspath(db))
+            if not os.path.isdir(parent):
+                raise ConfigError(f"ledger.url: directory {parent!r} does not exist")
+        engine = sa.create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+
+        @sa.event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn: Any, _rec: Any) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.close()
+
+        return engine
+    try:
+        return sa.create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+    except ModuleNotFoundError as exc:
+        raise ConfigError(f"ledger.url: the driver for {parsed.get_backend_name()} is not installed ({exc.name}); "
+                          "pip install 'tierwise[postgres]'") from None
+
+
+class Ledger:
+    """Opens (and migrates) the database; writes through a background ``LedgerWriter``."""
+
+    def __init__(self, url: str, *, batch_size: int = 500, flush_interval: float = 0.25, store_prompts: bool = False) -> None:
+        self.url = url
+        self.engine = make_engine(url)
+        self.store_prompts = store_prompts
+        try:
+            self.version = migrate(self.engine)
+        except sa.exc.OperationalError as exc:
+            raise ConfigError(f"ledger.url: cannot open the ledger database ({exc.orig})") from None
+        self.writer = LedgerWriter(self.engine, batch_size=batch_size, flush_interval=flush_interval)
+
+    @classmethod
+    def from_settings(cls, settings: "Settings") -> "Ledger":
+        lg = settings.ledger
+        return cls(lg["url"], batch_size=int(lg["batch_size"]), flush_interval=float(lg["flush_interval"]),
+                   store_prompts=bool(lg["store_prompts"]))
+
+    def record(self, row: dict[str, Any]) -> None:
+        if not self.store_prompts:
+            row.pop("prompt", None)
+        self.writer.record(row)
+
+    def flush(self, timeout: float = 30.0) -> bool:
+        return self.writer.flush(timeout)
+
+    def close(self) -> None:
+        self.writer.close()
+        self.engine.dispose()
+
+    def rows(self, limit: int | None = None) -> list[dict[str, Any]]:
+        q = sa.select(calls).order_by(calls.c.id)
+        if limit:
+            q = q.limit(limit)
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(q)]

@@ -1,0 +1,130 @@
+"""The proxy application: a plain-ASGI hot path for ``POST /v1/messages`` in front of a small
+Starlette app for everything else (models, count_tokens, health)."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from typing import Any, AsyncIterator
+
+import orjson
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from ..config import Settings
+from ..dispatch import Dispatcher, validate_body
+from ..errors import APIError, InvalidRequestError, NotFoundError, error_body
+from ..ledger import Ledger
+from ..upstream import Upstream, build_upstream
+from .messages import handle_messages, new_request_id, read_body, send_error
+from .state import ProxyState
+
+__all__ = ["create_app", "ProxyApp"]
+
+
+def _error_response(exc: APIError, request_id: str | None = None) -> Response:
+    rid = request_id or new_request_id()
+    return Response(exc.to_body(rid), status_code=exc.status, media_type="application/json",
+                    headers={"x-tierwise-request-id": rid})
+
+
+class ProxyApp:
+    """ASGI callable: ``/v1/messages`` handled directly, the rest by Starlette."""
+
+    def __init__(self, state: ProxyState, inner: Starlette) -> None:
+        self.state = state
+        self.inner = inner
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["path"] == "/v1/messages":
+            if scope["method"] != "POST":
+                await send_error(send, APIError("method not allowed: use POST /v1/messages", status=405), new_request_id())
+                return
+            await handle_messages(self.state, scope, receive, send)
+            return
+        await self.inner(scope, receive, send)
+
+
+def create_app(settings: Settings, *, upstream: Upstream | None = None, ledger: Ledger | None | bool = True) -> ProxyApp:
+    """Build the proxy. ``ledger=True`` opens the configured ledger; ``None``/``False`` runs without one."""
+    if ledger is True:
+        ledger = Ledger.from_settings(settings)
+    elif ledger is False:
+        ledger = None
+    state = ProxyState(settings=settings, dispatcher=Dispatcher(settings), upstream=upstream or build_upstream(settings),
+                       ledger=ledger)
+    catalog = settings.catalog
+
+    async def models(request: Request) -> Response:
+        created = "2026-11-21T00:00:00Z"
+        data = [{"type": "model", "id": "auto", "display_name": "tierwise auto (router picks the tier)", "created_at": created}]
+        for task, tier in sorted(settings.registry.items()):
+            data.append({"type": "model", "id": f"tierwise/{task}", "display_name": f"tierwise task {task} -> {tier}",
+                         "created_at": created})
+        for m in catalog.listed():
+            if m.retired:
+                continue
+            tier = catalog.tier_of(m.id)
+            price = m.price_at()
+            data.append({"type": "model", "id": m.id, "display_name": m.id + (f" ({tier})" if tier else ""),
+                         "created_at": created, "tier": tier, "context_window": m.context_window, "max_output": m.max_output,
+                         "price_per_mtok": {"input": float(price.rates.input), "output": float(price.rates.output)}})
+        return Response(orjson.dumps({"data": data, "has_more": False, "first_id": data[0]["id"], "last_id": data[-1]["id"]}),
+                        media_type="application/json")
+
+    async def count_tokens(request: Request) -> Response:
+        rid = new_request_id()
+        try:
+            raw = await read_body(request.scope, request.receive, settings.max_body_bytes)
+            try:
+                body = orjson.loads(raw)
+            except orjson.JSONDecodeError as exc:
+                raise InvalidRequestError(f"request body is not valid JSON: {exc}") from None
+            if not isinstance(body, dict) or not isinstance(body.get("model"), str):
+                raise InvalidRequestError("model: field required")
+            validate_body(dict(body, max_tokens=body.get("max_tokens", 1)))
+            plan = state.dispatcher.plan(body, request.headers.get("x-tierwise-task"))
+            headers = {k.lower(): v for k, v in request.headers.items()}
+            resp = await state.upstream.send("/v1/messages/count_tokens", orjson.dumps(body), headers=headers,
+                                             stream=False, model=plan.model_id)
+        except APIError as exc:
+            return _error_response(exc, rid)
+        return Response(resp.body, status_code=resp.status, media_type="application/json",
+                        headers={"x-tierwise-model": plan.model_id, "x-tierwise-request-id": rid,
+                                 "x-tierwise-upstream": resp.headers.get("x-tierwise-upstream", state.upstream.name)})
+
+    async def health(request: Request) -> Response:
+        return JSONResponse({"status": "ok", "upstream": state.upstream.name,
+                             "ledger": settings.ledger_url.split("://")[0] if state.ledger else None,
+                             "recorded": state.recorded})
+
+    async def not_found(request: Request, exc: HTTPException) -> Response:
+        if exc.status_code == 404:
+            return _error_response(NotFoundError(f"no route {request.method} {request.url.path}"))
+        if exc.status_code == 405:
+            return _error_response(APIError(f"method {request.method} not allowed on {request.url.path}", status=405))
+        return Response(error_body("api_error", str(exc.detail)), status_code=exc.status_code, media_type="application/json")
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        state.started_at = time.time()  # type: ignore[attr-defined]
+        try:
+            yield
+        finally:
+            await state.upstream.aclose()
+            if state.ledger is not None:
+                state.ledger.close()
+
+    inner = Starlette(
+        routes=[
+            Route("/v1/models", models, methods=["GET"]),
+            Route("/v1/messages/count_tokens", count_tokens, methods=["POST"]),
+            Route("/healthz", health, methods=["GET"]),
+        ],
+        exception_handlers={HTTPException: not_found},
+        lifespan=lifespan,
+    )
+    return ProxyApp(state, inner)

@@ -1,0 +1,29 @@
+"""What one proxy process holds: settings, dispatcher, the upstream client and the ledger."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..config import Settings
+from ..dispatch import Dispatcher
+from ..ledger import Ledger
+from ..upstream import Upstream
+
+__all__ = ["ProxyState"]
+
+
+@dataclass
+class ProxyState:
+    settings: Settings
+    dispatcher: Dispatcher
+    upstream: Upstream
+    ledger: Ledger | None
+    log: logging.Logger = field(default_factory=lambda: logging.getLogger("tierwise.proxy"))
+    recorded: int = 0
+
+    def record(self, row: dict[str, Any]) -> None:
+        self.recorded += 1
+        if self.ledger is not None:
+            self.ledger.record(row)

@@ -1,0 +1,256 @@
+"""The offline upstream: deterministic, clearly labelled synthetic answers with no network.
+
+It is what ``make run`` serves when no API key is set, and what tests and demos use:
+
+- answers are synthetic and say so (``[offline synthetic answer from <model>]``); the same
+  request always gets the same answer;
+- token counts grow with the prompt (about four characters a token);
+- latency follows the tier: fast < balanced < deep (``latency_scale`` 0 turns it off);
+- streams use the real SSE event sequence (message_start, ping, content_block_*, message_delta,
+  message_stop);
+- faults can be injected per request with the ``x-tierwise-fault`` header, or at random with
+  ``fault_rate``: ``status=529``, ``retry_after=2``, ``delay=0.5``, ``cut=3`` (drop the stream
+  after 3 events), ``error_event=2`` (an ``event: error`` after 2 events), ``malformed``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import random
+import time
+from dataclasses import dataclass
+from typing import Any, AsyncIterator, Mapping
+
+import orjson
+
+from ..errors import UpstreamConnectionError, error_body, error_for_status
+from .base import UpstreamResponse
+from .sse import format_event
+
+__all__ = ["OfflineUpstream", "Fault", "parse_fault", "synthesize"]
+
+# seconds: (time to first token, per output token) by model family
+LATENCY = {"haiku": (0.03, 0.0004), "sonnet": (0.12, 0.0012), "opus": (0.30, 0.0025), "fable": (0.5, 0.004), "mythos": (0.5, 0.004)}
+OUTPUT_SCALE = {"haiku": 0.7, "sonnet": 1.0, "opus": 1.25, "fable": 1.4, "mythos": 1.4}
+
+_WORDS = (
+    "the routing layer picks a tier for each request and accounts for every token so that the answer "
+    "arrives from the cheapest model that does the job well while quality stays measured on real outcomes"
+).split()
+
+
+@dataclass(slots=True)
+class Fault:
+    status: int | None = None
+    retry_after: float | None = None
+    delay: float = 0.0
+    cut: int | None = None
+    error_event: int | None = None
+    malformed: bool = False
+
+
+def parse_fault(value: str | None) -> Fault | None:
+    if not value:
+        return None
+    f = Fault()
+    for part in value.replace(";", ",").split(","):
+        key, _, val = part.strip().partition("=")
+        key = key.strip().lower()
+        try:
+            if key == "status":
+                f.status = int(val)
+            elif key == "retry_after":
+                f.retry_after = float(val)
+            elif key == "delay":
+                f.delay = float(val)
+            elif key == "cut":
+                f.cut = int(val or 1)
+            elif key == "error_event":
+                f.error_event = int(val or 1)
+            elif key == "malformed":
+                f.malformed = True
+        except ValueError:
+            continue
+    return f
+
+
+def _family(model: str) -> str:
+    for fam in LATENCY:
+        if fam in model:
+            return fam
+    return "sonnet"
+
+
+def _text_of(params: Mapping[str, Any]) -> tuple[str, int]:
+    parts: list[str] = []
+    cached = 0
+    system = params.get("system")
+    blocks: list[Any] = []
+    if isinstance(system, str):
+        parts.append(system)
+    elif isinstance(system, list):
+        blocks.extend(system)
+    for m in params.get("messages") or ():
+        c = m.get("content") if isinstance(m, dict) else None
+        if isinstance(c, str):
+            parts.append(c)
+        elif isinstance(c, list):
+            blocks.extend(c)
+    for b in blocks:
+        if isinstance(b, dict):
+            t = str(b.get("text") or b.get("thinking") or orjson.dumps(b.get("input", "")).decode())
+            parts.append(t)
+            if b.get("cache_control"):
+                cached += (len(t) + 3) // 4
+    return "\n".join(parts), cached
+
+
+def synthesize(params: Mapping[str, Any], seen_prefixes: set[str] | None = None) -> dict[str, Any]:
+    """A complete, deterministic Message for ``params``."""
+    model = str(params.get("model") or "claude-sonnet-5-5")
+    text, cached = _text_of(params)
+    digest = hashlib.blake2b(f"{model}\x00{text}".encode(), digest_size=16).hexdigest()
+    fam = _family(model)
+    total_in = (len(text) + 3) // 4 + 4 * len(params.get("messages") or ()) + 3
+    write = read = 0
+    if cached:
+        key = hashlib.blake2b(f"{model}\x00{cached}\x00{text[:2000]}".encode(), digest_size=8).hexdigest()
+        if seen_prefixes is not None and key in seen_prefixes:
+            read = min(cached, total_in)
+        else:
+            write = min(cached, total_in)
+            if seen_prefixes is not None:
+                seen_prefixes.add(key)
+    max_tokens = int(params.get("max_tokens") or 1024)
+    want = int((24 + int(digest[:4], 16) % 96 + min(total_in, 4000) // 20) * OUTPUT_SCALE[fam])
+    n_words = max(1, min(max_tokens, want))
+    rng = random.Random(int(digest[:16], 16))
+    words = [rng.choice(_WORDS) for _ in range(n_words)]
+    answer = f"[offline synthetic answer from {model}] " + " ".join(words)
+    stop = "max_tokens" if want > max_tokens else "end_turn"
+    return {
+        "id": "msg_offline_" + digest[:24],
+        "type": "message",
+        "role": "assistant",
+        "model": model,
+        "content": [{"type": "text", "text": answer}],
+        "stop_reason": stop,
+        "stop_sequence": None,
+        "usage": {
+            "input_tokens": total_in - write - read,
+            "cache_creation_input_tokens": write,
+            "cache_read_input_tokens": read,
+            "cache_creation": {"ephemeral_5m_input_tokens": write, "ephemeral_1h_input_tokens": 0},
+            "output_tokens": n_words,
+            "service_tier": "standard",
+        },
+    }
+
+
+def stream_events(message: dict[str, Any], *, per_token: float = 0.0, fault: Fault | None = None) -> list[tuple[str, Any, float]]:
+    """The SSE event sequence for ``message`` as (event, data, delay-before) tuples."""
+    usage = message["usage"]
+    start_msg = dict(message, content=[], stop_reason=None, usage=dict(usage, output_tokens=1))
+    text = message["content"][0]["text"]
+    pieces = [text[i : i + 24] for i in range(0, len(text), 24)] or [""]
+    out: list[tuple[str, Any, float]] = [
+        ("message_start", {"type": "message_start", "message": start_msg}, 0.0),
+        ("content_block_start", {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}, 0.0),
+        ("ping", {"type": "ping"}, 0.0),
+    ]
+    step = per_token * max(1, usage["output_tokens"]) / len(pieces)
+    for p in pieces:
+        out.append(("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": p}}, step))
+    out += [
+        ("content_block_stop", {"type": "content_block_stop", "index": 0}, 0.0),
+        ("message_delta", {"type": "message_delta", "delta": {"stop_reason": message["stop_reason"], "stop_sequence": None},
+                           "usage": {"output_tokens": usage["output_tokens"]}}, 0.0),
+        ("message_stop", {"type": "message_stop"}, 0.0),
+    ]
+    return out
+
+
+class OfflineUpstream:
+    """An ``Upstream`` that answers in-process. Thread- and task-safe; no I/O."""
+
+    name = "offline"
+
+    def __init__(self, *, latency_scale: float = 1.0, seed: int = 0, fault_rate: float = 0.0, fault_status: int = 529) -> None:
+        self.latency_scale = latency_scale
+        self.fault_rate = fault_rate
+        self.fault_status = fault_status
+        self._rng = random.Random(seed)
+        self._seen: set[str] = set()
+        self.calls = 0
+
+    def _fault(self, headers: Mapping[str, str]) -> Fault | None:
+        f = parse_fault(headers.get("x-tierwise-fault"))
+        if f is None and self.fault_rate and self._rng.random() < self.fault_rate:
+            f = Fault(status=self.fault_status)
+        return f
+
+    def _headers(self, message_id: str) -> dict[str, str]:
+        return {"request-id": "req_offline_" + message_id[-20:], "x-tierwise-upstream": "offline"}
+
+    async def send(self, path: str, body: bytes, *, headers: Mapping[str, str], stream: bool,
+                   model: str | None = None) -> UpstreamResponse:
+        self.calls += 1
+        params = orjson.loads(body)
+        fault = self._fault(headers)
+        if fault and fault.delay:
+            await asyncio.sleep(fault.delay)
+        if fault and fault.status:
+            hdrs = {"request-id": f"req_offline_fault_{self.calls}"}
+            if fault.retry_after is not None:
+                hdrs["retry-after"] = str(fault.retry_after)
+            err = error_for_status(fault.status, _fault_body(fault.status), hdrs)
+            raise err
+        if path.endswith("/count_tokens"):
+            text, _ = _text_of(params)
+            tokens = (len(text) + 3) // 4 + 4 * len(params.get("messages") or ()) + 3
+            return UpstreamResponse(200, {"request-id": "req_offline_count", "x-tierwise-upstream": "offline"},
+                                    body=orjson.dumps({"input_tokens": tokens}), upstream=self.name)
+        message = synthesize(params, self._seen)
+        ttft, per_token = LATENCY[_family(message["model"])]
+        ttft *= self.latency_scale
+        per_token *= self.latency_scale
+        hdrs = self._headers(message["id"])
+        if not stream:
+            delay = ttft + per_token * message["usage"]["output_tokens"]
+            if delay > 0:
+                await asyncio.sleep(delay)
+            return UpstreamResponse(200, dict(hdrs, **{"content-type": "application/json"}), body=orjson.dumps(message), upstream=self.name)
+        if ttft > 0:
+            await asyncio.sleep(ttft)
+        events = stream_events(message, per_token=per_token, fault=fault)
+        return UpstreamResponse(200, dict(hdrs, **{"content-type": "text/event-stream"}),
+                                chunks=_iter_events(events, fault), upstream=self.name)
+
+    async def aclose(self) -> None:
+        return None
+
+
+def _fault_body(status: int) -> bytes:
+    kinds = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error", 404: "not_found_error",
+             413: "request_too_large", 429: "rate_limit_error", 500: "api_error", 504: "timeout_error", 529: "overloaded_error"}
+    kind = kinds.get(status, "api_error")
+    return error_body(kind, f"injected fault: HTTP {status} ({kind})", None)
+
+
+async def _iter_events(events: list[tuple[str, Any, float]], fault: Fault | None) -> AsyncIterator[bytes]:
+    for i, (name, data, delay) in enumerate(events):
+        if fault and fault.cut is not None and i >= fault.cut:
+            raise UpstreamConnectionError("injected fault: upstream connection dropped mid-stream")
+        if fault and fault.error_event is not None and i >= fault.error_event:
+            yield format_event("error", {"type": "error", "error": {"type": "overloaded_error", "message": "injected fault: Overloaded"}})
+            return
+        if fault and fault.malformed and i == 2:
+            yield b"event: content_block_delta\ndata: {not json\n\n"
+        if delay > 0:
+            await asyncio.sleep(delay)
+        yield format_event(name, data)
+
+
+def now() -> float:  # small seam for tests
+    return time.perf_counter()

@@ -1,0 +1,93 @@
+"""Reading an Anthropic SSE stream as it passes through, without changing a byte.
+
+``StreamMeter.feed(chunk)`` is called with each raw chunk the proxy forwards; it keeps
+partial lines between chunks and parses only the few events that carry accounting
+(``message_start``, ``message_delta``, a ``fallback`` block, ``error``).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import orjson
+
+from ..cost import Usage
+
+__all__ = ["StreamMeter", "format_event"]
+
+_INTERESTING = (b'"message_start"', b'"message_delta"', b'"fallback"', b'"error"')
+
+
+class StreamMeter:
+    __slots__ = ("usage", "model", "answered_model", "stop_reason", "error_type", "error_message",
+                 "first_token_at", "events", "_buf", "completed")
+
+    def __init__(self) -> None:
+        self.usage = Usage()
+        self.model: str | None = None
+        self.answered_model: str | None = None
+        self.stop_reason: str | None = None
+        self.error_type: str | None = None
+        self.error_message: str | None = None
+        self.first_token_at: float | None = None
+        self.events = 0
+        self.completed = False
+        self._buf = b""
+
+    def feed(self, chunk: bytes) -> None:
+        data = self._buf + chunk if self._buf else chunk
+        start = 0
+        while True:
+            nl = data.find(b"\n", start)
+            if nl < 0:
+                break
+            line = data[start:nl]
+            start = nl + 1
+            if line.startswith(b"data:"):
+                self._data(line[5:])
+            elif line.startswith(b"event:"):
+                self.events += 1
+                if self.first_token_at is None and b"content_block_delta" in line:
+                    self.first_token_at = time.perf_counter()
+                elif b"message_stop" in line:
+                    self.completed = True
+        self._buf = data[start:]
+
+    def _data(self, payload: bytes) -> None:
+        if not any(k in payload for k in _INTERESTING):
+            return
+        try:
+            obj: Any = orjson.loads(payload)
+        except orjson.JSONDecodeError:
+            return
+        if not isinstance(obj, dict):
+            return
+        kind = obj.get("type")
+        if kind == "message_start":
+            msg = obj.get("message") or {}
+            self.model = msg.get("model")
+            self.usage = Usage.from_api(msg.get("usage"))
+        elif kind == "message_delta":
+            usage = obj.get("usage")
+            if isinstance(usage, dict):
+                self.usage = self.usage.merged(usage)
+            self.stop_reason = (obj.get("delta") or {}).get("stop_reason") or self.stop_reason
+        elif kind == "content_block_start":
+            block = obj.get("content_block") or {}
+            if block.get("type") == "fallback":
+                self.answered_model = ((block.get("to") or {}).get("model")) or self.answered_model
+        elif kind == "error":
+            err = obj.get("error") or {}
+            self.error_type = err.get("type") or "api_error"
+            self.error_message = err.get("message")
+
+    @property
+    def priced_model(self) -> str | None:
+        """The model that actually answered (the fallback's target when the API fell back)."""
+        return self.answered_model or self.model
+
+
+def format_event(event: str, data: Any) -> bytes:
+    """One SSE event the way the API writes it: ``event:`` line, ``data:`` line, blank line."""
+    return b"event: " + event.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
