@@ -17,10 +17,18 @@ def sdk(proxy, **kw):
     return anthropic.Anthropic(base_url=proxy.url, api_key="sk-test-client-key", max_retries=0, **kw)
 
 
-def ledger_rows(proxy):
+def ledger_rows(proxy, n=None):
+    """The ledger rows once ``n`` calls (default: every call the proxy has seen) are written."""
+    import time
+
     led: Ledger = proxy.state.ledger
-    assert led.flush(10)
-    return led.rows()
+    deadline = time.monotonic() + 10
+    while True:
+        assert led.flush(10)
+        rows = led.rows()
+        if len(rows) >= (n if n is not None else proxy.state.recorded) or time.monotonic() > deadline:
+            return rows
+        time.sleep(0.01)
 
 
 def test_auto_non_streaming_routes_and_accounts(fake_anthropic, proxy_factory):
@@ -142,7 +150,9 @@ def test_recorded_streams_pass_byte_for_byte(name, proxy_factory):
     text = (SSE_DIR / name).read_text()
     if '"fallback"' in text and '"to":{"model":"claude-sonnet-4-5"}' in text:
         assert row["model"] == "claude-sonnet-4-5"  # the model that actually answered is priced
-    assert row["output_tokens"] > 0
+    assert row["input_tokens"] > 0 and row["status"] == 200 and row["stop_reason"] in ("end_turn", "refusal", "tool_use", "max_tokens")
+    if "refusal" in name:
+        assert row["stop_reason"] == "refusal"
     if proxy.state.settings.catalog.get(row["model"]) is not None:
         assert row["cost_nanos"] > 0
     else:  # e.g. claude-3-opus-latest: not in the catalog, so the cost is unknown, never guessed

@@ -129,10 +129,10 @@ async def handle_messages(state: "ProxyState", scope: dict[str, Any], receive: R
     except asyncio.CancelledError:
         raise
     except APIError as exc:
-        await send_error(send, exc, request_id, plan_headers(plan, upstream_name) if plan else None)
         state.record(dispatcher.row(plan=plan, requested=requested, request_id=request_id, started=started, wall=wall,
                                     usage=None, answered_model=None, status=exc.status, error_type=exc.error_type,
                                     stream=bool(body and body.get("stream")), upstream=upstream_name))
+        await send_error(send, exc, request_id, plan_headers(plan, upstream_name) if plan else None)
         return
     except Exception as exc:  # noqa: BLE001 - never a stack trace to the client
         state.log.exception("internal error routing request %s", request_id)
@@ -162,12 +162,12 @@ async def handle_messages(state: "ProxyState", scope: dict[str, Any], receive: R
         cost = cost_usd(state.settings.catalog, answered, usage, when=None)
         if cost is not None:
             out_headers.append((b"x-tierwise-cost-usd", f"{cost:.9f}".encode()))
-        await send({"type": "http.response.start", "status": resp.status,
-                    "headers": [_JSON, (b"content-length", str(len(data)).encode()), *out_headers]})
-        await send({"type": "http.response.body", "body": data})
         state.record(dispatcher.row(plan=plan, requested=requested, request_id=request_id, started=started, wall=wall,
                                     usage=usage, answered_model=answered, status=resp.status, upstream=upstream_name,
                                     stop_reason=stop_reason, prompt=prompt))
+        await send({"type": "http.response.start", "status": resp.status,
+                    "headers": [_JSON, (b"content-length", str(len(data)).encode()), *out_headers]})
+        await send({"type": "http.response.body", "body": data})
         return
 
     await _stream(state, send, receive, resp, plan, out_headers, request_id, started, wall, requested, upstream_name, prompt)
