@@ -67,6 +67,27 @@ DEFAULTS: dict[str, Any] = {
     },
     "registry": dict(DEFAULT_REGISTRY),
     "catalog": {},
+    # retries, fallbacks, circuit breaker (see tierwise.resilience and docs/production.md)
+    "resilience": {
+        "max_attempts": 3,            # upstream calls per request at most, retries and fallbacks included
+        "max_retry_time": 15.0,       # seconds of backoff a request may spend waiting in total
+        "backoff_base": 0.5,          # first backoff; doubles per retry, with jitter
+        "backoff_max": 8.0,
+        "max_retry_after": 10.0,      # honour an upstream retry-after up to this; longer -> fall back / fail now
+        "retries_per_target": 1,      # retries on the same upstream+model before the next fallback
+        "redis_url": "",              # share breaker state, budgets and rate limits between replicas
+        "fallbacks": {},              # tier -> ["bedrock", "next_tier", "tier:<name>"]; free table
+        "breaker": {"enabled": True, "window": 20, "min_requests": 5, "failure_rate": 0.5, "cooldown": 10.0,
+                    "half_open_probes": 1},
+        "bedrock": {"enabled": False, "region": "us-east-1", "endpoint_url": "", "model_prefix": "",
+                    "timeout": 600.0},
+    },
+    # proxy API keys (tierwise keys create); enforced when required or when any key exists
+    "keys": {"required": False, "refresh_interval": 5.0},
+    # USD budgets per UTC day: per key (set on the key), per task type, and overall
+    "budgets": {"action": "refuse", "daily_usd": 0.0, "tasks": {}, "store": "auto"},
+    # input limits; each violation is a 4xx in Anthropic's error format
+    "limits": {"max_messages": 100_000, "max_header_bytes": 32 * 1024, "max_header_value_bytes": 8 * 1024},
 }
 
 # environment variable -> (section path, key)
@@ -78,6 +99,7 @@ ENV_VARS: dict[str, tuple[str, ...]] = {
     "ANTHROPIC_BASE_URL": ("upstream", "url"),
     "TIERWISE_UPSTREAM_URL": ("upstream", "url"),
     "TIERWISE_STORE_PROMPTS": ("ledger", "store_prompts"),
+    "TIERWISE_REDIS_URL": ("resilience", "redis_url"),
 }
 
 
@@ -178,7 +200,7 @@ def _merge(base: dict[str, Any], over: Mapping[str, Any], where: str, free: bool
         if isinstance(cur, dict):
             if not isinstance(value, Mapping):
                 raise ConfigError(f"{path}: expected a table, got {value!r}")
-            free_here = key in ("registry", "catalog", "strategies") or free
+            free_here = key in ("registry", "catalog", "strategies", "fallbacks", "tasks") or free
             _merge(cur, value, path, free=free_here)
         else:
             base[key] = _coerce(value, cur, path)

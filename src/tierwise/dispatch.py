@@ -66,6 +66,7 @@ class Plan:
     routed: bool
     adapted: list[str] = field(default_factory=list)
     task: str | None = None
+    arm: str | None = None          # A/B arm this request was assigned to, if an experiment runs
 
     @property
     def tier(self) -> str | None:
@@ -185,7 +186,7 @@ class Dispatcher:
             "fallbacks": fallbacks,
             "attempts": orjson.dumps(attempts).decode() if attempts else None,
             "adapted": ",".join(plan.adapted) if plan and plan.adapted else None,
-            "arm": arm,
+            "arm": arm if arm is not None else (plan.arm if plan else None),
             "key_id": key_id,
             "client_disconnected": client_disconnected,
             "prompt": prompt,

@@ -10,6 +10,8 @@ from typing import Callable
 
 import sqlalchemy as sa
 
+from .evidence_schema import upgrade as _m3_evidence
+
 __all__ = ["metadata", "calls", "schema_version", "MIGRATIONS", "migrate", "current_version"]
 
 metadata = sa.MetaData()
@@ -78,6 +80,7 @@ def _m1_calls(conn: sa.Connection) -> None:
 # (version, name, upgrade). Append only.
 MIGRATIONS: list[tuple[int, str, Callable[[sa.Connection], None]]] = [
     (1, "calls ledger", _m1_calls),
+    (3, "evidence: feedback, registry history, alerts, evaluations, experiments", _m3_evidence),
 ]
 
 

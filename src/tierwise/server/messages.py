@@ -131,7 +131,7 @@ async def handle_messages(state: "ProxyState", scope: dict[str, Any], receive: R
     except APIError as exc:
         state.record(dispatcher.row(plan=plan, requested=requested, request_id=request_id, started=started, wall=wall,
                                     usage=None, answered_model=None, status=exc.status, error_type=exc.error_type,
-                                    stream=bool(body and body.get("stream")), upstream=upstream_name))
+                                    stream=bool(isinstance(body, dict) and body.get("stream")), upstream=upstream_name))
         await send_error(send, exc, request_id, plan_headers(plan, upstream_name) if plan else None)
         return
     except Exception as exc:  # noqa: BLE001 - never a stack trace to the client

@@ -1,0 +1,36 @@
+# tierwise: two commands on a fresh machine.
+#   make run   -> the proxy on 127.0.0.1:8787 (offline upstream without ANTHROPIC_API_KEY)
+#   make test  -> installs what the tests need and runs them
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+ARGS ?=
+
+.PHONY: run test bench clean check-python
+
+run: $(VENV)/.installed
+	$(VENV)/bin/tierwise serve $(ARGS)
+
+test: $(VENV)/.installed-test
+	$(PY) -m pytest -q $(ARGS)
+
+bench: $(VENV)/.installed-test
+	$(PY) bench/proxy_overhead.py
+
+check-python:
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "tierwise needs Python 3.11 or newer (found %s)" % sys.version.split()[0])'
+
+$(VENV)/bin/python: | check-python
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(VENV)/bin/python
+	$(PY) -m pip install -q -e .
+	@touch $@
+
+$(VENV)/.installed-test: pyproject.toml | $(VENV)/bin/python
+	$(PY) -m pip install -q -e '.[test]'
+	@touch $(VENV)/.installed $@
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info

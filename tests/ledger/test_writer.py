@@ -1,0 +1,68 @@
+"""Ledger writes are queued and batched, and a graceful close loses nothing (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import threading
+
+import sqlalchemy as sa
+
+from tierwise.ledger import Ledger, calls
+
+
+def _row(i: int) -> dict:
+    return {"ts": 1_700_000_000.0 + i, "day": "2026-11-21", "request_id": f"req_{i}", "status": 200,
+            "model": "claude-haiku-5-5", "tier": "fast", "input_tokens": i, "output_tokens": 2 * i,
+            "cost_nanos": 100 * i, "default_cost_nanos": 2000 * i, "stream": False, "batch": False,
+            "escalations": 0, "fallbacks": 0, "cache_write_5m_tokens": 0, "cache_write_1h_tokens": 0,
+            "cache_read_tokens": 0, "client_disconnected": False}
+
+
+def _many_threads_then_close(url: str, n_threads: int = 8, per_thread: int = 250) -> None:
+    led = Ledger(url, batch_size=100, flush_interval=0.05)
+
+    def work(t: int) -> None:
+        for j in range(per_thread):
+            led.record(_row(t * per_thread + j))
+
+    threads = [threading.Thread(target=work, args=(t,)) for t in range(n_threads)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    led.close()  # graceful stop: drains the queue
+    total = n_threads * per_thread
+    eng = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
+    with eng.connect() as conn:
+        count, cost, ids = conn.execute(sa.select(sa.func.count(), sa.func.sum(calls.c.cost_nanos),
+                                                  sa.func.count(sa.distinct(calls.c.request_id)))).one()
+    eng.dispose()
+    assert count == total and ids == total
+    assert cost == 100 * total * (total - 1) // 2
+
+
+def test_sqlite_graceful_close_loses_nothing(tmp_path):
+    _many_threads_then_close(f"sqlite:///{tmp_path / 'l.db'}")
+
+
+def test_postgresql_graceful_close_loses_nothing(pg_url):
+    _many_threads_then_close(pg_url)
+
+
+def test_prompt_text_only_when_enabled(tmp_path):
+    off = Ledger(f"sqlite:///{tmp_path / 'a.db'}")
+    off.record(dict(_row(1), prompt="secret customer text"))
+    off.flush()
+    assert off.rows()[0]["prompt"] is None
+    off.close()
+    on = Ledger(f"sqlite:///{tmp_path / 'b.db'}", store_prompts=True)
+    on.record(dict(_row(1), prompt="kept on purpose"))
+    on.flush()
+    assert on.rows()[0]["prompt"] == "kept on purpose"
+    on.close()
+
+
+def test_sqlite_uses_wal(tmp_path):
+    led = Ledger(f"sqlite:///{tmp_path / 'w.db'}")
+    with led.engine.connect() as conn:
+        assert conn.execute(sa.text("PRAGMA journal_mode")).scalar() == "wal"
+    led.close()
