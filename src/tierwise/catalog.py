@@ -45,6 +45,12 @@ class Rates:
     cache_write_5m: Decimal
     cache_write_1h: Decimal
     cache_read: Decimal
+    # the same rates as whole pico-dollars (1e-12 USD) per token, for exact integer cost math
+    pico: tuple[int, int, int, int, int] = field(default=(0, 0, 0, 0, 0), compare=False)
+
+    def __post_init__(self) -> None:
+        million = Decimal(1_000_000)
+        object.__setattr__(self, "pico", tuple(int((getattr(self, f) * million).to_integral_value()) for f in _PRICE_FIELDS))
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any], where: str) -> "Rates":

@@ -88,6 +88,13 @@ DEFAULTS: dict[str, Any] = {
     "budgets": {"action": "refuse", "daily_usd": 0.0, "tasks": {}, "store": "auto"},
     # input limits; each violation is a 4xx in Anthropic's error format
     "limits": {"max_messages": 100_000, "max_header_bytes": 32 * 1024, "max_header_value_bytes": 8 * 1024},
+    # evidence (tierwise eval / ab / monitor / dashboard; see docs/walkthrough.md)
+    "eval": {"threshold": 0.05, "confidence": 0.95, "concurrency": 4, "max_spend_usd": 5.0, "judge_tier": "balanced",
+             "judge_pass": 0.6, "max_tokens": 1024, "tiers": "fast,balanced,deep"},
+    "ab": {"enabled": False, "name": "", "key": "user", "arms": {}},  # arms: free table of arm -> policy
+    "monitor": {"enabled": True, "interval": 60.0, "margin": 0.05, "min_samples": 30, "max_error_rate": 0.08,
+                "auto_revert": False, "webhook": "", "bad_score": 0.5},
+    "dashboard": {"enabled": True, "token_env": "TIERWISE_DASHBOARD_TOKEN"},
 }
 
 # environment variable -> (section path, key)
@@ -200,7 +207,7 @@ def _merge(base: dict[str, Any], over: Mapping[str, Any], where: str, free: bool
         if isinstance(cur, dict):
             if not isinstance(value, Mapping):
                 raise ConfigError(f"{path}: expected a table, got {value!r}")
-            free_here = key in ("registry", "catalog", "strategies", "fallbacks", "tasks") or free
+            free_here = key in ("registry", "catalog", "strategies", "fallbacks", "tasks", "arms") or free
             _merge(cur, value, path, free=free_here)
         else:
             base[key] = _coerce(value, cur, path)

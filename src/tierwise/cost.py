@@ -17,7 +17,6 @@ from .catalog import Catalog, Model
 __all__ = ["Usage", "cost_nanos", "cost_usd", "NANO"]
 
 NANO = Decimal("1e9")
-_PER_TOKEN_TO_NANO = Decimal(1000)  # USD per Mtok -> nano-USD per token
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,16 +87,12 @@ def cost_nanos(model: Model, usage: Usage, *, when: _dt.datetime | _dt.date | No
     output included, at the band's rates. The batch discount applies to every kind of token.
     """
     rates = model.price_at(when).rates_for(usage.prompt_tokens)
-    total = (
-        usage.input_tokens * rates.input
-        + usage.output_tokens * rates.output
-        + usage.cache_write_5m_tokens * rates.cache_write_5m
-        + usage.cache_write_1h_tokens * rates.cache_write_1h
-        + usage.cache_read_tokens * rates.cache_read
-    ) * _PER_TOKEN_TO_NANO
+    p_in, p_out, p_w5, p_w1, p_read = rates.pico
+    pico = (usage.input_tokens * p_in + usage.output_tokens * p_out + usage.cache_write_5m_tokens * p_w5
+            + usage.cache_write_1h_tokens * p_w1 + usage.cache_read_tokens * p_read)
     if batch:
-        total = total * (Decimal(1) - batch_discount)
-    return int(total.to_integral_value())
+        return int((Decimal(pico) * (Decimal(1) - batch_discount) / 1000).to_integral_value())
+    return (pico + 500) // 1000  # pico -> nano, half up
 
 
 def cost_usd(catalog: Catalog, model_id: str, usage: Usage, *, when: Any = None, batch: bool = False) -> Decimal | None:

@@ -152,13 +152,13 @@ class Dispatcher:
         usage = usage or Usage()
         model_id = answered_model or (plan.model_id if plan else None)
         model = self.catalog.get(model_id) if model_id else None
-        when = _dt.datetime.fromtimestamp(wall, _dt.timezone.utc)
+        when, day = _utc_day(wall)
         cost = cost_nanos(model, usage, when=when) if model is not None else None
         default_cost = cost_nanos(self.default_model, usage, when=when)
         d = plan.decision if plan else None
         return {
             "ts": wall,
-            "day": when.strftime("%Y-%m-%d"),
+            "day": day,
             "request_id": request_id,
             "task": plan.task if plan else None,
             "router": d.router if d else None,
@@ -191,6 +191,18 @@ class Dispatcher:
             "client_disconnected": client_disconnected,
             "prompt": prompt,
         }
+
+
+_DAY: list[Any] = [None, None, ""]
+
+
+def _utc_day(wall: float) -> tuple[_dt.date, str]:
+    """The UTC date of ``wall`` and its ISO string, cached for the current day."""
+    n = int(wall // 86400)
+    if _DAY[0] != n:
+        d = _dt.datetime.fromtimestamp(wall, _dt.timezone.utc).date()
+        _DAY[:] = [n, d, d.isoformat()]
+    return _DAY[1], _DAY[2]
 
 
 def prompt_text(body: Mapping[str, Any]) -> str:

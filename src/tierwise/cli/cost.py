@@ -56,8 +56,8 @@ def cost(
     except TierwiseError as exc:
         fail(str(exc))
 
-    source = SEED_PRICES_LABEL if prices == "seed" else (
-        f"catalog prices in force {when or 'today'} (catalog checked {catalog.checked or 'n/a'})")
+    source = SEED_PRICES_LABEL[0].upper() + SEED_PRICES_LABEL[1:] if prices == "seed" else (
+        f"Catalog prices in force {when or 'today'} (catalog checked {catalog.checked or 'n/a'})")
     if as_json:
         typer.echo(json.dumps({
             "calls_per_day": calls_per_day, "input_tokens": input_tokens, "output_tokens": output_tokens, "days": days,
@@ -75,26 +75,32 @@ def cost(
     month_out = output_tokens * matrix.calls
     title = (f"Monthly cost: {fmt_int(calls_per_day)} calls/day × {days} days, "
              f"{fmt_int(input_tokens)} in / {fmt_int(output_tokens)} out per call")
-    table = Table(title=title, title_style="bold", header_style="bold cyan", caption_justify="left",
-                  caption=f"{fmt_int(month_in)} input and {fmt_int(month_out)} output tokens a month. Prices: {source}.")
-    table.add_column("Routing", style="bold", no_wrap=True)
-    table.add_column("Model(s)", style="dim")
-    table.add_column("$/Mtok in / out", justify="right", no_wrap=True)
+    price_table = Table(title="Prices (USD per million tokens)", title_style="bold", header_style="bold cyan",
+                        show_edge=False, caption=source, caption_justify="left")
+    price_table.add_column("Tier", style="bold", no_wrap=True)
+    price_table.add_column("Model")
+    price_table.add_column("Input", justify="right", no_wrap=True)
+    price_table.add_column("Output", justify="right", no_wrap=True)
+    for t, p in table_prices.items():
+        price_table.add_row(t + (" (baseline)" if t == default else ""), p.model, fmt_usd(p.input), fmt_usd(p.output))
+    table = Table(title=title, title_style="bold", header_style="bold cyan", caption_justify="left", show_edge=False,
+                  caption=f"{fmt_int(month_in)} input and {fmt_int(month_out)} output tokens a month; "
+                          f"savings against sending everything to {default}.")
+    table.add_column("Routing", style="bold")
     table.add_column("Per month", justify="right", no_wrap=True, style="bold")
-    table.add_column(f"Saved vs all {default}", justify="right", no_wrap=True, style="green")
+    table.add_column("Saved/month", justify="right", no_wrap=True, style="green")
     table.add_column("Saved %", justify="right", no_wrap=True, style="green")
-    table.add_column("Saved per year", justify="right", no_wrap=True, style="green")
+    table.add_column("Saved/year", justify="right", no_wrap=True, style="green")
     for r in matrix.rows:
         if r.is_mix:
             table.add_section()
-            rate = "mixed"
-        else:
-            p = table_prices[r.tier]  # type: ignore[index]
-            rate = f"{fmt_usd(p.input)} / {fmt_usd(p.output)}"
         label = r.label + (" (baseline)" if r.is_default else "")
-        table.add_row(label, r.model, rate, fmt_usd(r.monthly_usd), fmt_usd(r.savings_usd), fmt_pct(r.savings_pct),
+        table.add_row(label, fmt_usd(r.monthly_usd), fmt_usd(r.savings_usd), fmt_pct(r.savings_pct),
                       fmt_usd(r.yearly_savings_usd), style="bold" if r.is_mix else None)
+    console.print(price_table)
+    console.print()
     console.print(table)
+    console.print()
     m, base = matrix.mix, matrix.baseline
     verdict = "saves" if m.savings_usd >= 0 else "costs"
     amount = abs(m.savings_usd)

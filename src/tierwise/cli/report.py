@@ -23,7 +23,9 @@ __all__ = ["report", "fail", "new_console", "fmt_int", "fmt_ms", "fmt_pct", "mas
 # ---------------------------------------------------------------------------- shared helpers
 def fail(message: str) -> NoReturn:
     """A user mistake: one line on stderr, exit code 2, no traceback."""
-    err_console.print(f"[bold red]error:[/bold red] {message}", highlight=False, markup=True)
+    from rich.markup import escape
+
+    err_console.print(f"[bold red]error:[/bold red] {escape(message)}", highlight=False)
     raise typer.Exit(2)
 
 

@@ -11,6 +11,7 @@ from typing import Callable
 import sqlalchemy as sa
 
 from .evidence_schema import upgrade as _m3_evidence
+from .keys_schema import upgrade_keys
 
 __all__ = ["metadata", "calls", "schema_version", "MIGRATIONS", "migrate", "current_version"]
 
@@ -80,6 +81,7 @@ def _m1_calls(conn: sa.Connection) -> None:
 # (version, name, upgrade). Append only.
 MIGRATIONS: list[tuple[int, str, Callable[[sa.Connection], None]]] = [
     (1, "calls ledger", _m1_calls),
+    (2, "proxy keys and budgets", upgrade_keys),
     (3, "evidence: feedback, registry history, alerts, evaluations, experiments", _m3_evidence),
 ]
 

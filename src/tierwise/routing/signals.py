@@ -1,7 +1,8 @@
 """Complexity signals from the seeds: length, conditional and multi-step reasoning, comparison
 or analysis, several documents, code, turns, tools, math, stakes, and short schema-bound output.
 
-Cheap regular expressions over the request text; each signal has a phrase a person reads.
+Built for the hot path: the text is lower-cased and split into words once; most signals are set
+look-ups or substring tests, with one small regular expression for numbered documents.
 """
 
 from __future__ import annotations
@@ -15,32 +16,34 @@ if TYPE_CHECKING:
 
 __all__ = ["Signals", "extract", "DESCRIPTIONS"]
 
-_FLAGS = re.IGNORECASE
-CONDITIONAL = re.compile(r"\b(if|unless|assuming|given that|provided that|except|otherwise|in case|only when)\b", _FLAGS)
-MULTI_STEP = re.compile(
-    r"(step[- ]by[- ]step|\bfirst\b.*\bthen\b|\bthen\b.*\bfinally\b|\bplan\b|\bmulti[- ]step\b|\bderive\b|\bprove\b|"
-    r"\bwalk me through\b|\bbreak (it|this) down\b|\bsequence of\b|\bworkflow\b)",
-    _FLAGS | re.DOTALL,
-)
-ANALYSIS = re.compile(
-    r"\b(compare|comparison|contrast|analy[sz]e|analysis|trade-?offs?|evaluate|assess|pros and cons|critique|"
-    r"reconcile|contradict\w*|inconsisten\w*|synthesi[sz]e|root cause|why does|justify|recommend)\b",
-    _FLAGS,
-)
-DOCUMENTS = re.compile(r"(<document\b|\bdocument\s*\d+\b|\bsources?\s*\d+\b|\bpaper\s*\d+\b|\bexhibit\s+[a-z0-9]\b|\battached (files|documents)\b)", _FLAGS)
-CODE = re.compile(r"(```|\bdef \w+\(|\bclass \w+[:(]|\bfunction \w+\(|\bimport \w+|#include\b|\bSELECT\b.+\bFROM\b|=>|\breturn\b.*;)", re.DOTALL)
-CODE_TASK = re.compile(r"\b(write|implement|refactor|debug|fix|review)\b.{0,40}\b(code|function|class|script|module|bug|query|endpoint|test)s?\b", _FLAGS)
-MATH = re.compile(r"(\bhow (many|much)\b|\btotal\b|\bpercent\w*\b|\bprobability\b|\bequation\b|\bsolve\b|\bintegral\b|\$\d)", _FLAGS)
-STAKES = re.compile(
-    r"\b(security|vulnerab\w*|exploit|auth(entication|orization)?|payments?|legal|contract|liabilit\w*|compliance|"
-    r"medical|diagnos\w*|irreversible|delete|production database|financial model)\b",
-    _FLAGS,
-)
-SHORT_OUTPUT = re.compile(
-    r"\b(classify|categori[sz]e|label|tag|extract|sentiment|yes or no|true or false|one word|single word|"
-    r"headline|tl;?dr|in one sentence|return json|as json|json object|which category|intent)\b",
-    _FLAGS,
-)
+_WORD = re.compile(r"[a-z0-9_#;']+")
+_DOCS = re.compile(r"<document\b|\b(?:document|doc|source|paper|exhibit|appendix|attachment)\s*#?\s*[0-9a-d]\b")
+
+CONDITIONAL_WORDS = frozenset({"if", "unless", "assuming", "except", "otherwise", "whether", "provided"})
+CONDITIONAL_PHRASES = ("given that", "in case", "only when", "as long as")
+MULTI_STEP_WORDS = frozenset({"plan", "derive", "prove", "workflow", "sequence", "roadmap", "multi-step", "stepwise"})
+MULTI_STEP_PHRASES = ("step by step", "step-by-step", "walk me through", "break it down", "break this down",
+                      "multi step", "then finally", "and then")
+ANALYSIS_WORDS = frozenset({"compare", "comparison", "contrast", "analyze", "analyse", "analysis", "tradeoff", "tradeoffs",
+                            "evaluate", "assess", "critique", "reconcile", "contradict", "contradicts", "contradiction",
+                            "contradictions", "inconsistent", "inconsistency", "inconsistencies", "synthesize",
+                            "synthesise", "justify", "recommend", "implications"})
+ANALYSIS_PHRASES = ("trade-off", "pros and cons", "root cause", "why does")
+CODE_MARKERS = ("```", "def ", "class ", "function ", "import ", "#include", "=>", "){", ") {", "select ", "};")
+CODE_VERBS = frozenset({"write", "implement", "refactor", "debug", "fix", "review", "optimize", "port"})
+CODE_NOUNS = frozenset({"code", "function", "functions", "class", "script", "module", "bug", "bugs", "query", "endpoint",
+                        "test", "tests", "regex", "sql", "api", "program"})
+MATH_WORDS = frozenset({"total", "percent", "percentage", "probability", "equation", "solve", "integral", "average",
+                        "sum", "ratio", "calculate", "compute"})
+MATH_PHRASES = ("how many", "how much")
+STAKES_WORDS = frozenset({"security", "vulnerability", "vulnerabilities", "exploit", "authentication", "authorization",
+                          "payment", "payments", "legal", "contract", "contracts", "liability", "compliance", "medical",
+                          "diagnosis", "irreversible", "delete", "lawsuit", "regulatory", "gdpr", "hipaa"})
+STAKES_PHRASES = ("production database", "financial model")
+SHORT_WORDS = frozenset({"classify", "categorize", "categorise", "label", "tag", "extract", "sentiment", "headline",
+                         "tldr", "tl;dr", "intent", "yes/no"})
+SHORT_PHRASES = ("yes or no", "true or false", "one word", "single word", "in one sentence", "return json", "as json",
+                 "json object", "which category")
 
 DESCRIPTIONS = {
     "long_prompt": "long prompt ({tokens:,} tokens)",
@@ -77,29 +80,39 @@ class Signals:
     short_output: bool
 
 
+def _has(words: set[str], text: str, vocab: frozenset[str], phrases: tuple[str, ...]) -> bool:
+    return not words.isdisjoint(vocab) or any(p in text for p in phrases)
+
+
 def extract(request: "RouteRequest") -> Signals:
     text = request.text
-    last = request.last_user_text or text
+    last = (request.last_user_text or text).lower()
+    tokens_list = _WORD.findall(last)
+    words = set(tokens_list)
     body = request.body
     messages = body.get("messages") or ()
-    n_docs = len(DOCUMENTS.findall(text))
+    low_all = text.lower() if len(text) != len(last) else last
+    n_docs = len(_DOCS.findall(low_all)) if ("doc" in low_all or "source" in low_all or "paper" in low_all
+                                             or "exhibit" in low_all or "appendix" in low_all or "attachment" in low_all) else 0
     for msg in messages:
         content = msg.get("content") if isinstance(msg, dict) else None
         if isinstance(content, list):
             n_docs += sum(1 for b in content if isinstance(b, dict) and b.get("type") in ("document", "image"))
+    conditionals = sum(1 for w in tokens_list if w in CONDITIONAL_WORDS) + sum(last.count(p) for p in CONDITIONAL_PHRASES)
+    first_then = "first" in words and "then" in words
     tools = body.get("tools")
     return Signals(
         chars=len(text),
         tokens=(len(text) + 3) // 4,
-        conditionals=len(CONDITIONAL.findall(last)),
-        multi_step=bool(MULTI_STEP.search(last)),
-        analysis=bool(ANALYSIS.search(last)),
+        conditionals=conditionals,
+        multi_step=first_then or _has(words, last, MULTI_STEP_WORDS, MULTI_STEP_PHRASES),
+        analysis=_has(words, last, ANALYSIS_WORDS, ANALYSIS_PHRASES),
         documents=n_docs,
-        code=bool(CODE.search(text)),
-        code_task=bool(CODE_TASK.search(last)),
+        code=any(m in low_all for m in CODE_MARKERS),
+        code_task=not words.isdisjoint(CODE_VERBS) and not words.isdisjoint(CODE_NOUNS),
         turns=len(messages),
         tools=len(tools) if isinstance(tools, list) else 0,
-        math=bool(MATH.search(last)),
-        stakes=bool(STAKES.search(last)),
-        short_output=bool(SHORT_OUTPUT.search(last)),
+        math=_has(words, last, MATH_WORDS, MATH_PHRASES) or ("$" in last and any(c.isdigit() for c in last)),
+        stakes=_has(words, last, STAKES_WORDS, STAKES_PHRASES),
+        short_output=_has(words, last, SHORT_WORDS, SHORT_PHRASES),
     )

@@ -56,6 +56,9 @@ def create_app(settings: Settings, *, upstream: Upstream | None = None, ledger: 
         ledger = None
     state = ProxyState(settings=settings, dispatcher=Dispatcher(settings), upstream=upstream or build_upstream(settings),
                        ledger=ledger)
+    from ..resilience import Runtime
+
+    state.guard = Runtime(settings, state.upstream, ledger)  # type: ignore[attr-defined]  # retries, keys, budgets
     catalog = settings.catalog
 
     async def models(request: Request) -> Response:
@@ -87,7 +90,7 @@ def create_app(settings: Settings, *, upstream: Upstream | None = None, ledger: 
                 raise InvalidRequestError("model: field required")
             validate_body(dict(body, max_tokens=body.get("max_tokens", 1)))
             plan = state.dispatcher.plan(body, request.headers.get("x-tierwise-task"))
-            headers = {k.lower(): v for k, v in request.headers.items()}
+            headers = state.guard.admit({k.lower(): v for k, v in request.headers.items()})  # type: ignore[attr-defined]
             resp = await state.upstream.send("/v1/messages/count_tokens", orjson.dumps(body), headers=headers,
                                              stream=False, model=plan.model_id)
         except APIError as exc:
@@ -115,6 +118,7 @@ def create_app(settings: Settings, *, upstream: Upstream | None = None, ledger: 
             yield
         finally:
             await state.upstream.aclose()
+            await state.guard.aclose()  # type: ignore[attr-defined]
             if state.ledger is not None:
                 state.ledger.close()
 

@@ -1,8 +1,10 @@
 """``POST /v1/messages`` as a plain ASGI handler: the proxy's hot path.
 
-Kept free of framework layers: read the body, route, adapt, forward through the one upstream
-client, pass the answer back unchanged (streams event by event as they arrive), and queue a
-ledger row. Nothing here touches the disk.
+Kept free of framework layers: check the limits and the caller's key, read the body, route,
+adapt, reserve budget when one applies, send through the attempt loop (retries, fallbacks,
+circuit breaker; see ``tierwise.resilience``), pass the answer back unchanged (streams event by
+event as they arrive), and queue a ledger row that lists every attempt. Nothing here touches the
+disk; with no keys or budgets configured nothing here waits on a database either.
 """
 
 from __future__ import annotations
@@ -14,21 +16,28 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 import orjson
 
-from ..cost import Usage, cost_usd
+from ..cost import Usage, cost_nanos
 from ..dispatch import Plan, prompt_text, validate_body
 from ..errors import APIError, InternalServerError, InvalidRequestError, RequestTooLargeError, error_body
 from ..upstream.base import FORWARD_RESPONSE_HEADERS, RATELIMIT_PREFIX
 from ..upstream.sse import StreamMeter, format_event
 
 if TYPE_CHECKING:
+    from ..resilience import Runtime
+    from ..resilience.attempts import Outcome
     from .state import ProxyState
 
-__all__ = ["handle_messages", "read_body", "send_error", "plan_headers"]
+__all__ = ["handle_messages", "read_body", "send_error", "plan_headers", "new_request_id"]
 
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 
 _JSON = (b"content-type", b"application/json")
+_AUTH_HEADERS = ("x-api-key", "authorization")
+
+
+class ClientGone(Exception):
+    """The client disconnected before the answer was sent."""
 
 
 def new_request_id() -> str:
@@ -43,16 +52,17 @@ async def read_body(scope: dict[str, Any], receive: Receive, limit: int) -> byte
     for k, v in scope["headers"]:
         if k == b"content-length":
             try:
-                if int(v) > limit:
-                    raise RequestTooLargeError(f"request body of {int(v):,} bytes exceeds the limit of {limit:,} bytes")
+                n = int(v)
             except ValueError:
                 raise InvalidRequestError("content-length: not a number") from None
+            if n > limit:
+                raise RequestTooLargeError(f"request body of {n:,} bytes exceeds the limit of {limit:,} bytes")
     chunks: list[bytes] = []
     size = 0
     while True:
         msg = await receive()
         if msg["type"] == "http.disconnect":
-            raise asyncio.CancelledError("client disconnected before sending the body")
+            raise ClientGone("client disconnected before sending the body")
         chunk = msg.get("body", b"")
         if chunk:
             size += len(chunk)
@@ -69,23 +79,24 @@ async def send_error(send: Send, exc: APIError, request_id: str, extra: list[tup
     headers = [_JSON, (b"content-length", str(len(payload)).encode()), (b"x-tierwise-request-id", request_id.encode())]
     for h in ("retry-after", "retry-after-ms", "x-should-retry"):
         if h in exc.headers:
-            headers.append((h.encode(), _hdr(exc.headers[h])))
+            headers.append((h.encode(), _hdr(str(exc.headers[h]))))
     if extra:
         headers.extend(extra)
     await send({"type": "http.response.start", "status": exc.status, "headers": headers})
     await send({"type": "http.response.body", "body": payload})
 
 
-def plan_headers(plan: Plan, upstream: str) -> list[tuple[bytes, bytes]]:
+def plan_headers(plan: Plan, upstream: str, model_id: str | None = None, tier: str | None = None) -> list[tuple[bytes, bytes]]:
     d = plan.decision
     out = [
-        (b"x-tierwise-model", _hdr(plan.model_id)),
+        (b"x-tierwise-model", _hdr(model_id or plan.model_id)),
         (b"x-tierwise-router", _hdr(d.router)),
         (b"x-tierwise-reason", _hdr(d.reason_text())),
         (b"x-tierwise-upstream", _hdr(upstream)),
     ]
-    if d.tier:
-        out.append((b"x-tierwise-tier", _hdr(d.tier)))
+    tier = tier or d.tier
+    if tier:
+        out.append((b"x-tierwise-tier", _hdr(tier)))
     if plan.task:
         out.append((b"x-tierwise-task", _hdr(plan.task)))
     if plan.routed:
@@ -103,54 +114,157 @@ def _forward_headers(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
     return out
 
 
+class _Call:
+    """What one request accumulates on its way: for the ledger row and the response headers."""
+
+    __slots__ = ("started", "wall", "request_id", "plan", "requested", "stream", "prompt", "key_id", "attempts",
+                 "reservation", "fallbacks", "escalations")
+
+    def __init__(self) -> None:
+        self.started = time.perf_counter()
+        self.wall = time.time()
+        self.request_id = new_request_id()
+        self.plan: Plan | None = None
+        self.requested: str | None = None
+        self.stream = False
+        self.prompt: str | None = None
+        self.key_id: str | None = None
+        self.attempts: list[dict[str, Any]] = []
+        self.reservation: Any = None
+        self.fallbacks = 0
+        self.escalations = 0
+
+    def calls(self) -> int:
+        return sum(1 for a in self.attempts if a["error_type"] != "circuit_open")
+
+    def failed_cost(self, upto: int | None = None) -> int:
+        atts = self.attempts if upto is None else self.attempts[:upto]
+        return sum(a["cost_nanos"] or 0 for a in atts if a["status"] not in (200, None) or a["error_type"])
+
+    def attempt_headers(self) -> list[tuple[bytes, bytes]]:
+        return [(b"x-tierwise-attempts", str(self.calls()).encode()), (b"x-tierwise-fallbacks", str(self.fallbacks).encode())]
+
+    def count_moves(self, tier_order: list[str]) -> None:
+        """Fallbacks: moves to another target; escalations: moves to a higher tier."""
+        seen: list[tuple[str, str]] = []
+        for a in self.attempts:
+            k = (a["upstream"], a["model"])
+            if not seen or seen[-1] != k:
+                seen.append(k)
+        self.fallbacks = max(0, len(seen) - 1)
+
+
+def _runtime(state: "ProxyState") -> "Runtime":
+    rt = getattr(state, "guard", None)
+    if rt is None:
+        from ..resilience import Runtime
+
+        rt = Runtime(state.settings, state.upstream, state.ledger)
+        state.guard = rt  # type: ignore[attr-defined]
+    return rt
+
+
 async def handle_messages(state: "ProxyState", scope: dict[str, Any], receive: Receive, send: Send) -> None:
-    started = time.perf_counter()
-    wall = time.time()
-    request_id = new_request_id()
-    headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
-    plan: Plan | None = None
-    requested: str | None = None
-    body: dict[str, Any] | None = None
+    call = _Call()
+    rt = _runtime(state)
     dispatcher = state.dispatcher
     upstream_name = state.upstream.name
+    watch: asyncio.Task[Any] | None = None
+    body: dict[str, Any] | None = None
     try:
+        rt.limits.check_headers(scope["headers"])
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        key = None
+        keys = rt.keys
+        if keys is not None:
+            keys.maybe_refresh()
+            if keys.enforced:
+                key = keys.authenticate(headers)
+                call.key_id = key.id
+                for h in _AUTH_HEADERS:  # the proxy key never travels upstream
+                    headers.pop(h, None)
+                if key.rpm:
+                    await rt.limiter.check(key.id, key.rpm)
         raw = await read_body(scope, receive, state.settings.max_body_bytes)
         try:
             body = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
             raise InvalidRequestError(f"request body is not valid JSON: {exc}") from None
         validate_body(body)
-        requested = body["model"]
-        prompt = prompt_text(body) if state.ledger is not None and state.ledger.store_prompts else None
-        plan = dispatcher.plan(body, headers.get("x-tierwise-task"))
-        stream = bool(body.get("stream", False))
+        rt.limits.check_body(body)
+        call.requested = body["model"]
+        call.stream = stream = bool(body.get("stream", False))
+        if state.ledger is not None and state.ledger.store_prompts:
+            call.prompt = prompt_text(body)
+        plan = call.plan = dispatcher.plan(body, headers.get("x-tierwise-task"))
+        if key is not None and key.restricted:
+            plan = call.plan = rt.clamp_to_pool(plan, body, key)
+        if not plan.routed and plan.model is not None:
+            rt.limits.check_max_tokens(body["max_tokens"], plan.model_id, plan.model.max_output)
         out_body = orjson.dumps(body) if plan.routed else raw
-        resp = await state.upstream.send("/v1/messages", out_body, headers=headers, stream=stream, model=plan.model_id)
+        scopes = rt.budget_scopes(key, plan.task)
+        if scopes:
+            call.reservation, plan = await rt.reserve(scopes, plan, body, len(out_body), key)
+            if plan is not call.plan:
+                call.plan = plan
+                out_body = orjson.dumps(body)
+        chain = rt.chain(plan, body, out_body, key, len(raw))
+        watch = asyncio.ensure_future(_wait_disconnect(receive))
+        run = asyncio.ensure_future(rt.loop.run(chain, path="/v1/messages", headers=headers, stream=stream,
+                                                attempts=call.attempts))
+        done, _ = await asyncio.wait((run, watch), return_when=asyncio.FIRST_COMPLETED)
+        if run not in done:
+            run.cancel()
+            try:
+                await run
+            except BaseException:  # noqa: BLE001 - cancelled: the client is gone
+                pass
+            raise ClientGone("client disconnected while waiting for the upstream")
+        outcome: "Outcome" = run.result()
     except asyncio.CancelledError:
+        if watch is not None:
+            watch.cancel()
         raise
+    except ClientGone:
+        call.count_moves(rt.catalog.tier_order)
+        await _finish_error(state, rt, call, 499, "client_disconnected", upstream_name, body, disconnected=True)
+        return
     except APIError as exc:
-        state.record(dispatcher.row(plan=plan, requested=requested, request_id=request_id, started=started, wall=wall,
-                                    usage=None, answered_model=None, status=exc.status, error_type=exc.error_type,
-                                    stream=bool(isinstance(body, dict) and body.get("stream")), upstream=upstream_name))
-        await send_error(send, exc, request_id, plan_headers(plan, upstream_name) if plan else None)
+        if watch is not None:
+            watch.cancel()
+        call.count_moves(rt.catalog.tier_order)
+        upstream_name = call.attempts[-1]["upstream"] if call.attempts else upstream_name
+        extra = call.attempt_headers()
+        if call.plan is not None:
+            extra = plan_headers(call.plan, upstream_name) + extra
+        await _finish_error(state, rt, call, exc.status, exc.error_type, upstream_name, body)
+        await send_error(send, exc, call.request_id, extra)
         return
     except Exception as exc:  # noqa: BLE001 - never a stack trace to the client
-        state.log.exception("internal error routing request %s", request_id)
-        err = InternalServerError(f"tierwise internal error ({type(exc).__name__}); request id {request_id}")
-        await send_error(send, err, request_id)
-        state.record(dispatcher.row(plan=plan, requested=requested, request_id=request_id, started=started, wall=wall,
-                                    usage=None, answered_model=None, status=500, error_type="api_error", upstream=upstream_name))
+        if watch is not None:
+            watch.cancel()
+        state.log.exception("internal error routing request %s", call.request_id)
+        err = InternalServerError(f"tierwise internal error ({type(exc).__name__}); request id {call.request_id}")
+        await send_error(send, err, call.request_id)
+        await _finish_error(state, rt, call, 500, "api_error", upstream_name, body)
         return
 
-    upstream_name = resp.headers.get("x-tierwise-upstream", resp.upstream or upstream_name)
-    out_headers = plan_headers(plan, upstream_name)
-    out_headers.append((b"x-tierwise-request-id", request_id.encode()))
+    call.count_moves(rt.catalog.tier_order)
+    target = outcome.target
+    resp = outcome.resp
+    if target.kind == "tier":
+        call.escalations = 1
+    upstream_name = resp.headers.get("x-tierwise-upstream", resp.upstream or target.upstream.name)
+    out_headers = plan_headers(plan, upstream_name, target.model_id, target.tier)
+    out_headers.append((b"x-tierwise-request-id", call.request_id.encode()))
+    out_headers.extend(call.attempt_headers())
     out_headers.extend(_forward_headers(resp.headers))
 
     if not stream:
+        watch.cancel()
         data = resp.body or b""
         usage = Usage()
-        answered = plan.model_id
+        answered = target.model_id
         stop_reason = None
         try:
             msg = orjson.loads(data)
@@ -158,19 +272,29 @@ async def handle_messages(state: "ProxyState", scope: dict[str, Any], receive: R
             answered = _answered_model(msg) or answered
             stop_reason = msg.get("stop_reason")
         except (orjson.JSONDecodeError, AttributeError):
-            state.log.warning("upstream returned a non-JSON body for %s", request_id)
-        cost = cost_usd(state.settings.catalog, answered, usage, when=None)
+            state.log.warning("upstream returned a non-JSON body for %s", call.request_id)
+        model = state.settings.catalog.get(answered)
+        cost = cost_nanos(model, usage) if model is not None else None
+        call.attempts[-1]["cost_nanos"] = cost or 0
+        failed = call.failed_cost()
         if cost is not None:
-            out_headers.append((b"x-tierwise-cost-usd", f"{cost:.9f}".encode()))
-        state.record(dispatcher.row(plan=plan, requested=requested, request_id=request_id, started=started, wall=wall,
-                                    usage=usage, answered_model=answered, status=resp.status, upstream=upstream_name,
-                                    stop_reason=stop_reason, prompt=prompt))
+            out_headers.append((b"x-tierwise-cost-usd", f"{(cost + failed) / 1e9:.9f}".encode()))
+        _record(state, call, usage=usage, answered=answered, status=resp.status, upstream=upstream_name,
+                stop_reason=stop_reason, failed=failed)
         await send({"type": "http.response.start", "status": resp.status,
                     "headers": [_JSON, (b"content-length", str(len(data)).encode()), *out_headers]})
         await send({"type": "http.response.body", "body": data})
+        await _settle(rt, call, (cost or 0) + failed, state)
         return
 
-    await _stream(state, send, receive, resp, plan, out_headers, request_id, started, wall, requested, upstream_name, prompt)
+    await _stream(state, rt, send, watch, outcome, out_headers, call, upstream_name)
+
+
+async def _wait_disconnect(receive: Receive) -> None:
+    while True:
+        msg = await receive()
+        if msg["type"] == "http.disconnect":
+            return
 
 
 def _answered_model(msg: dict[str, Any]) -> str | None:
@@ -183,10 +307,41 @@ def _answered_model(msg: dict[str, Any]) -> str | None:
     return msg.get("model")
 
 
-async def _stream(state: "ProxyState", send: Send, receive: Receive, resp: Any, plan: Plan,
-                  out_headers: list[tuple[bytes, bytes]], request_id: str, started: float, wall: float,
-                  requested: str | None, upstream_name: str, prompt: str | None) -> None:
-    meter = StreamMeter()
+def _record(state: "ProxyState", call: _Call, *, usage: Usage | None, answered: str | None, status: int, upstream: str,
+            stop_reason: str | None = None, error_type: str | None = None, failed: int = 0, ttft: float | None = None,
+            disconnected: bool = False) -> None:
+    row = state.dispatcher.row(plan=call.plan, requested=call.requested, request_id=call.request_id, started=call.started,
+                               wall=call.wall, usage=usage, answered_model=answered, status=status, error_type=error_type,
+                               stream=call.stream, ttft=ttft, upstream=upstream, stop_reason=stop_reason,
+                               attempts=call.attempts or None, client_disconnected=disconnected, prompt=call.prompt,
+                               key_id=call.key_id, escalations=call.escalations, fallbacks=call.fallbacks)
+    if failed:
+        # every attempt is paid for: the row's cost is the whole request's, failed attempts included
+        row["cost_nanos"] = (row["cost_nanos"] or 0) + failed
+    state.record(row)
+
+
+async def _settle(rt: "Runtime", call: _Call, total: int, state: "ProxyState") -> None:
+    if call.reservation is None:
+        return
+    try:
+        await rt.budgets.settle(call.reservation, total)
+    except Exception:  # noqa: BLE001 - the answer is already sent; the spend must still not vanish silently
+        state.log.exception("could not settle the budget reservation of %s", call.request_id)
+
+
+async def _finish_error(state: "ProxyState", rt: "Runtime", call: _Call, status: int, error_type: str, upstream: str,
+                        body: dict[str, Any] | None, disconnected: bool = False) -> None:
+    failed = call.failed_cost()
+    _record(state, call, usage=None, answered=None, status=status, error_type=error_type, upstream=upstream,
+            failed=failed, disconnected=disconnected)
+    await _settle(rt, call, failed, state)
+
+
+async def _stream(state: "ProxyState", rt: "Runtime", send: Send, watch: "asyncio.Task[Any]", outcome: "Outcome",
+                  out_headers: list[tuple[bytes, bytes]], call: _Call, upstream_name: str) -> None:
+    resp = outcome.resp
+    meter = outcome.meter or StreamMeter()
     status = 200
     error_type: str | None = None
 
@@ -195,34 +350,37 @@ async def _stream(state: "ProxyState", send: Send, receive: Receive, resp: Any, 
         await send({"type": "http.response.start", "status": 200, "headers": [
             (b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-cache"), *out_headers]})
         try:
+            if outcome.first:
+                await send({"type": "http.response.body", "body": outcome.first, "more_body": True})
+            assert resp.chunks is not None
             async for chunk in resp.chunks:
                 meter.feed(chunk)
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
         except APIError as exc:
             # The stream already reached the client: never replay, send an Anthropic error event.
             status, error_type = exc.status, exc.error_type
-            kind = exc.error_type if exc.error_type != "api_error" or exc.status == 500 else "api_error"
             await send({"type": "http.response.body", "more_body": True, "body": format_event(
-                "error", {"type": "error", "error": {"type": kind, "message": exc.message}, "request_id": request_id})})
+                "error", {"type": "error", "error": {"type": exc.error_type, "message": exc.message},
+                          "request_id": call.request_id})})
+        else:
+            if not meter.completed and meter.error_type is None:
+                # the upstream ended the stream early without saying why: tell the client
+                status, error_type = 502, "api_error"
+                await send({"type": "http.response.body", "more_body": True, "body": format_event(
+                    "error", {"type": "error", "error": {"type": "api_error", "message":
+                              "upstream ended the stream before message_stop"}, "request_id": call.request_id})})
         await send({"type": "http.response.body", "body": b"", "more_body": False})
-
-    async def watch() -> None:
-        while True:
-            msg = await receive()
-            if msg["type"] == "http.disconnect":
-                return
 
     disconnected = False
     pump_task = asyncio.ensure_future(pump())
-    watch_task = asyncio.ensure_future(watch())
     try:
-        done, _ = await asyncio.wait({pump_task, watch_task}, return_when=asyncio.FIRST_COMPLETED)
+        done, _ = await asyncio.wait({pump_task, watch}, return_when=asyncio.FIRST_COMPLETED)
         if pump_task in done:
-            watch_task.cancel()
+            watch.cancel()
             exc = pump_task.exception()
             if exc is not None and not isinstance(exc, OSError):
                 status, error_type = 500, "api_error"
-                state.log.error("stream %s failed: %r", request_id, exc)
+                state.log.error("stream %s failed: %r", call.request_id, exc)
             elif isinstance(exc, OSError):
                 disconnected = True
         else:
@@ -239,12 +397,15 @@ async def _stream(state: "ProxyState", send: Send, receive: Receive, resp: Any, 
             status = 529 if meter.error_type == "overloaded_error" else 500
         if disconnected and not meter.completed:
             status, error_type = 499, error_type or "client_disconnected"
-        state.record(state.dispatcher.row(
-            plan=plan, requested=requested, request_id=request_id, started=started, wall=wall, usage=meter.usage,
-            answered_model=meter.priced_model or plan.model_id, status=status, error_type=error_type, stream=True,
-            ttft=meter.first_token_at, upstream=upstream_name, stop_reason=meter.stop_reason,
-            client_disconnected=disconnected, prompt=prompt))
-
-
-def error_response_body(kind: str, message: str, request_id: str | None = None) -> bytes:
-    return error_body(kind, message, request_id)
+        answered = meter.priced_model or outcome.target.model_id
+        model = state.settings.catalog.get(answered)
+        cost = cost_nanos(model, meter.usage) if model is not None else 0
+        last = call.attempts[-1]
+        last["cost_nanos"] = cost
+        if status != 200:
+            last["status"], last["error_type"] = status, error_type
+        failed = call.failed_cost(len(call.attempts) - 1)
+        _record(state, call, usage=meter.usage, answered=answered, status=status, error_type=error_type,
+                upstream=upstream_name, stop_reason=meter.stop_reason, failed=failed, ttft=meter.first_token_at,
+                disconnected=disconnected)
+        await _settle(rt, call, cost + failed, state)

@@ -1,0 +1,218 @@
+"""What the proxy adds: latency at concurrency 1, throughput at concurrency 64, stream TTFB.
+
+Starts a fast local fake upstream (bench/fast_upstream.py) and a real `tierwise serve` in front
+of it (auto routing on, ledger on: SQLite in a temp dir), then drives the same requests directly
+at the fake and through the proxy, and prints both. Concurrency 64 uses `wrk` when installed
+(apt-get install wrk), else a Python aiohttp load loop (which then bounds the figures itself).
+
+    .venv/bin/python bench/proxy_overhead.py [--n 3000] [--duration 10]
+
+Targets (2-core machine, one proxy process): p50 added <= 0.5 ms at c=1; >= 2,000 req/s at c=64.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import shutil
+import signal
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import aiohttp
+import orjson
+
+ROOT = Path(__file__).resolve().parents[1]
+PY = sys.executable
+PROMPT = ("Classify the intent of this support ticket into one of: billing, shipping, account, other. "
+          "Ticket: 'Hi, I was charged twice for order #4411 last week and still see both charges today.'")
+HEADERS = {"content-type": "application/json", "x-api-key": "bench-key", "anthropic-version": "2023-06-01"}
+
+
+def body(stream: bool, model: str = "auto") -> bytes:
+    return orjson.dumps({"model": model, "max_tokens": 256, "stream": stream,
+                         "messages": [{"role": "user", "content": PROMPT}]})
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port: int, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listening on {port}")
+
+
+def pct(values: list[float], p: float) -> float:
+    s = sorted(values)
+    return s[min(len(s) - 1, int(round(p / 100 * (len(s) - 1))))]
+
+
+async def sequential(url: str, payload: bytes, n: int, stream: bool) -> tuple[list[float], list[float]]:
+    """Latency (ms) of n back-to-back requests on one keep-alive connection, and TTFB for streams."""
+    lat, ttfb = [], []
+    conn = aiohttp.TCPConnector(limit=1)
+    async with aiohttp.ClientSession(connector=conn) as s:
+        for i in range(n + 200):
+            t0 = time.perf_counter()
+            async with s.post(url, data=payload, headers=HEADERS) as r:
+                if stream:
+                    first = None
+                    async for _ in r.content.iter_any():
+                        if first is None:
+                            first = time.perf_counter()
+                else:
+                    await r.read()
+                    first = None
+                if r.status != 200:
+                    raise RuntimeError(f"HTTP {r.status}: {await r.text()}")
+            t1 = time.perf_counter()
+            if i >= 200:  # warm-up excluded
+                lat.append((t1 - t0) * 1000)
+                if first is not None:
+                    ttfb.append((first - t0) * 1000)
+    return lat, ttfb
+
+
+async def python_load(url: str, payload: bytes, concurrency: int, duration: float) -> tuple[float, list[float], int]:
+    lat: list[float] = []
+    count = 0
+    stop = time.perf_counter() + duration
+    conn = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=conn) as s:
+        async def worker() -> None:
+            nonlocal count
+            while time.perf_counter() < stop:
+                t0 = time.perf_counter()
+                async with s.post(url, data=payload, headers=HEADERS) as r:
+                    await r.read()
+                lat.append((time.perf_counter() - t0) * 1000)
+                count += 1
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - t0
+    return count / elapsed, lat, count
+
+
+def wrk_load(url: str, payload: bytes, concurrency: int, duration: float, tmp: Path) -> tuple[float, dict[str, float], int]:
+    script = tmp / "post.lua"
+    lines = ['wrk.method = "POST"', f"wrk.body = [==[{payload.decode()}]==]"]
+    lines += [f'wrk.headers["{k}"] = "{v}"' for k, v in HEADERS.items()]
+    script.write_text("\n".join(lines) + "\n")
+    out = subprocess.run(["wrk", "-t1", f"-c{concurrency}", f"-d{int(duration)}s", "--latency", "-s", str(script), url],
+                         capture_output=True, text=True, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    total = int(re.search(r"(\d+) requests in", out).group(1))
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    if non2xx:
+        raise RuntimeError(f"wrk saw {non2xx.group(1)} non-2xx responses:\n{out}")
+
+    def ms(v: str) -> float:
+        num, unit = re.match(r"([\d.]+)(us|ms|s)", v).groups()
+        return float(num) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+    dist = {p: ms(v) for p, v in re.findall(r"\s+(50|99)%\s+(\S+)", out)}
+    return rps, dist, total
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--n", type=int, default=3000, help="requests per sequential run (after 200 warm-up)")
+    ap.add_argument("--duration", type=float, default=10.0, help="seconds per concurrency-64 run")
+    ap.add_argument("--concurrency", type=int, default=64)
+    args = ap.parse_args()
+
+    tmp = Path(tempfile.mkdtemp(prefix="tierwise-bench-"))
+    up_port, px_port = free_port(), free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("ANTHROPIC_API_KEY", "TIERWISE_CONFIG")}
+    procs = []
+    try:
+        procs.append(subprocess.Popen([PY, str(ROOT / "bench" / "fast_upstream.py"), str(up_port)], stdout=subprocess.DEVNULL))
+        wait_port(up_port)
+        db = tmp / "bench.db"
+        proxy = subprocess.Popen([PY, "-m", "tierwise", "serve", "--port", str(px_port), "--upstream-url",
+                                  f"http://127.0.0.1:{up_port}", "--ledger-url", f"sqlite:///{db}", "--log-level", "warning"],
+                                 cwd=tmp, env=env, stdout=subprocess.DEVNULL)
+        procs.append(proxy)
+        wait_port(px_port)
+        direct = f"http://127.0.0.1:{up_port}/v1/messages"
+        via = f"http://127.0.0.1:{px_port}/v1/messages"
+        proxied = 0
+
+        print(f"tierwise proxy overhead  (python {sys.version.split()[0]}, {os.cpu_count()} cores, "
+              f"auto routing + SQLite ledger on; {args.n} requests per c=1 run)\n")
+        results = {}
+        for stream in (False, True):
+            kind = "stream" if stream else "non-stream"
+            d_lat, d_ttfb = asyncio.run(sequential(direct, body(stream), args.n, stream))
+            p_lat, p_ttfb = asyncio.run(sequential(via, body(stream), args.n, stream))
+            proxied += args.n + 200
+            results[kind] = (d_lat, p_lat, d_ttfb, p_ttfb)
+            print(f"c=1 {kind:10s}  direct p50 {pct(d_lat, 50):6.3f}  p95 {pct(d_lat, 95):6.3f}  p99 {pct(d_lat, 99):6.3f} ms")
+            print(f"c=1 {kind:10s}  proxy  p50 {pct(p_lat, 50):6.3f}  p95 {pct(p_lat, 95):6.3f}  p99 {pct(p_lat, 99):6.3f} ms"
+                  f"   added p50 {pct(p_lat, 50) - pct(d_lat, 50):+.3f} ms")
+            if stream:
+                print(f"c=1 stream TTFB     direct p50 {pct(d_ttfb, 50):6.3f}  proxy p50 {pct(p_ttfb, 50):6.3f} ms"
+                      f"   added {pct(p_ttfb, 50) - pct(d_ttfb, 50):+.3f} ms")
+        print()
+        use_wrk = shutil.which("wrk") is not None
+        tool = "wrk -t1" if use_wrk else "python aiohttp loop (install wrk for a client that is not the bottleneck)"
+        rps = {}
+        for name, url, stream in (("direct non-stream", direct, False), ("proxy  non-stream", via, False),
+                                  ("direct stream", direct, True), ("proxy  stream", via, True)):
+            if use_wrk:
+                r, dist, total = wrk_load(url, body(stream), args.concurrency, args.duration, tmp)
+                p50, p99 = dist.get("50", float("nan")), dist.get("99", float("nan"))
+            else:
+                r, lat, total = asyncio.run(python_load(url, body(stream), args.concurrency, args.duration))
+                p50, p99 = pct(lat, 50), pct(lat, 99)
+            if url == via:
+                proxied += total
+            rps[name] = r
+            print(f"c={args.concurrency} {name:18s} {r:9.0f} req/s   p50 {p50:7.2f} ms   p99 {p99:7.2f} ms   ({tool})")
+
+        import urllib.request
+
+        with urllib.request.urlopen(f"http://127.0.0.1:{px_port}/healthz") as h:
+            served = orjson.loads(h.read())["recorded"]  # calls the proxy handled (wrk's count omits in-flight ones)
+        proxy.send_signal(signal.SIGINT)  # graceful stop: the ledger flushes
+        proxy.wait(60)
+        rows = sqlite3.connect(db).execute("select count(*), count(cost_nanos) from calls").fetchone()
+        added = pct(results["non-stream"][1], 50) - pct(results["non-stream"][0], 50)
+        print(f"\nledger rows written: {rows[0]} for {served} calls the proxy served "
+              f"(clients counted {proxied} completed; {rows[1]} rows priced)")
+        print("\ntargets:")
+        print(f"  added latency p50 at c=1 (non-stream) <= 0.5 ms : {added:.3f} ms  {'MET' if added <= 0.5 else 'MISSED'}")
+        r = rps["proxy  non-stream"]
+        print(f"  throughput at c={args.concurrency} (non-stream) >= 2,000 req/s : {r:.0f} req/s  {'MET' if r >= 2000 else 'MISSED'}")
+        print(f"  ledger complete (one row per call): {'MET' if rows[0] == served >= proxied else 'MISSED'}")
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.terminate()
+                try:
+                    p.wait(10)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,166 @@
+"""The attempt loop: send to the first target, retry by the policy, fall back along the chain.
+
+Rules (the issue's "three failed attempts on every request" complaint is the reason for most):
+
+- at most ``max_attempts`` upstream calls per request, and at most ``max_retry_time`` seconds
+  spent waiting between them;
+- ``retries_per_target`` retries on one target, then the next target in the chain;
+- a target whose circuit is open is skipped without a call (recorded as ``circuit_open``); when
+  every target is skipped the caller gets a 529 with ``retry-after`` = the time to the half-open probe;
+- a non-retryable error (any 4xx but 408/409/429) ends the loop at once: it would fail anywhere;
+- a stream is retried only before its first byte reaches the client: the loop reads the first
+  chunk itself; once it has been handed over, nothing is ever replayed.
+
+Every attempt, failed or not, is appended to ``attempts`` (kept by the caller, so it survives a
+cancellation) with its model, upstream, status, error type, latency and cost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Mapping
+
+from ..cost import cost_nanos
+from ..errors import APIError, OverloadedError, UpstreamConnectionError
+from ..upstream.sse import StreamMeter
+from .breaker import CircuitBreaker, counts_as_failure
+from .retry import RetryPolicy, retry_delay
+
+if TYPE_CHECKING:
+    from ..catalog import Catalog
+    from ..upstream.base import UpstreamResponse
+    from .fallback import Target
+
+__all__ = ["AttemptLoop", "Outcome", "attempt_cost"]
+
+_STREAM_ERROR_STATUS = {"overloaded_error": 529, "rate_limit_error": 429, "timeout_error": 504, "api_error": 500}
+
+
+@dataclass(slots=True)
+class Outcome:
+    resp: "UpstreamResponse"
+    target: "Target"
+    index: int                     # position of the answering target in the chain (0 = primary)
+    first: bytes | None = None     # streams: the first chunk, already read (and fed to ``meter``)
+    meter: StreamMeter | None = None
+
+
+def attempt_cost(catalog: "Catalog", model_id: str, usage: Any) -> int:
+    model = catalog.get(model_id)
+    return cost_nanos(model, usage) if model is not None and usage is not None else 0
+
+
+class AttemptLoop:
+    def __init__(self, *, policy: RetryPolicy, breaker: CircuitBreaker | None, catalog: "Catalog", max_attempts: int = 3,
+                 max_retry_time: float = 15.0, retries_per_target: int = 1,
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+        self.policy = policy
+        self.breaker = breaker
+        self.catalog = catalog
+        self.max_attempts = max(1, int(max_attempts))
+        self.max_retry_time = float(max_retry_time)
+        self.retries_per_target = max(0, int(retries_per_target))
+        self.sleep = sleep
+
+    async def run(self, chain: list["Target"], *, path: str, headers: Mapping[str, str], stream: bool,
+                  attempts: list[dict[str, Any]]) -> Outcome:
+        breaker = self.breaker
+        calls = 0
+        waited = 0.0
+        last: APIError | None = None
+        skipped_retry_in: float | None = None
+        for index, target in enumerate(chain):
+            key = target.key
+            if breaker is not None and not breaker.allow(key):
+                wait = breaker.retry_in(key)
+                skipped_retry_in = wait if skipped_retry_in is None else min(skipped_retry_in, wait)
+                attempts.append(_row(target, None, "circuit_open", 0.0, 0))
+                continue
+            retries = 0
+            while True:
+                calls += 1
+                t0 = time.perf_counter()
+                status: int | None
+                try:
+                    resp = await target.upstream.send(path, target.body, headers=headers, stream=stream, model=target.model_id)
+                    if not stream:
+                        attempts.append(_row(target, resp.status, None, (time.perf_counter() - t0) * 1000.0, 0))
+                        if breaker is not None:
+                            breaker.record(key, True)
+                        return Outcome(resp, target, index)
+                    meter = StreamMeter()
+                    first = await _first_chunk(resp)
+                    meter.feed(first)
+                    if meter.error_type is None:
+                        attempts.append(_row(target, 200, None, (time.perf_counter() - t0) * 1000.0, 0))
+                        if breaker is not None:
+                            breaker.record(key, True)
+                        return Outcome(resp, target, index, first=first, meter=meter)
+                    await resp.aclose()
+                    status = _STREAM_ERROR_STATUS.get(meter.error_type, 500)
+                    err: APIError = _stream_error(status, meter)
+                    cost = attempt_cost(self.catalog, meter.priced_model or target.model_id, meter.usage)
+                except asyncio.CancelledError:
+                    attempts.append(_row(target, 499, "client_disconnected", (time.perf_counter() - t0) * 1000.0, 0))
+                    if breaker is not None:
+                        breaker.release(key)
+                    raise
+                except APIError as exc:
+                    err, cost = exc, 0
+                    status = None if isinstance(exc, UpstreamConnectionError) else exc.status
+                attempts.append(_row(target, err.status, err.error_type, (time.perf_counter() - t0) * 1000.0, cost))
+                last = err
+                if breaker is not None:
+                    if counts_as_failure(status):
+                        breaker.record(key, False)
+                    else:
+                        breaker.release(key)  # a 4xx/429 says nothing about the upstream's health
+                delay = retry_delay(status, err.headers, retries, self.policy)
+                if delay is None and err.headers.get("x-should-retry", "").lower() != "false" and \
+                        (status is None or status >= 500 or status in (408, 409, 429)):
+                    delay = -1.0  # retryable, but not here (e.g. retry-after past the cap): next target only
+                if delay is None:
+                    raise err  # not retryable anywhere
+                if calls >= self.max_attempts:
+                    raise err
+                if delay >= 0 and retries < self.retries_per_target and waited + delay <= self.max_retry_time \
+                        and (breaker is None or breaker.allow(key)):
+                    retries += 1
+                    waited += delay
+                    if delay > 0:
+                        await self.sleep(delay)
+                    continue
+                break  # next target
+        if last is not None:
+            raise last
+        wait = skipped_retry_in or 0.0
+        model = chain[0].model_id
+        raise OverloadedError(f"upstream {chain[0].upstream.name} for {model} is failing: circuit open, next probe in "
+                              f"{wait:.1f}s", headers={"retry-after": str(max(1, math.ceil(wait)))})
+
+
+async def _first_chunk(resp: "UpstreamResponse") -> bytes:
+    assert resp.chunks is not None
+    try:
+        first = await resp.chunks.__anext__()
+    except StopAsyncIteration:
+        await resp.aclose()
+        raise UpstreamConnectionError("upstream closed the stream before the first event") from None
+    except BaseException:
+        await resp.aclose()
+        raise
+    return first
+
+
+def _stream_error(status: int, meter: StreamMeter) -> APIError:
+    from ..errors import error_body, error_for_status
+
+    return error_for_status(status, error_body(meter.error_type or "api_error", meter.error_message or "stream error"))
+
+
+def _row(target: "Target", status: int | None, error_type: str | None, latency_ms: float, cost: int) -> dict[str, Any]:
+    return {"model": target.model_id, "upstream": target.upstream.name, "status": status, "error_type": error_type,
+            "latency_ms": round(latency_ms, 3), "cost_nanos": cost}

@@ -1,0 +1,105 @@
+"""Fallback chains: where a request may go when its first target fails.
+
+Configured per tier in ``[resilience.fallbacks]`` (``"*"`` for every tier), e.g.::
+
+    [resilience.fallbacks]
+    fast = ["bedrock", "next_tier"]      # Haiku on Bedrock, then Sonnet on the first-party API
+    "*" = ["bedrock"]
+
+Entries: ``bedrock`` (the same model on Amazon Bedrock, when configured and the model has a
+``bedrock_id``), ``next_tier`` (the next tier up), ``tier:<name>`` (a named tier). Tier changes
+apply only to routed requests (``auto`` or ``tierwise/<task>``): a request that names a model is
+only ever answered by that model. Every tier a fallback reaches must be allowed by the caller's
+key, and must have a context window that fits the prompt. Nothing falls back by default:
+``fallbacks`` is empty until configured, so no request silently reaches a pricier tier.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, Mapping
+
+import orjson
+
+from ..adapt import adapt_request
+from ..errors import AdaptationError
+
+if TYPE_CHECKING:
+    from ..catalog import Catalog, Model
+    from ..dispatch import Plan
+    from ..upstream import Upstream
+
+__all__ = ["Target", "build_chain"]
+
+
+@dataclass(slots=True)
+class Target:
+    upstream: "Upstream"
+    model_id: str
+    tier: str | None
+    kind: str                      # primary | bedrock | tier
+    body: bytes
+    adapted: list[str] = field(default_factory=list)
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.upstream.name, self.model_id)
+
+
+def build_chain(plan: "Plan", body: dict[str, Any], out_body: bytes, *, primary: "Upstream", bedrock: Any,
+                fallbacks: Mapping[str, Any], catalog: "Catalog", allowed: Callable[[str | None], bool] | None = None,
+                prompt_tokens: int = 0) -> list[Target]:
+    """The primary target then the configured fallbacks, de-duplicated, in order."""
+    chain = [Target(primary, plan.model_id, plan.tier, "primary", out_body, list(plan.adapted))]
+    entries = fallbacks.get(plan.tier or "", None) if fallbacks else None
+    if entries is None and fallbacks:
+        entries = fallbacks.get("*")
+    if not entries:
+        return chain
+    seen = {chain[0].key}
+    cur_tier = plan.tier
+    cur_model, cur_body = plan.model_id, out_body
+    for entry in entries:
+        entry = str(entry)
+        if entry == "bedrock":
+            if bedrock is not None and bedrock.supports(cur_model):
+                t = Target(bedrock, cur_model, cur_tier, "bedrock", cur_body)
+                if t.key not in seen:
+                    seen.add(t.key)
+                    chain.append(t)
+            continue
+        if not plan.routed or cur_tier is None:
+            continue
+        if entry == "next_tier":
+            above = catalog.tiers_above(cur_tier)
+            candidates = [t for t in above if allowed is None or allowed(t)]
+        elif entry.startswith("tier:"):
+            name = entry[5:]
+            candidates = [name] if name in catalog.tiers and (allowed is None or allowed(name)) else []
+        else:
+            continue
+        for tier in candidates:
+            model = catalog.model_for_tier(tier)
+            if prompt_tokens + int(body.get("max_tokens") or 0) > model.context_window:
+                continue
+            new_body, adapted = _adapted(body, model, tier)
+            if new_body is None:
+                continue
+            t = Target(primary, model.id, tier, "tier", new_body, adapted)
+            if t.key not in seen:
+                seen.add(t.key)
+                chain.append(t)
+                cur_tier, cur_model, cur_body = tier, model.id, new_body
+            break
+    return chain
+
+
+def _adapted(body: dict[str, Any], model: "Model", tier: str) -> tuple[bytes | None, list[str]]:
+    b = dict(body)
+    b["messages"] = list(body.get("messages") or [])
+    try:
+        adapted = adapt_request(b, model, tier=tier)
+    except AdaptationError:
+        return None, []
+    b["model"] = model.id
+    return orjson.dumps(b), adapted

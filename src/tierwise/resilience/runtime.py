@@ -1,0 +1,154 @@
+"""The per-process wiring of retries, fallbacks, the breaker, keys, budgets and limits."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from typing import TYPE_CHECKING, Any, Mapping
+
+from ..adapt import adapt_request
+from ..budgets import BudgetExceeded, Budgets, Reservation, estimate_nanos
+from ..errors import ConfigError
+from ..keys import KeyRecord, KeyStore, check_model_allowed, model_tier
+from ..limits import InputLimits, RateLimiter
+from ..routing.base import Decision
+from .attempts import AttemptLoop
+from .breaker import CircuitBreaker, build_breaker
+from .fallback import Target, build_chain
+from .retry import RetryPolicy
+
+if TYPE_CHECKING:
+    from ..config import Settings
+    from ..dispatch import Plan
+    from ..ledger import Ledger
+    from ..upstream import Upstream
+
+__all__ = ["Runtime"]
+
+log = logging.getLogger("tierwise.resilience")
+
+
+class Runtime:
+    def __init__(self, settings: "Settings", upstream: "Upstream", ledger: "Ledger | None", *,
+                 bedrock: Any = None) -> None:
+        self.settings = settings
+        self.catalog = settings.catalog
+        self.upstream = upstream
+        res = settings.raw["resilience"]
+        redis_url = str(res.get("redis_url") or "")
+        self.redis_url = redis_url
+        self.breaker: CircuitBreaker | None = build_breaker(res["breaker"], redis_url)
+        self.policy = RetryPolicy(backoff_base=float(res["backoff_base"]), backoff_max=float(res["backoff_max"]),
+                                  max_retry_after=float(res["max_retry_after"]))
+        self.loop = AttemptLoop(policy=self.policy, breaker=self.breaker, catalog=self.catalog,
+                                max_attempts=int(res["max_attempts"]), max_retry_time=float(res["max_retry_time"]),
+                                retries_per_target=int(res["retries_per_target"]))
+        self.fallbacks: Mapping[str, Any] = res.get("fallbacks") or {}
+        for tier, entries in self.fallbacks.items():
+            if tier != "*" and tier not in self.catalog.tiers:
+                raise ConfigError(f"resilience.fallbacks.{tier}: unknown tier (tiers: {', '.join(self.catalog.tier_order)})")
+            if not isinstance(entries, list) or not all(isinstance(e, str) and (e in ("bedrock", "next_tier") or (
+                    e.startswith("tier:") and e[5:] in self.catalog.tiers)) for e in entries):
+                raise ConfigError(f"resilience.fallbacks.{tier}: expected a list of \"bedrock\", \"next_tier\" or "
+                                  f"\"tier:<name>\", got {entries!r}")
+        self.bedrock = bedrock
+        if self.bedrock is None and res["bedrock"].get("enabled"):
+            from ..upstream.bedrock import build_bedrock
+
+            self.bedrock = build_bedrock(res["bedrock"], self.catalog)
+        self.limits = InputLimits(settings.raw["limits"])
+        engine = ledger.engine if ledger is not None else None
+        kconf = settings.raw["keys"]
+        self.keys: KeyStore | None = KeyStore(engine, required=bool(kconf["required"]),
+                                              refresh_interval=float(kconf["refresh_interval"])) if engine is not None or kconf["required"] else None
+        self.limiter = RateLimiter(redis_url)
+        bconf = settings.raw["budgets"]
+        self.budgets = Budgets(bconf, engine=engine, redis_url=redis_url)
+        self._budget_static = bool(self.budgets.daily or self.budgets.tasks)
+
+    # -- keys and pools ---------------------------------------------------------------
+    def admit(self, headers: dict[str, str]) -> dict[str, str]:
+        """Check the caller's proxy key (when keys are enforced) and strip it: for side endpoints."""
+        if self.keys is not None:
+            self.keys.maybe_refresh()
+            if self.keys.enforced:
+                self.keys.authenticate(headers)
+                headers.pop("x-api-key", None)
+                headers.pop("authorization", None)
+        return headers
+
+    def clamp_to_pool(self, plan: "Plan", body: dict[str, Any], key: KeyRecord) -> "Plan":
+        """A routed plan moved into the key's allowed tiers; an explicit model outside them is a 403."""
+        if not plan.routed:
+            check_model_allowed(key, self.catalog, plan.model_id)
+            return plan
+        tier = plan.tier or model_tier(self.catalog, plan.model_id)
+        if key.tier_allowed(tier):
+            return plan
+        order = self.catalog.tier_order
+        allowed = [t for t in order if key.tier_allowed(t)]
+        if not allowed:
+            check_model_allowed(key, self.catalog, plan.model_id)  # raises
+        idx = order.index(tier) if tier in order else len(order)
+        below = [t for t in allowed if order.index(t) <= idx]
+        chosen = below[-1] if below else allowed[0]
+        return self.retarget(plan, body, chosen, f"key {key.id} may not use tier {tier}: {chosen}")
+
+    def retarget(self, plan: "Plan", body: dict[str, Any], tier: str, reason: str) -> "Plan":
+        model = self.catalog.model_for_tier(tier)
+        adapted = adapt_request(body, model, tier=tier)
+        body["model"] = model.id
+        d = plan.decision
+        decision = Decision(tier=tier, confidence=d.confidence, reasons=d.reasons + (reason,), router=d.router,
+                            model=model.id, task=d.task, scores=d.scores)
+        return dataclasses.replace(plan, decision=decision, model=model, model_id=model.id,
+                                   adapted=list(plan.adapted) + adapted, routed=True)
+
+    # -- budgets ----------------------------------------------------------------------
+    def budget_scopes(self, key: KeyRecord | None, task: str | None) -> list[tuple[str, int]]:
+        if not self._budget_static and (key is None or key.budget_nanos is None):
+            return []
+        return self.budgets.scopes(key, task)
+
+    async def reserve(self, scopes: list[tuple[str, int]], plan: "Plan", body: dict[str, Any], body_len: int,
+                      key: KeyRecord | None) -> tuple[Reservation, "Plan"]:
+        model = plan.model or self.catalog.model_for_tier(self.settings.default_tier)
+        max_tokens = int(body.get("max_tokens") or 0)
+        try:
+            return await self.budgets.reserve(scopes, estimate_nanos(model, body_len, max_tokens)), plan
+        except BudgetExceeded as exc:
+            if self.budgets.action != "downgrade" or not plan.routed or plan.tier not in self.catalog.tier_order:
+                raise
+            order = self.catalog.tier_order
+            for tier in reversed(order[: order.index(plan.tier)]):
+                if key is not None and not key.tier_allowed(tier):
+                    continue
+                m = self.catalog.model_for_tier(tier)
+                try:
+                    res = await self.budgets.reserve(scopes, estimate_nanos(m, body_len, min(max_tokens, m.max_output)))
+                except BudgetExceeded:
+                    continue
+                return res, self.retarget(plan, body, tier, f"budget: downgraded from {plan.tier} ({exc.scope})")
+            raise
+
+    # -- attempts ---------------------------------------------------------------------
+    def chain(self, plan: "Plan", body: dict[str, Any], out_body: bytes, key: KeyRecord | None, body_len: int) -> list[Target]:
+        if not self.fallbacks:
+            return [Target(self.upstream, plan.model_id, plan.tier, "primary", out_body, list(plan.adapted))]
+        allowed = key.tier_allowed if key is not None and key.restricted else None
+        return build_chain(plan, body, out_body, primary=self.upstream, bedrock=self.bedrock, fallbacks=self.fallbacks,
+                           catalog=self.catalog, allowed=allowed, prompt_tokens=body_len // 4)
+
+    def snapshot(self) -> dict[str, Any]:
+        return {"breaker": self.breaker.snapshot() if self.breaker is not None else None,
+                "breaker_shared": bool(self.breaker is not None and self.breaker.shared),
+                "keys_enforced": bool(self.keys is not None and self.keys.enforced),
+                "budget_store": self.budgets.store}
+
+    async def aclose(self) -> None:
+        for obj in (self.breaker, self.limiter, self.budgets, self.bedrock):
+            if obj is not None:
+                try:
+                    await obj.aclose()
+                except Exception:  # noqa: BLE001
+                    log.warning("closing %s failed", type(obj).__name__)
