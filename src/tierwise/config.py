@@ -73,7 +73,7 @@ DEFAULTS: dict[str, Any] = {
         "max_retry_time": 15.0,       # seconds of backoff a request may spend waiting in total
         "backoff_base": 0.5,          # first backoff; doubles per retry, with jitter
         "backoff_max": 8.0,
-        "max_retry_after": 10.0,      # honour an upstream retry-after up to this; longer -> fall back / fail now
+        "max_retry_after": 2.0,       # honour an upstream retry-after up to this; longer -> fall back / answer now
         "retries_per_target": 1,      # retries on the same upstream+model before the next fallback
         "redis_url": "",              # share breaker state, budgets and rate limits between replicas
         "fallbacks": {},              # tier -> ["bedrock", "next_tier", "tier:<name>"]; free table

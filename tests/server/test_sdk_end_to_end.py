@@ -157,3 +157,16 @@ def test_recorded_streams_pass_byte_for_byte(name, proxy_factory):
         assert row["cost_nanos"] > 0
     else:  # e.g. claude-3-opus-latest: not in the catalog, so the cost is unknown, never guessed
         assert row["cost_nanos"] is None
+
+
+def test_postgresql_ledger_end_to_end(fake_anthropic, proxy_factory, pg_url):
+    proxy = proxy_factory(fake_anthropic.url, ledger={"url": pg_url})
+    client = sdk(proxy)
+    for task in ("classify_intent", "draft_email", "security_review"):
+        client.messages.create(model=f"tierwise/{task}", max_tokens=20, messages=[{"role": "user", "content": "hi"}])
+    with client.messages.stream(model="auto", max_tokens=20, messages=[{"role": "user", "content": "hi"}]) as s:
+        s.get_final_message()
+    rows = ledger_rows(proxy, 4)
+    assert proxy.state.ledger.engine.dialect.name == "postgresql"
+    assert [r["tier"] for r in rows] == ["fast", "balanced", "deep", "fast"]
+    assert all(r["cost_nanos"] > 0 for r in rows)

@@ -27,7 +27,8 @@ def _root() -> None:
 
 
 # Each module registers its command(s) on ``app`` when imported.
-COMMAND_MODULES = ("serve", "route", "models", "report", "demo", "cost", "train", "score", "bench", "calibrate", "fake_upstream")
+COMMAND_MODULES = ("serve", "route", "models", "report", "demo", "cost", "train", "score", "bench", "calibrate", "fake_upstream",
+                   "eval", "ab", "registry", "monitor")
 
 
 def _load_commands() -> None:

@@ -74,7 +74,7 @@ def _order(rows: list[dict[str, Any]], group: str, tier_order: Sequence[str]) ->
 
 def money_table(title: str, label: str, rows: list[tuple[str, dict[str, Any]]], total: dict[str, Any],
                 default_label: str, caption: str | None = None, extra: str | None = None,
-                latency: bool = True) -> Table:
+                latency: bool = True, ttft: bool = True) -> Table:
     """The shared spend table: one line per group, a totals line, savings against the default tier."""
     values = [r["cost_usd"] for _, r in rows] + [total["cost_usd"], total["default_cost_usd"], total["savings_usd"]]
     from ..report import fmt_usd, usd_places
@@ -93,7 +93,7 @@ def money_table(title: str, label: str, rows: list[tuple[str, dict[str, Any]]], 
     table.add_column("Saved", justify="right", no_wrap=True, style="green")
     table.add_column("Saved %", justify="right", no_wrap=True, style="green")
     if latency:
-        for name in ("p50 ms", "p95 ms", "TTFT p50"):
+        for name in ("p50 ms", "p95 ms") + (("TTFT p50",) if ttft else ()):
             table.add_column(name, justify="right", no_wrap=True)
 
     def cells(r: dict[str, Any]) -> list[str]:
@@ -102,7 +102,9 @@ def money_table(title: str, label: str, rows: list[tuple[str, dict[str, Any]]], 
                fmt_int(r["output_tokens"]), fmt_int(r["cache_read_tokens"] + r["cache_write_tokens"]),
                usd(r["cost_usd"]), usd(r["default_cost_usd"]), usd(r["savings_usd"]), fmt_pct(r["savings_pct"])]
         if latency:
-            out += [fmt_ms(r.get("latency_p50_ms")), fmt_ms(r.get("latency_p95_ms")), fmt_ms(r.get("ttft_p50_ms"))]
+            out += [fmt_ms(r.get("latency_p50_ms")), fmt_ms(r.get("latency_p95_ms"))]
+            if ttft:
+                out.append(fmt_ms(r.get("ttft_p50_ms")))
         return out
 
     for name, r in rows:

@@ -30,7 +30,7 @@ RETRYABLE_4XX = frozenset((408, 409, 429))
 class RetryPolicy:
     backoff_base: float = 0.5
     backoff_max: float = 8.0
-    max_retry_after: float = 10.0
+    max_retry_after: float = 2.0
     jitter: float = 0.25
 
 

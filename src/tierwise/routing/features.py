@@ -23,7 +23,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from .signals import ANALYSIS, CODE, CODE_TASK, CONDITIONAL, MATH, MULTI_STEP, SHORT_OUTPUT, STAKES
+from .base import RouteRequest
+from .signals import Signals, extract
 
 __all__ = ["FeatureSpec", "Featurizer", "SparseRows", "DENSE_NAMES", "ANSWER_NAMES", "answer_features",
            "dense_signals", "describe_prompt"]
@@ -83,8 +84,13 @@ def _char_hashes(data: np.ndarray, n: int) -> np.ndarray:
     return h
 
 
-def dense_signals(text: str, words: int | None = None) -> np.ndarray:
+def _signals(text: str) -> Signals:
+    return extract(RouteRequest.from_prompt(text))
+
+
+def dense_signals(text: str, words: int | None = None, signals: Signals | None = None) -> np.ndarray:
     """Structural signals of a prompt as floats roughly in [0, 1] (order: DENSE_NAMES)."""
+    s = signals or _signals(text)
     chars = len(text)
     nwords = words if words is not None else len(text.split())
     digits = sum(c.isdigit() for c in text) if chars < 20000 else 0
@@ -96,35 +102,37 @@ def dense_signals(text: str, words: int | None = None) -> np.ndarray:
         min(text.count("\n"), 50) / 50.0,
         min(len(_OPTION.findall(text)), 10) / 10.0,
         min(text.count("?"), 5) / 5.0,
-        min(len(CONDITIONAL.findall(text)), 5) / 5.0,
-        float(bool(MULTI_STEP.search(text))),
-        float(bool(ANALYSIS.search(text))),
-        float(bool(CODE.search(text))),
-        float(bool(CODE_TASK.search(text))),
-        float(bool(MATH.search(text))),
-        float(bool(STAKES.search(text))),
-        float(bool(SHORT_OUTPUT.search(text))),
+        min(s.conditionals, 5) / 5.0,
+        float(s.multi_step),
+        float(s.analysis),
+        float(s.code),
+        float(s.code_task),
+        float(s.math),
+        float(s.stakes),
+        float(s.short_output),
         min(len(_NEGATION.findall(text)), 5) / 5.0,
     ], dtype=np.float64)
 
 
-def describe_prompt(text: str) -> list[str]:
+def describe_prompt(text: str, signals: Signals | None = None) -> list[str]:
     """A few human-readable phrases about a prompt (for Decision.reasons)."""
+    s = signals or _signals(text)
     out: list[str] = []
-    math_hit = bool(MATH.search(text)) or len(_NUMBER.findall(text)) >= 3
-    if math_hit and (len(_NUMBER.findall(text)) >= 3 or MULTI_STEP.search(text)):
+    n_numbers = len(_NUMBER.findall(text))
+    math_hit = s.math or n_numbers >= 3
+    if math_hit and (n_numbers >= 3 or s.multi_step):
         out.append("multi-step math word problem" if len(text) > 150 else "arithmetic question")
     elif math_hit:
         out.append("math or quantities")
     if len(_OPTION.findall(text)) >= 2:
         out.append("multiple-choice question")
-    if CODE.search(text) or CODE_TASK.search(text):
+    if s.code or s.code_task:
         out.append("code")
-    if ANALYSIS.search(text):
+    if s.analysis:
         out.append("comparison or analysis")
-    if STAKES.search(text):
+    if s.stakes:
         out.append("high-stakes domain")
-    if SHORT_OUTPUT.search(text):
+    if s.short_output:
         out.append("short, schema-bound output")
     if len(text) > 8000:
         out.append(f"long prompt ({(len(text) + 3) // 4:,} tokens)")
@@ -153,10 +161,10 @@ class SparseRows:
 
     def dot(self, w: np.ndarray) -> np.ndarray:
         """X @ w for w of shape (n_cols,) or (n_cols, k)."""
-        prod = self.data[:, None] * w[self.indices] if w.ndim == 2 else self.data * w[self.indices]
-        out = np.zeros((self.n_rows,) + w.shape[1:])
-        np.add.at(out, self._row_of, prod)
-        return out
+        if w.ndim == 1:
+            return np.bincount(self._row_of, weights=self.data * w[self.indices], minlength=self.n_rows)
+        return np.stack([np.bincount(self._row_of, weights=self.data * w[self.indices, j], minlength=self.n_rows)
+                         for j in range(w.shape[1])], axis=1)
 
     def tdot(self, u: np.ndarray) -> np.ndarray:
         """X.T @ u for u of shape (n_rows,) or (n_rows, k)."""

@@ -18,12 +18,15 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from ..errors import APIError, error_body
+from ..cost import Usage
+from ..errors import APIError, UpstreamConnectionError, error_body
 from .offline import OfflineUpstream
+from .sse import StreamMeter
 
 __all__ = ["make_fake_app", "FakeAnthropic", "REQUESTS"]
 
 REQUESTS: web.AppKey[list] = web.AppKey("requests", list)
+USAGE: web.AppKey[list] = web.AppKey("usage", list)  # (model, Usage) of every answer actually delivered
 
 RATELIMIT = {
     "anthropic-ratelimit-requests-limit": "4000",
@@ -33,10 +36,12 @@ RATELIMIT = {
 }
 
 
-def make_fake_app(*, latency_scale: float = 0.0, require_key: bool = True, replay_dir: str | None = None) -> web.Application:
-    offline = OfflineUpstream(latency_scale=latency_scale)
+def make_fake_app(*, latency_scale: float = 0.0, require_key: bool = True, replay_dir: str | None = None,
+                  fault_rate: float = 0.0, fault_specs: tuple[str, ...] = (), seed: int = 0) -> web.Application:
+    offline = OfflineUpstream(latency_scale=latency_scale, fault_rate=fault_rate, fault_specs=fault_specs, seed=seed)
     app = web.Application(client_max_size=64 * 1024 * 1024)
     app[REQUESTS] = []  # (path, headers, body) of every request, for assertions
+    app[USAGE] = []
 
     def err(status: int, kind: str, message: str, extra: dict[str, str] | None = None) -> web.Response:
         return web.Response(status=status, body=error_body(kind, message, "req_fake_error"),
@@ -70,24 +75,37 @@ def make_fake_app(*, latency_scale: float = 0.0, require_key: bool = True, repla
             return resp
         try:
             up = await offline.send(request.path, raw, headers=hdrs, stream=stream, model=params.get("model"))
+        except UpstreamConnectionError:  # injected reset: drop the connection, not a byte sent
+            if request.transport is not None:
+                request.transport.close()
+            return web.Response(status=500)
         except APIError as exc:
             extra = {k: v for k, v in exc.headers.items() if k in ("retry-after", "retry-after-ms", "x-should-retry")}
             return web.Response(status=exc.status, body=exc.to_body("req_fake_error"), content_type="application/json",
                                 headers={"request-id": "req_fake_error", **extra})
         headers = {"request-id": up.headers["request-id"].replace("offline", "fake"), **RATELIMIT}
+        if request.transport is None or request.transport.is_closing():
+            return web.Response(status=499)  # the client gave up (e.g. timed out) before the answer
         if not stream:
+            if request.path == "/v1/messages":
+                msg = orjson.loads(up.body or b"{}")
+                app[USAGE].append((msg.get("model"), Usage.from_api(msg.get("usage"))))
             return web.Response(status=200, body=up.body, content_type="application/json", headers=headers)
         resp = web.StreamResponse(status=200, headers={"content-type": "text/event-stream; charset=utf-8", **headers})
         await resp.prepare(request)
+        meter = StreamMeter()
         try:
             assert up.chunks is not None
             async for chunk in up.chunks:
                 await resp.write(chunk)
+                meter.feed(chunk)
         except APIError:
+            app[USAGE].append((meter.priced_model, meter.usage))
             # injected cut: drop the connection without finishing the chunked body
             if request.transport is not None:
                 request.transport.close()
             return resp
+        app[USAGE].append((meter.priced_model, meter.usage))
         await resp.write_eof()
         return resp
 
@@ -116,6 +134,11 @@ class FakeAnthropic:
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
+
+    @property
+    def usage(self) -> list[tuple[str | None, Usage]]:
+        assert self.app is not None
+        return self.app[USAGE]
 
     @property
     def requests(self) -> list[tuple[str, dict[str, str], bytes]]:

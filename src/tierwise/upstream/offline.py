@@ -48,6 +48,8 @@ class Fault:
     cut: int | None = None
     error_event: int | None = None
     malformed: bool = False
+    times: int | None = None      # apply to the first N requests carrying this header value only
+    reset: bool = False           # drop the connection before the first byte
 
 
 def parse_fault(value: str | None) -> Fault | None:
@@ -70,6 +72,10 @@ def parse_fault(value: str | None) -> Fault | None:
                 f.error_event = int(val or 1)
             elif key == "malformed":
                 f.malformed = True
+            elif key == "times":
+                f.times = int(val)
+            elif key == "reset":
+                f.reset = True
         except ValueError:
             continue
     return f
@@ -176,18 +182,26 @@ class OfflineUpstream:
 
     name = "offline"
 
-    def __init__(self, *, latency_scale: float = 1.0, seed: int = 0, fault_rate: float = 0.0, fault_status: int = 529) -> None:
+    def __init__(self, *, latency_scale: float = 1.0, seed: int = 0, fault_rate: float = 0.0, fault_status: int = 529,
+                 fault_specs: tuple[str, ...] = ()) -> None:
         self.latency_scale = latency_scale
         self.fault_rate = fault_rate
         self.fault_status = fault_status
+        self.fault_specs = tuple(fault_specs)  # random faults drawn from these specs (default: fault_status)
+        self._fault_hits: dict[str, int] = {}
         self._rng = random.Random(seed)
         self._seen: set[str] = set()
         self.calls = 0
 
     def _fault(self, headers: Mapping[str, str]) -> Fault | None:
         f = parse_fault(headers.get("x-tierwise-fault"))
+        if f is not None and f.times is not None:
+            spec = headers.get("x-tierwise-fault", "")
+            self._fault_hits[spec] = hits = self._fault_hits.get(spec, 0) + 1
+            if hits > f.times:
+                return None
         if f is None and self.fault_rate and self._rng.random() < self.fault_rate:
-            f = Fault(status=self.fault_status)
+            f = parse_fault(self._rng.choice(self.fault_specs)) if self.fault_specs else Fault(status=self.fault_status)
         return f
 
     def _headers(self, message_id: str) -> dict[str, str]:
@@ -200,6 +214,8 @@ class OfflineUpstream:
         fault = self._fault(headers)
         if fault and fault.delay:
             await asyncio.sleep(fault.delay)
+        if fault and fault.reset:
+            raise UpstreamConnectionError("injected fault: connection reset before the first byte")
         if fault and fault.status:
             hdrs = {"request-id": f"req_offline_fault_{self.calls}"}
             if fault.retry_after is not None:
