@@ -61,9 +61,13 @@ DEFAULTS: dict[str, Any] = {
         "flush_interval": 0.25,
     },
     "routing": {
-        "auto": "heuristic",
-        "default_tier": "balanced",
-        "strategies": {},
+        "auto": "heuristic",          # strategy for model "auto"
+        "default_tier": "balanced",   # the safe default (Sonnet)
+        "unknown_task": "error",      # error (400 listing known task types) | default (route to default_tier)
+        "unknown_model": "error",     # error (404) | passthrough (forward ids the catalog does not know; unpriced)
+        "strategies": {},             # task type -> strategy name (default: registry)
+        "options": {},                # strategy name -> its options, e.g. [routing.options.cascade]
+        "task_options": {},           # task type -> options for that task's strategy
     },
     "registry": dict(DEFAULT_REGISTRY),
     "catalog": {},

@@ -74,22 +74,59 @@ class Plan:
 
 
 class Dispatcher:
-    def __init__(self, settings: "Settings") -> None:
+    def __init__(self, settings: "Settings", upstream: Any = None) -> None:
         self.settings = settings
         self.catalog = settings.catalog
+        self.upstream = upstream
         routing = settings.routing
         opts = routing.get("options", {}) or {}
-        self.auto: Router = build_router(routing["auto"], settings, **opts.get(routing["auto"], {}))
+
+        def build(name: str) -> Router:
+            return build_router(name, settings, upstream=upstream, **opts.get(name, {}))
+
+        self.auto: Router = build(routing["auto"])
         self.registry: Router = build_router("registry", settings)
         self.per_task: dict[str, Router] = {}
         for task, strategy in (routing.get("strategies") or {}).items():
-            self.per_task[task] = build_router(strategy, settings, **opts.get(strategy, {}))
+            if not isinstance(strategy, str):
+                from .errors import ConfigError
+
+                raise ConfigError(f"routing.strategies.{task}: expected a strategy name, got {strategy!r}")
+            task_opts = (routing.get("task_options") or {}).get(task, {})
+            self.per_task[task] = build_router(strategy, settings, upstream=upstream,
+                                               **{**opts.get(strategy, {}), **task_opts})
         self.default_model = self.catalog.model_for_tier(settings.default_tier)
         self.unknown_model_passthrough = routing.get("unknown_model", "error") == "passthrough"
+        from .ab import build_ab  # A/B test arms: None unless [ab] is enabled
+
+        self.ab = build_ab(settings, self)
 
     # -- routing ------------------------------------------------------------------
-    def plan(self, body: dict[str, Any], task_header: str | None = None) -> Plan:
+    def plan(self, body: dict[str, Any], task_header: str | None = None, ab_key: str | None = None) -> Plan:
         """Decide where ``body`` goes and adapt it (in place) to the target model."""
+        arm = self.ab.assign(body, ab_key) if self.ab is not None else None
+        early = self._explicit(body, task_header, arm)
+        if isinstance(early, Plan):
+            return early
+        request, router = early
+        plan = self._finish(body, request, router.decide(request))
+        plan.arm = arm.label if arm is not None else None
+        return plan
+
+    async def aplan(self, body: dict[str, Any], task_header: str | None = None, ab_key: str | None = None) -> Plan:
+        """``plan`` for the proxy: awaits strategies that call a model to decide (``adecide``)."""
+        arm = self.ab.assign(body, ab_key) if self.ab is not None else None
+        early = self._explicit(body, task_header, arm)
+        if isinstance(early, Plan):
+            return early
+        request, router = early
+        adecide = getattr(router, "adecide", None)
+        decision = await adecide(request) if adecide is not None else router.decide(request)
+        plan = self._finish(body, request, decision)
+        plan.arm = arm.label if arm is not None else None
+        return plan
+
+    def _explicit(self, body: dict[str, Any], task_header: str | None, arm: Any = None) -> "Plan | tuple[RouteRequest, Router]":
         requested = body["model"]
         task: str | None = None
         if requested.startswith(TASK_PREFIX):
@@ -111,19 +148,21 @@ class Dispatcher:
             return Plan(decision, model, requested, requested, routed=False, task=task)
 
         request = RouteRequest(body, task)
-        if task is not None:
-            router = self.per_task.get(task, self.registry)
-        else:
-            router = self.auto
-        decision = router.decide(request)
+        routers = arm if arm is not None else self  # an A/B arm carries its own routers
+        router = routers.per_task.get(task, routers.registry) if task is not None else routers.auto
+        return request, router
+
+    def _finish(self, body: dict[str, Any], request: RouteRequest, decision: Decision) -> Plan:
+        requested = body["model"]
         target = self._target(decision, request)
         if target.id != (decision.model or self.catalog.tiers.get(decision.tier or "", "")):
             decision = Decision(tier=self.catalog.tier_of(target.id), confidence=decision.confidence,
                                 reasons=decision.reasons + (f"prompt needs a larger context window: {target.id}",),
-                                router=decision.router, model=target.id, task=decision.task, scores=decision.scores)
+                                router=decision.router, model=target.id, task=decision.task, scores=decision.scores,
+                                cascade=decision.cascade)
         adapted = adapt_request(body, target, tier=decision.tier)
         body["model"] = target.id
-        return Plan(decision, target, target.id, requested, routed=True, adapted=adapted, task=task)
+        return Plan(decision, target, target.id, requested, routed=True, adapted=adapted, task=request.task)
 
     def _target(self, decision: Decision, request: RouteRequest) -> Model:
         if decision.model:
@@ -146,8 +185,14 @@ class Dispatcher:
             stream: bool = False, ttft: float | None = None, upstream: str = "", stop_reason: str | None = None,
             attempts: list[dict[str, Any]] | None = None, client_disconnected: bool = False,
             prompt: str | None = None, key_id: str | None = None, arm: str | None = None,
-            escalations: int = 0, fallbacks: int = 0) -> dict[str, Any]:
-        """A ledger row; ``started`` is ``perf_counter()`` at arrival and ``wall`` the ``time.time()`` then."""
+            escalations: int = 0, fallbacks: int = 0, prior_cost_nanos: int = 0,
+            prior_usage: Usage | None = None) -> dict[str, Any]:
+        """A ledger row; ``started`` is ``perf_counter()`` at arrival and ``wall`` the ``time.time()`` then.
+
+        ``usage``/``answered_model`` are the answer's; earlier attempts of the same call (cascade
+        escalations, fallbacks) add ``prior_usage`` to the token columns and ``prior_cost_nanos`` (each
+        attempt priced on its own model) to the cost, so the row says what the call really cost. The
+        default-tier comparison prices the answer's usage alone: one call on the default tier."""
         now = time.perf_counter()
         usage = usage or Usage()
         model_id = answered_model or (plan.model_id if plan else None)
@@ -155,6 +200,13 @@ class Dispatcher:
         when, day = _utc_day(wall)
         cost = cost_nanos(model, usage, when=when) if model is not None else None
         default_cost = cost_nanos(self.default_model, usage, when=when)
+        if prior_cost_nanos and cost is not None:
+            cost += prior_cost_nanos
+        if prior_usage is not None:
+            usage = Usage(usage.input_tokens + prior_usage.input_tokens, usage.output_tokens + prior_usage.output_tokens,
+                          usage.cache_write_5m_tokens + prior_usage.cache_write_5m_tokens,
+                          usage.cache_write_1h_tokens + prior_usage.cache_write_1h_tokens,
+                          usage.cache_read_tokens + prior_usage.cache_read_tokens)
         d = plan.decision if plan else None
         return {
             "ts": wall,

@@ -122,10 +122,10 @@ async def test_open_breaker_is_skipped_and_reported():
     br = CircuitBreaker(window=4, min_requests=2, failure_rate=0.5, cooldown=30)
     up = Scripted("a", [UpstreamConnectionError("reset")] * 10)
     lp = loop(breaker=br)
-    for _ in range(2):
-        with pytest.raises(UpstreamConnectionError):
-            await lp.run([target(up)], path="/v1/messages", headers={}, stream=False, attempts=[])
+    with pytest.raises(UpstreamConnectionError):  # a call and its retry fail: 2 of 2 outcomes, the circuit opens
+        await lp.run([target(up)], path="/v1/messages", headers={}, stream=False, attempts=[])
     calls = len(up.calls)
+    assert calls == 2
     atts: list = []
     with pytest.raises(OverloadedError) as exc:
         await lp.run([target(up)], path="/v1/messages", headers={}, stream=False, attempts=atts)

@@ -124,7 +124,7 @@ def summarize_results(results: list[DemoResult], catalog: Any, default_tier: str
             continue
         if r.upstream:
             upstreams.add(r.upstream)
-        k["tiers"][r.tier or "?"] = k["tiers"].get(r.tier or "?", 0) + 1
+        k["tiers"][r.tier or "(no tier)"] = k["tiers"].get(r.tier or "(no tier)", 0) + 1
         usage = Usage.from_api(r.usage)
         for acc in (row, total):
             acc["input_tokens"] += usage.input_tokens
@@ -161,7 +161,8 @@ def summarize_results(results: list[DemoResult], catalog: Any, default_tier: str
 def check_proxy(url: str, timeout: float = 3.0) -> dict[str, Any]:
     """``GET /healthz``: the proxy's status, or a clear failure."""
     try:
-        with urllib.request.urlopen(url.rstrip("/") + "/healthz", timeout=timeout) as resp:
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # the proxy is local: no $http_proxy
+        with opener.open(url.rstrip("/") + "/healthz", timeout=timeout) as resp:
             body = resp.read()
     except urllib.error.HTTPError as exc:
         fail(f"{url} answered HTTP {exc.code} on /healthz: is it a tierwise proxy? Start one with `make run`")
@@ -285,7 +286,7 @@ def demo(
     rows = [(r["tier"] or "(failed before routing)",
              dict(r, _extra=settings.catalog.tiers.get(r["tier"], "") if r["tier"] else "")) for r in summary["by_tier"]]
     console.print(money_table(f"Demo: {count} requests through {url}", "Tier", rows, total, settings.default_tier,
-                              extra="Model", ttft=False,
+                              extra="Model", ttft=False, width=console.width,
                               caption="Latency is measured by this client, end to end, non-streaming."))
     if "offline" in summary["upstreams"]:
         console.print("[yellow]The proxy's upstream is offline: answers were synthetic (no API key set), so token "

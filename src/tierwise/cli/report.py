@@ -74,44 +74,64 @@ def _order(rows: list[dict[str, Any]], group: str, tier_order: Sequence[str]) ->
 
 def money_table(title: str, label: str, rows: list[tuple[str, dict[str, Any]]], total: dict[str, Any],
                 default_label: str, caption: str | None = None, extra: str | None = None,
-                latency: bool = True, ttft: bool = True) -> Table:
-    """The shared spend table: one line per group, a totals line, savings against the default tier."""
-    values = [r["cost_usd"] for _, r in rows] + [total["cost_usd"], total["default_cost_usd"], total["savings_usd"]]
+                latency: bool = True, ttft: bool = True, width: int = 200) -> Table:
+    """The shared spend table: one line per group, a totals line, savings against the default tier.
+
+    On a narrow terminal (``width`` < 150) token counts, the ``extra`` column, the default-tier cost
+    and TTFT are left out, p50/p95 share a column, and errors show only when there are some.
+    """
     from ..report import fmt_usd, usd_places
 
+    values = [r["cost_usd"] for _, r in rows] + [total["cost_usd"], total["default_cost_usd"], total["savings_usd"]]
     places = usd_places(values)
     usd = lambda v: fmt_usd(v, places)  # noqa: E731
-    table = Table(title=title, caption=caption, title_style="bold", caption_justify="left", header_style="bold cyan",
-                  show_lines=False, expand=False)
-    table.add_column(label, style="bold", no_wrap=True)
-    if extra:
-        table.add_column(extra, no_wrap=True, style="dim")
-    for name in ("Calls", "Errors", "Input tok", "Output tok", "Cache tok"):
-        table.add_column(name, justify="right", no_wrap=True)
-    table.add_column("Spend", justify="right", no_wrap=True, style="bold")
-    table.add_column(f"All on {default_label}", justify="right", no_wrap=True)
-    table.add_column("Saved", justify="right", no_wrap=True, style="green")
-    table.add_column("Saved %", justify="right", no_wrap=True, style="green")
-    if latency:
-        for name in ("p50 ms", "p95 ms") + (("TTFT p50",) if ttft else ()):
-            table.add_column(name, justify="right", no_wrap=True)
+    wide = width >= 150
+    any_errors = bool(total["errors"])
 
-    def cells(r: dict[str, Any]) -> list[str]:
-        errors = fmt_int(r["errors"])
-        out = [fmt_int(r["calls"]), f"[red]{errors}[/red]" if r["errors"] else errors, fmt_int(r["input_tokens"]),
-               fmt_int(r["output_tokens"]), fmt_int(r["cache_read_tokens"] + r["cache_write_tokens"]),
-               usd(r["cost_usd"]), usd(r["default_cost_usd"]), usd(r["savings_usd"]), fmt_pct(r["savings_pct"])]
-        if latency:
-            out += [fmt_ms(r.get("latency_p50_ms")), fmt_ms(r.get("latency_p95_ms"))]
-            if ttft:
-                out.append(fmt_ms(r.get("ttft_p50_ms")))
-        return out
+    def errors(r: dict[str, Any]) -> str:
+        return f"[red]{fmt_int(r['errors'])}[/red]" if r["errors"] else "0"
+
+    # (header, cell, column options)
+    cols: list[tuple[str, Any, dict[str, Any]]] = [("Calls", lambda r: fmt_int(r["calls"]), {})]
+    if wide or any_errors:
+        cols.append(("Errors", errors, {}))
+    if wide:
+        cols += [("Input tok", lambda r: fmt_int(r["input_tokens"]), {}),
+                 ("Output tok", lambda r: fmt_int(r["output_tokens"]), {}),
+                 ("Cache tok", lambda r: fmt_int(r["cache_read_tokens"] + r["cache_write_tokens"]), {})]
+    cols.append(("Spend", lambda r: usd(r["cost_usd"]), {"style": "bold"}))
+    if wide:
+        cols.append((f"All on {default_label}", lambda r: usd(r["default_cost_usd"]), {}))
+    cols += [
+             ("Saved", lambda r: usd(r["savings_usd"]), {"style": "green"}),
+             ("Saved %", lambda r: fmt_pct(r["savings_pct"]), {"style": "green"})]
+    if latency and wide:
+        cols += [("p50 ms", lambda r: fmt_ms(r.get("latency_p50_ms")), {}),
+                 ("p95 ms", lambda r: fmt_ms(r.get("latency_p95_ms")), {})]
+    elif latency:
+        cols.append(("p50/p95 ms", lambda r: f"{fmt_ms(r.get('latency_p50_ms'))}/{fmt_ms(r.get('latency_p95_ms'))}", {}))
+    if latency:
+        if ttft and wide:
+            cols.append(("TTFT p50", lambda r: fmt_ms(r.get("ttft_p50_ms")), {}))
+    show_extra = bool(extra) and wide
+    if not wide:
+        note = f"Saved: against the same calls all on {default_label}."
+        caption = f"{caption} {note}" if caption else note
+    table = Table(title=title, caption=caption, title_style="bold", caption_justify="left", header_style="bold cyan",
+                  show_edge=wide)
+    table.add_column(label, style="bold", no_wrap=True, max_width=32)
+    if show_extra:
+        table.add_column(extra, no_wrap=True, style="dim")
+    for header, _, opts in cols:
+        table.add_column(header, justify="right", no_wrap=True, **opts)
+
+    def lead(name: str, r: dict[str, Any] | None) -> list[str]:
+        return [name] + ([(r or {}).get("_extra") or ""] if show_extra else [])
 
     for name, r in rows:
-        lead = [name] + ([r.get("_extra") or ""] if extra else [])
-        table.add_row(*lead, *cells(r))
+        table.add_row(*lead(name, r), *[cell(r) for _, cell, _ in cols])
     table.add_section()
-    table.add_row(*(["Total"] + ([""] if extra else [])), *cells(total), style="bold")
+    table.add_row(*lead("Total", None), *[cell(total) for _, cell, _ in cols], style="bold")
     return table
 
 
@@ -164,6 +184,7 @@ def report(
     if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:") \
             and not os.path.exists(parsed.database):
         empty(f"the ledger file {parsed.database} does not exist yet.")
+    engine = None
     try:
         engine = make_engine(url)
         if not has_ledger(engine):
@@ -178,7 +199,7 @@ def report(
     except sa.exc.SQLAlchemyError as exc:
         fail(f"cannot read the ledger at {shown}: {getattr(exc, 'orig', None) or type(exc).__name__}")
     finally:
-        if "engine" in locals():
+        if engine is not None:
             engine.dispose()
     total = total_rows[0]
     period = ""
@@ -202,7 +223,8 @@ def report(
             f"{dt.datetime.fromtimestamp(last, dt.timezone.utc):%Y-%m-%d %H:%M} UTC")
     places = usd_places([total["cost_usd"], total["default_cost_usd"], total["savings_usd"]])
     sentence = savings_sentence(total, default_tier, default_model, fmt=lambda v: fmt_usd(v, places))
-    console.print(f"[bold]tierwise report[/bold]{period}   ledger: {shown}   calls: {span}")
+    console.print(f"[bold]tierwise report[/bold]{period}: {fmt_int(total['calls'])} calls, {span}")
+    console.print(f"[dim]ledger: {shown}[/dim]")
     for g, rows in results.items():
         extra = "Model" if g == "tier" else None
         named = []
@@ -211,7 +233,8 @@ def report(
             if extra:
                 r = dict(r, _extra=catalog.tiers.get(r["tier"], "") if r["tier"] else "")
             named.append((str(name), r))
-        table = money_table(f"Spend by {g}{period}", _LABELS[g], named, total, default_tier, extra=extra)
+        table = money_table(f"Spend by {g}{period}", _LABELS[g], named, total, default_tier, extra=extra,
+                            width=console.width)
         console.print()
         console.print(table)
     if total["unpriced_calls"]:

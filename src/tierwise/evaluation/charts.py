@@ -31,7 +31,8 @@ def fmt_usd(v: float) -> str:
         return f"${v:,.2f}"
     if a >= 0.01:
         return f"${v:.3f}"
-    return f"${v:.2g}"
+    digits = min(12, 1 - math.floor(math.log10(a)))
+    return f"${v:.{digits}f}"
 
 
 def nice_max(v: float) -> float:

@@ -28,6 +28,8 @@ class Decision:
     model: str | None = None
     task: str | None = None
     scores: dict[str, float] | None = field(default=None, compare=False)
+    # set by the ``cascade`` strategy: the tiers to escalate through and the verifiers to pass
+    cascade: Any = field(default=None, compare=False)
 
     def reason_text(self) -> str:
         return "; ".join(self.reasons)
@@ -97,6 +99,9 @@ class RouteRequest:
 
 
 class Router(Protocol):
+    """A routing strategy. Strategies that must call a model to decide (``llm``) also offer
+    ``async adecide(request)``; the proxy awaits it when present."""
+
     name: str
 
     def decide(self, request: RouteRequest) -> Decision: ...
@@ -135,7 +140,10 @@ def available() -> list[str]:
 
 
 def build_router(name: str, settings: "Settings", **options: Any) -> Router:
-    """Instantiate the strategy ``name`` (``heuristic``, ``registry``, ``learned``...)."""
+    """Instantiate the strategy ``name`` (``heuristic``, ``registry``, ``learned``...).
+
+    ``options`` come from ``[routing.options.<name>]``; strategies that call a model also get
+    ``upstream=`` (the same seam as the proxy's) and ignore what they do not use."""
     if name not in _REGISTRY and name in STRATEGY_MODULES:
         import importlib
 

@@ -22,8 +22,11 @@ class ProxyState:
     ledger: Ledger | None
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("tierwise.proxy"))
     recorded: int = 0
+    metrics: Any = None   # tierwise.metrics.Metrics, set by the app (GET /metrics)
 
     def record(self, row: dict[str, Any]) -> None:
         self.recorded += 1
+        if self.metrics is not None:
+            self.metrics.observe(row)
         if self.ledger is not None:
             self.ledger.record(row)

@@ -73,6 +73,8 @@ class BedrockUpstream:
         self._max_connections = max_connections
         self._session: aiohttp.ClientSession | None = None
         self._credentials = credentials
+        host = self.endpoint.split("://", 1)[-1].split("/", 1)[0].rsplit(":", 1)[0]
+        self._local = host in ("127.0.0.1", "localhost", "[::1]")  # test hooks reach only a local fake
 
     def __repr__(self) -> str:  # never show credentials
         return f"BedrockUpstream(region={self.region!r}, endpoint={self.endpoint!r})"
@@ -123,6 +125,8 @@ class BedrockUpstream:
         payload = orjson.dumps(params)
         accept = "application/vnd.amazon.eventstream" if stream else "application/json"
         signed = self._sign(url, payload, accept)
+        if self._local and "x-tierwise-bedrock-fault" in headers:
+            signed["x-tierwise-bedrock-fault"] = headers["x-tierwise-bedrock-fault"]
         session = self._get_session()
         try:
             resp = await session.post(url, data=payload, headers=signed)
@@ -153,8 +157,8 @@ class BedrockUpstream:
                 resp.release()
             try:
                 msg = orjson.loads(data)
-                if isinstance(msg, dict) and not msg.get("model"):
-                    msg["model"] = model_id
+                if isinstance(msg, dict) and msg.get("model") != model_id:
+                    msg["model"] = model_id  # the path names the model; price it by the catalog id
                     data = orjson.dumps(msg)
             except orjson.JSONDecodeError:
                 pass
@@ -170,7 +174,7 @@ class BedrockUpstream:
                     buf.add_data(raw)
                     out = []
                     for frame in buf:
-                        out.append(_frame_to_sse(frame))
+                        out.append(_frame_to_sse(frame, model_id))
                     if out:
                         yield b"".join(out)
             except asyncio.TimeoutError:
@@ -189,13 +193,15 @@ class BedrockUpstream:
             await self._session.close()
 
 
-def _frame_to_sse(frame: Any) -> bytes:
+def _frame_to_sse(frame: Any, model_id: str) -> bytes:
     headers = frame.headers
     mtype = headers.get(":message-type")
     if mtype == "event" and headers.get(":event-type") == "chunk":
         data = orjson.loads(frame.payload)
         event = base64.b64decode(data["bytes"])
         obj = orjson.loads(event)
+        if obj.get("type") == "message_start" and isinstance(obj.get("message"), dict):
+            obj["message"]["model"] = model_id
         return format_event(str(obj.get("type", "message")), obj)
     # an exception frame mid-stream: Anthropic's in-stream error event
     kind = str(headers.get(":exception-type") or headers.get(":error-code") or "InternalServerException")

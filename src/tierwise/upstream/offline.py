@@ -135,12 +135,18 @@ def synthesize(params: Mapping[str, Any], seen_prefixes: set[str] | None = None)
     words = [rng.choice(_WORDS) for _ in range(n_words)]
     answer = f"[offline synthetic answer from {model}] " + " ".join(words)
     stop = "max_tokens" if want > max_tokens else "end_turn"
+    content: list[dict[str, Any]] = [{"type": "text", "text": answer}]
+    tool = _forced_tool(params)
+    if tool is not None:  # tool_choice forces a tool: answer with a tool_use block that fits its schema
+        content = [{"type": "tool_use", "id": "toolu_offline_" + digest[:20], "name": tool.get("name", "tool"),
+                    "input": _from_schema(tool.get("input_schema") or {}, random.Random(int(digest[16:], 16)))}]
+        stop, n_words = "tool_use", 12
     return {
         "id": "msg_offline_" + digest[:24],
         "type": "message",
         "role": "assistant",
         "model": model,
-        "content": [{"type": "text", "text": answer}],
+        "content": content,
         "stop_reason": stop,
         "stop_sequence": None,
         "usage": {
@@ -154,11 +160,55 @@ def synthesize(params: Mapping[str, Any], seen_prefixes: set[str] | None = None)
     }
 
 
+def _forced_tool(params: Mapping[str, Any]) -> dict[str, Any] | None:
+    choice = params.get("tool_choice")
+    tools = [t for t in params.get("tools") or () if isinstance(t, dict)]
+    if not isinstance(choice, dict) or not tools:
+        return None
+    if choice.get("type") == "tool":
+        return next((t for t in tools if t.get("name") == choice.get("name")), None)
+    if choice.get("type") == "any":
+        return tools[0]
+    return None
+
+
+def _from_schema(schema: Mapping[str, Any], rng: random.Random) -> Any:
+    """A deterministic value that satisfies a (simple) JSON Schema."""
+    if "enum" in schema:
+        return rng.choice(list(schema["enum"]))
+    kind = schema.get("type", "object")
+    if kind == "object":
+        props = schema.get("properties") or {}
+        return {k: _from_schema(v, rng) for k, v in props.items()}
+    if kind == "array":
+        return [_from_schema(schema.get("items") or {"type": "string"}, rng)]
+    if kind == "number":
+        lo, hi = float(schema.get("minimum", 0.0)), float(schema.get("maximum", 1.0))
+        return round(lo + (hi - lo) * rng.random(), 3)
+    if kind == "integer":
+        return int(schema.get("minimum", 1))
+    if kind == "boolean":
+        return True
+    return "offline synthetic value"
+
+
 def stream_events(message: dict[str, Any], *, per_token: float = 0.0, fault: Fault | None = None) -> list[tuple[str, Any, float]]:
     """The SSE event sequence for ``message`` as (event, data, delay-before) tuples."""
     usage = message["usage"]
     start_msg = dict(message, content=[], stop_reason=None, usage=dict(usage, output_tokens=1))
-    text = message["content"][0]["text"]
+    first = message["content"][0]
+    if first.get("type") == "tool_use":
+        return [
+            ("message_start", {"type": "message_start", "message": start_msg}, 0.0),
+            ("content_block_start", {"type": "content_block_start", "index": 0, "content_block": dict(first, input={})}, 0.0),
+            ("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": {
+                "type": "input_json_delta", "partial_json": orjson.dumps(first["input"]).decode()}}, per_token),
+            ("content_block_stop", {"type": "content_block_stop", "index": 0}, 0.0),
+            ("message_delta", {"type": "message_delta", "delta": {"stop_reason": message["stop_reason"], "stop_sequence": None},
+                               "usage": {"output_tokens": usage["output_tokens"]}}, 0.0),
+            ("message_stop", {"type": "message_stop"}, 0.0),
+        ]
+    text = first["text"]
     pieces = [text[i : i + 24] for i in range(0, len(text), 24)] or [""]
     out: list[tuple[str, Any, float]] = [
         ("message_start", {"type": "message_start", "message": start_msg}, 0.0),

@@ -91,3 +91,41 @@ class StreamMeter:
 def format_event(event: str, data: Any) -> bytes:
     """One SSE event the way the API writes it: ``event:`` line, ``data:`` line, blank line."""
     return b"event: " + event.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
+
+
+def message_events(message: dict[str, Any]) -> bytes:
+    """A complete Message re-told as the SSE stream the API would have sent (text, tool_use and
+    thinking blocks). Used when an answer had to be finished before it could be streamed (a cascade
+    verifies the whole answer first)."""
+    usage = dict(message.get("usage") or {})
+    start = dict(message, content=[], stop_reason=None, stop_sequence=None, usage=dict(usage, output_tokens=1))
+    out = [format_event("message_start", {"type": "message_start", "message": start})]
+    for i, block in enumerate(message.get("content") or ()):
+        kind = block.get("type")
+        if kind == "text":
+            out.append(format_event("content_block_start", {"type": "content_block_start", "index": i,
+                                                            "content_block": {"type": "text", "text": ""}}))
+            text = block.get("text", "")
+            for j in range(0, max(len(text), 1), 64):
+                out.append(format_event("content_block_delta", {"type": "content_block_delta", "index": i,
+                                                                "delta": {"type": "text_delta", "text": text[j:j + 64]}}))
+        elif kind == "tool_use":
+            out.append(format_event("content_block_start", {"type": "content_block_start", "index": i, "content_block":
+                                                            dict(block, input={})}))
+            out.append(format_event("content_block_delta", {"type": "content_block_delta", "index": i, "delta": {
+                "type": "input_json_delta", "partial_json": orjson.dumps(block.get("input", {})).decode()}}))
+        elif kind == "thinking":
+            out.append(format_event("content_block_start", {"type": "content_block_start", "index": i,
+                                                            "content_block": {"type": "thinking", "thinking": ""}}))
+            out.append(format_event("content_block_delta", {"type": "content_block_delta", "index": i, "delta": {
+                "type": "thinking_delta", "thinking": block.get("thinking", "")}}))
+            if block.get("signature"):
+                out.append(format_event("content_block_delta", {"type": "content_block_delta", "index": i, "delta": {
+                    "type": "signature_delta", "signature": block["signature"]}}))
+        else:
+            out.append(format_event("content_block_start", {"type": "content_block_start", "index": i, "content_block": block}))
+        out.append(format_event("content_block_stop", {"type": "content_block_stop", "index": i}))
+    out.append(format_event("message_delta", {"type": "message_delta", "delta": {
+        "stop_reason": message.get("stop_reason"), "stop_sequence": message.get("stop_sequence")}, "usage": usage}))
+    out.append(format_event("message_stop", {"type": "message_stop"}))
+    return b"".join(out)

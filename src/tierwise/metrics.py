@@ -1,0 +1,111 @@
+"""Prometheus metrics for the proxy (``GET /metrics``): requests, tokens, cost, latency, by tier/task/status.
+
+``prometheus_client`` is imported when a proxy is created, never at ``import tierwise``. Each
+proxy has its own registry (several apps can live in one process, as in tests). ``observe(row)``
+is called once per call with the ledger row; it looks up cached label children and does a
+handful of increments, so the hot path stays cheap.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+__all__ = ["Metrics", "LATENCY_BUCKETS"]
+
+LATENCY_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
+MAX_TASK_LABELS = 200
+
+
+class Metrics:
+    def __init__(self) -> None:
+        from prometheus_client import CollectorRegistry, Counter, Histogram
+
+        self.registry = CollectorRegistry(auto_describe=False)
+        r = self.registry
+        self.requests = Counter("tierwise_requests", "Calls through the proxy.", ["tier", "task", "status"], registry=r)
+        self.tokens = Counter("tierwise_tokens", "Tokens billed, by kind.", ["tier", "task", "kind"], registry=r)
+        self.cost = Counter("tierwise_cost_usd", "Exact cost in USD.", ["tier", "task"], registry=r)
+        self.saved = Counter("tierwise_saved_vs_default_usd", "Cost avoided against the default tier.", ["tier", "task"],
+                             registry=r)
+        self.latency = Histogram("tierwise_request_latency_seconds", "Time from request to the last byte.", ["tier", "task"],
+                                 buckets=LATENCY_BUCKETS, registry=r)
+        self.ttft = Histogram("tierwise_time_to_first_token_seconds", "Streaming: time to the first token.", ["tier"],
+                              buckets=LATENCY_BUCKETS, registry=r)
+        self.escalations = Counter("tierwise_escalations", "Calls escalated to a higher tier.", ["tier", "task"], registry=r)
+        self.fallbacks = Counter("tierwise_fallbacks", "Calls answered by a fallback.", ["tier", "task"], registry=r)
+        self.feedback = Counter("tierwise_feedback", "Feedback records received.", ["result"], registry=r)
+        self.alerts = Counter("tierwise_monitor_alerts", "Monitor alerts raised.", ["task"], registry=r)
+        self.reverts = Counter("tierwise_registry_reverts", "Registry entries reverted by the monitor.", ["task"], registry=r)
+        self._children: dict[tuple[str, str, int], tuple[Any, ...]] = {}
+        self._tasks: set[str] = set()
+        self._lock = threading.Lock()
+
+    def _task_label(self, task: str | None) -> str:
+        if not task:
+            return "-"
+        if task in self._tasks:
+            return task
+        if len(self._tasks) >= MAX_TASK_LABELS:
+            return "other"
+        self._tasks.add(task)
+        return task
+
+    def _kids(self, tier: str, task: str, status: int) -> tuple[Any, ...]:
+        key = (tier, task, status)
+        kids = self._children.get(key)
+        if kids is None:
+            with self._lock:
+                kids = (self.requests.labels(tier, task, str(status)),
+                        self.tokens.labels(tier, task, "input"), self.tokens.labels(tier, task, "output"),
+                        self.tokens.labels(tier, task, "cache_read"), self.tokens.labels(tier, task, "cache_write"),
+                        self.cost.labels(tier, task), self.latency.labels(tier, task), self.ttft.labels(tier),
+                        self.saved.labels(tier, task))
+                self._children[key] = kids
+        return kids
+
+    def observe(self, row: dict[str, Any]) -> None:
+        """Account one ledger row. Never raises (metrics must not break a request)."""
+        try:
+            tier = row.get("tier") or "-"
+            task = self._task_label(row.get("task"))
+            req, tin, tout, tcr, tcw, cost, lat, ttft, saved = self._kids(tier, task, int(row.get("status") or 0))
+            req.inc()
+            if row.get("input_tokens"):
+                tin.inc(row["input_tokens"])
+            if row.get("output_tokens"):
+                tout.inc(row["output_tokens"])
+            if row.get("cache_read_tokens"):
+                tcr.inc(row["cache_read_tokens"])
+            cw = (row.get("cache_write_5m_tokens") or 0) + (row.get("cache_write_1h_tokens") or 0)
+            if cw:
+                tcw.inc(cw)
+            c = row.get("cost_nanos")
+            if c:
+                cost.inc(c / 1e9)
+                d = row.get("default_cost_nanos")
+                if d and d > c:
+                    saved.inc((d - c) / 1e9)
+            if row.get("latency_ms") is not None:
+                lat.observe(row["latency_ms"] / 1000.0)
+            if row.get("ttft_ms") is not None:
+                ttft.observe(row["ttft_ms"] / 1000.0)
+            if row.get("escalations"):
+                self.escalations.labels(tier, task).inc(row["escalations"])
+            if row.get("fallbacks"):
+                self.fallbacks.labels(tier, task).inc(row["fallbacks"])
+        except Exception:  # noqa: BLE001
+            pass
+
+    def alert(self, task: str, *, reverted: bool = False) -> None:
+        self.alerts.labels(self._task_label(task)).inc()
+        if reverted:
+            self.reverts.labels(self._task_label(task)).inc()
+
+    def feedback_received(self, error: bool) -> None:
+        self.feedback.labels("bad" if error else "ok").inc()
+
+    def exposition(self) -> tuple[bytes, str]:
+        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST

@@ -1,0 +1,181 @@
+"""The Bedrock upstream against a local fake that checks SigV4 headers, paths and the body."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import re
+import struct
+import threading
+from typing import Any
+
+import orjson
+import pytest
+
+pytest.importorskip("botocore", reason="botocore not installed (pip install 'tierwise[bedrock]')")
+
+from aiohttp import web  # noqa: E402
+
+from tierwise.errors import OverloadedError, RateLimitError  # noqa: E402
+from tierwise.upstream.bedrock import BedrockUpstream  # noqa: E402
+from tierwise.upstream.offline import parse_fault, stream_events, synthesize  # noqa: E402
+from tierwise.upstream.sse import StreamMeter  # noqa: E402
+
+PATH = re.compile(r"^/model/(?P<id>[^/]+)/(?P<action>invoke|invoke-with-response-stream)$")
+
+
+def _header(name: str, value: str) -> bytes:
+    n, v = name.encode(), value.encode()
+    return struct.pack(">B", len(n)) + n + b"\x07" + struct.pack(">H", len(v)) + v
+
+
+def eventstream_frame(payload: bytes, headers: dict[str, str]) -> bytes:
+    """One AWS event-stream message (prelude, prelude CRC, headers, payload, message CRC)."""
+    hdrs = b"".join(_header(k, v) for k, v in headers.items())
+    total = 12 + len(hdrs) + len(payload) + 4
+    prelude = struct.pack(">II", total, len(hdrs))
+    prelude += struct.pack(">I", binascii.crc32(prelude) & 0xFFFFFFFF)
+    msg = prelude + hdrs + payload
+    return msg + struct.pack(">I", binascii.crc32(msg) & 0xFFFFFFFF)
+
+
+def chunk_frame(event: dict[str, Any]) -> bytes:
+    payload = orjson.dumps({"bytes": base64.b64encode(orjson.dumps(event)).decode()})
+    return eventstream_frame(payload, {":event-type": "chunk", ":content-type": "application/json", ":message-type": "event"})
+
+
+class FakeBedrock:
+    """A local stand-in for bedrock-runtime: verifies the request the way Bedrock would refuse it."""
+
+    def __init__(self) -> None:
+        self.requests: list[tuple[str, dict[str, str], dict[str, Any]]] = []
+        self.errors: list[str] = []
+        self.port = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._ready = threading.Event()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        raw = await request.read()
+        hdrs = {k.lower(): v for k, v in request.headers.items()}
+        m = PATH.match(request.path)
+        body = orjson.loads(raw) if raw else {}
+        self.requests.append((request.path, hdrs, body))
+        auth = hdrs.get("authorization", "")
+        if not (auth.startswith("AWS4-HMAC-SHA256 Credential=") and "SignedHeaders=" in auth and "Signature=" in auth
+                and "/bedrock/aws4_request" in auth and "x-amz-date" in hdrs):
+            return web.json_response({"message": "missing or malformed SigV4 signature"}, status=403,
+                                     headers={"x-amzn-ErrorType": "AccessDeniedException"})
+        if m is None or "model" in body or body.get("anthropic_version") != "bedrock-2023-05-31":
+            return web.json_response({"message": f"bad request {request.path}"}, status=400,
+                                     headers={"x-amzn-ErrorType": "ValidationException"})
+        fault = parse_fault(hdrs.get("x-tierwise-bedrock-fault"))
+        if fault and fault.status == 429:
+            return web.json_response({"message": "Too many requests"}, status=429, headers={"x-amzn-ErrorType": "ThrottlingException"})
+        if fault and fault.status:
+            return web.json_response({"message": "unavailable"}, status=503, headers={"x-amzn-ErrorType": "ServiceUnavailableException"})
+        model = "claude-" + m.group("id").split("claude-", 1)[-1].rsplit("-v", 1)[0]
+        msg = synthesize(dict(body, model=model))
+        if m.group("action") == "invoke":
+            return web.json_response(msg, headers={"x-amzn-RequestId": "fake-1"})
+        resp = web.StreamResponse(status=200, headers={"content-type": "application/vnd.amazon.eventstream",
+                                                       "x-amzn-RequestId": "fake-2"})
+        await resp.prepare(request)
+        for _, data, _ in stream_events(msg):
+            await resp.write(chunk_frame(data))
+        await resp.write_eof()
+        return resp
+
+    def __enter__(self) -> "FakeBedrock":
+        def run() -> None:
+            self._loop = asyncio.new_event_loop()
+            app = web.Application()
+            app.router.add_post("/model/{tail:.*}", self.handle)
+            runner = web.AppRunner(app, access_log=None)
+
+            async def start() -> None:
+                await runner.setup()
+                site = web.TCPSite(runner, "127.0.0.1", 0)
+                await site.start()
+                self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+                self._ready.set()
+
+            self._loop.run_until_complete(start())
+            self._loop.run_forever()
+            self._loop.run_until_complete(runner.cleanup())
+
+        self._thread = threading.Thread(target=run, daemon=True)
+        self._thread.start()
+        assert self._ready.wait(10)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        assert self._loop is not None
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+
+
+@pytest.fixture
+def fake_bedrock():
+    with FakeBedrock() as fb:
+        yield fb
+
+
+def _creds():
+    from botocore.credentials import Credentials
+
+    return Credentials("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY")
+
+
+IDS = {"claude-haiku-5-5": "anthropic.claude-haiku-5-5-v1:0"}
+BODY = orjson.dumps({"model": "claude-haiku-5-5", "max_tokens": 50, "messages": [{"role": "user", "content": "hello"}]})
+
+
+async def test_invoke_signed_and_translated(fake_bedrock):
+    up = BedrockUpstream("us-east-1", model_ids=IDS, endpoint_url=fake_bedrock.url, credentials=_creds())
+    try:
+        resp = await up.send("/v1/messages", BODY, headers={"anthropic-beta": "a-1,b-2"}, stream=False, model="claude-haiku-5-5")
+    finally:
+        await up.aclose()
+    msg = orjson.loads(resp.body)
+    assert resp.status == 200 and msg["model"] == "claude-haiku-5-5" and msg["usage"]["input_tokens"] > 0
+    path, hdrs, body = fake_bedrock.requests[-1]
+    assert path == "/model/anthropic.claude-haiku-5-5-v1:0/invoke"
+    assert hdrs["authorization"].startswith("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/")
+    assert "x-amz-date" in hdrs and "model" not in body and body["anthropic_beta"] == ["a-1", "b-2"]
+    assert "wJalrXUtnFEMI" not in repr(up) and "wJalrXUtnFEMI" not in repr(fake_bedrock.requests)
+
+
+async def test_stream_reframed_as_anthropic_sse(fake_bedrock):
+    up = BedrockUpstream("us-east-1", model_ids=IDS, endpoint_url=fake_bedrock.url, credentials=_creds(), model_prefix="us.")
+    try:
+        resp = await up.send("/v1/messages", BODY, headers={}, stream=True, model="claude-haiku-5-5")
+        meter = StreamMeter()
+        raw = b""
+        async for chunk in resp.chunks:
+            meter.feed(chunk)
+            raw += chunk
+        await resp.aclose()
+    finally:
+        await up.aclose()
+    assert fake_bedrock.requests[-1][0] == "/model/us.anthropic.claude-haiku-5-5-v1:0/invoke-with-response-stream"
+    assert raw.startswith(b"event: message_start\ndata: ") and meter.completed and meter.usage.output_tokens > 1
+    assert meter.model == "claude-haiku-5-5"
+
+
+async def test_errors_map_to_anthropic_classes(fake_bedrock):
+    up = BedrockUpstream("us-east-1", model_ids=IDS, endpoint_url=fake_bedrock.url, credentials=_creds())
+    try:
+        with pytest.raises(RateLimitError):
+            await up.send("/v1/messages", BODY, headers={"x-tierwise-bedrock-fault": "status=429"}, stream=False,
+                          model="claude-haiku-5-5")
+        with pytest.raises(OverloadedError) as exc:
+            await up.send("/v1/messages", BODY, headers={"x-tierwise-bedrock-fault": "status=503"}, stream=False,
+                          model="claude-haiku-5-5")
+        assert "bedrock" in exc.value.message
+    finally:
+        await up.aclose()
