@@ -81,7 +81,7 @@ DEFAULTS: dict[str, Any] = {
         "retries_per_target": 1,      # retries on the same upstream+model before the next fallback
         "redis_url": "",              # share breaker state, budgets and rate limits between replicas
         "fallbacks": {},              # tier -> ["bedrock", "next_tier", "tier:<name>"]; free table
-        "breaker": {"enabled": True, "window": 20, "min_requests": 5, "failure_rate": 0.5, "cooldown": 10.0,
+        "breaker": {"enabled": True, "window": 100, "min_requests": 20, "failure_rate": 0.5, "cooldown": 5.0,
                     "half_open_probes": 1},
         "bedrock": {"enabled": False, "region": "us-east-1", "endpoint_url": "", "model_prefix": "",
                     "timeout": 600.0},

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-json_scalar = st.one_of(st.none(), st.booleans(), st.integers(-2**70, 2**70), st.floats(allow_nan=False), st.text(max_size=30))
+json_scalar = st.one_of(st.none(), st.booleans(), st.integers(-2**63 + 1, 2**63 - 1), st.floats(allow_nan=False), st.text(max_size=30))
 json_value = st.recursive(json_scalar, lambda c: st.one_of(st.lists(c, max_size=4), st.dictionaries(st.text(max_size=10), c, max_size=4)),
                           max_leaves=12)
 models = st.one_of(st.sampled_from(["auto", "tierwise/classify_intent", "tierwise/nope", "claude-haiku-5-5", "claude-opus-5-5",
@@ -27,7 +27,8 @@ body = st.fixed_dictionaries(
               "tools": json_value, "tool_choice": json_value, "thinking": json_value, "metadata": json_value})
 header_text = st.text(alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=60)
 headers = st.dictionaries(st.sampled_from(["x-tierwise-task", "anthropic-version", "anthropic-beta", "x-api-key", "authorization",
-                                           "x-tierwise-fault", "content-type", "x-other"]), header_text, max_size=4)
+                                           "x-tierwise-fault", "content-type", "x-other"]),
+                          header_text.map(str.strip).filter(bool), max_size=4)  # h11 refuses padded values client-side
 
 
 @pytest.fixture

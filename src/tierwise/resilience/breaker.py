@@ -49,7 +49,7 @@ class CircuitBreaker:
 
     shared = False
 
-    def __init__(self, *, window: int = 20, min_requests: int = 5, failure_rate: float = 0.5, cooldown: float = 10.0,
+    def __init__(self, *, window: int = 100, min_requests: int = 20, failure_rate: float = 0.5, cooldown: float = 5.0,
                  half_open_probes: int = 1, clock: Callable[[], float] = time.time) -> None:
         self.window = max(1, int(window))
         self.min_requests = max(1, int(min_requests))

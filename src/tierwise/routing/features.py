@@ -182,7 +182,8 @@ class Featurizer:
         self.n_hashed = 1 << self.spec.bits
         self.n_cols = self.n_hashed + len(DENSE_NAMES)
 
-    def transform_one(self, text: str, category: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def transform_one(self, text: str, category: str | None = None,
+                      signals: Signals | None = None) -> tuple[np.ndarray, np.ndarray]:
         spec, bits, w = self.spec, self.spec.bits, self.spec.weights
         low = text[: spec.max_chars].lower()
         words = _WORD.findall(low)
@@ -209,7 +210,7 @@ class Featurizer:
                 w.get("char", 1.0))
         if category:
             add(_bucket(_word_hashes([category.lower()]), 3, bits), w.get("category", 0.0))
-        dense = dense_signals(text[: spec.max_chars * 4], len(words)) * w.get("dense", 1.0)
+        dense = dense_signals(text[: spec.max_chars * 4], len(words), signals) * w.get("dense", 1.0)
         nz = np.nonzero(dense)[0]
         idx.append(self.n_hashed + nz)
         val.append(dense[nz])

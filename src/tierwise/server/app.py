@@ -20,6 +20,7 @@ from ..errors import APIError, InvalidRequestError, NotFoundError, error_body
 from ..ledger import Ledger
 from ..upstream import Upstream, build_upstream
 from .messages import handle_messages, new_request_id, read_body, send_error
+from .feedback_routes import EvidenceState, evidence_routes
 from .state import ProxyState
 
 __all__ = ["create_app", "ProxyApp"]
@@ -60,6 +61,7 @@ def create_app(settings: Settings, *, upstream: Upstream | None = None, ledger: 
 
     state.guard = Runtime(settings, state.upstream, ledger)  # type: ignore[attr-defined]  # retries, keys, budgets
     catalog = settings.catalog
+    evidence = EvidenceState(state)  # feedback, /metrics, /dashboard, registry reload + monitor
 
     async def models(request: Request) -> Response:
         created = "2026-11-21T00:00:00Z"
@@ -127,6 +129,7 @@ def create_app(settings: Settings, *, upstream: Upstream | None = None, ledger: 
             Route("/v1/models", models, methods=["GET"]),
             Route("/v1/messages/count_tokens", count_tokens, methods=["POST"]),
             Route("/healthz", health, methods=["GET"]),
+            *evidence_routes(evidence),
         ],
         exception_handlers={HTTPException: not_found},
         lifespan=lifespan,

@@ -1,0 +1,159 @@
+"""Replay: evaluate routing strategies on recorded outcomes without leakage.
+
+Either a separate test file (train on one set, test on the other) or k-fold cross-fitting by id
+on one file: every prompt is scored by a model that never saw it (folds from a hash of the id).
+The learned router is swept over its tolerance (for two rungs: the predicted gain threshold, which
+is the same set of operating points); cascades are swept over the verifier's threshold.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from ..outcomes import Record, fold_of
+from ..routing.features import FeatureSpec
+from .cascade_eval import cascade_curve, verifier_matrix
+from .curves import (Curve, OutcomeMatrix, always_curves, build_matrix, choice_point, choices_curve, metric_row,
+                     oracle_curve, random_curve, sweep_by_score)
+
+__all__ = ["LearnedConfig", "ReplayResult", "learned_oof", "replay", "strategy_choices", "tier_to_rung"]
+
+
+@dataclass
+class LearnedConfig:
+    name: str = "learned"
+    lam: float = 10.0
+    spec: FeatureSpec = field(default_factory=FeatureSpec)
+    use_category: bool = True
+    cascade: bool = True          # also evaluate router-free verifier cascades when answers exist
+
+
+@dataclass
+class ReplayResult:
+    ladder: list[str]
+    n_test: int
+    mode: str
+    curves: list[Curve]
+    rows: dict[str, dict[str, float | None]]
+    matrix: OutcomeMatrix | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def _train(records: Sequence[Record], rungs: Sequence[Sequence[str]], prices: Mapping[str, Any], cfg: LearnedConfig,
+           verifiers: bool) -> Any:
+    from ..routing.learned import train
+
+    spec = FeatureSpec.from_json(cfg.spec.to_json())
+    return train(records, rungs, prices, lam=cfg.lam, spec=spec, use_category=cfg.use_category, verifiers=verifiers)
+
+
+def learned_oof(train_m: OutcomeMatrix, test_m: OutcomeMatrix | None, rungs: Sequence[Sequence[str]],
+                prices: Mapping[str, Any], cfg: LearnedConfig, folds: int = 5, seed: int = 0,
+                verifiers: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Predictions (n, rungs) and verifier probabilities (n, rungs-1) for the test rows: from a model
+    trained on ``train_m`` when ``test_m`` is given, else out-of-fold on ``train_m`` (k-fold by id)."""
+    R = len(rungs)
+    if test_m is not None:
+        art = _train(train_m.records, rungs, prices, cfg, verifiers)
+        P = art.predict(test_m.prompts, test_m.categories if cfg.use_category else None)
+        V = verifier_matrix(art.verifiers, test_m) if verifiers else np.full((test_m.n, R - 1), np.nan)
+        return P, V
+    fold = np.array([fold_of(i, folds, seed) for i in train_m.ids])
+    P = np.zeros((train_m.n, R))
+    V = np.full((train_m.n, R - 1), np.nan)
+    for k in range(folds):
+        te = np.nonzero(fold == k)[0]
+        tr = np.nonzero(fold != k)[0]
+        if te.size == 0 or tr.size < 2:
+            continue
+        sub_tr, sub_te = train_m.take(tr), train_m.take(te)
+        art = _train(sub_tr.records, rungs, prices, cfg, verifiers)
+        P[te] = art.predict(sub_te.prompts, sub_te.categories if cfg.use_category else None)
+        if verifiers:
+            V[te] = verifier_matrix(art.verifiers, sub_te)
+    return P, V
+
+
+def tier_to_rung(tier: str | None, rung_tiers: Sequence[str], tier_order: Sequence[str]) -> int:
+    """A strategy's tier -> ladder position: exact match, else the highest rung not above the tier."""
+    if tier in rung_tiers:
+        return list(rung_tiers).index(tier)
+    pos = {t: i for i, t in enumerate(tier_order)}
+    if tier not in pos:
+        return len(rung_tiers) - 1
+    best = 0
+    for i, t in enumerate(rung_tiers):
+        if pos.get(t, 10**6) <= pos[tier]:
+            best = i
+    return best
+
+
+def strategy_choices(name: str, m: OutcomeMatrix, settings: Any, rung_tiers: Sequence[str] | None = None,
+                     options: Mapping[str, Any] | None = None) -> np.ndarray:
+    """Rung chosen by a registered (non-learned) strategy for every prompt of ``m``."""
+    from ..routing.base import RouteRequest, build_router
+
+    router = build_router(name, settings, **dict(options or {}))
+    order = settings.catalog.tier_order
+    tiers = list(rung_tiers) if rung_tiers else [order[min(i, len(order) - 1)] for i in range(len(m.ladder))]
+    out = np.zeros(m.n, dtype=np.int64)
+    for j, prompt in enumerate(m.prompts):
+        d = router.decide(RouteRequest.from_prompt(prompt))
+        if d.model in m.ladder:
+            out[j] = m.ladder.index(d.model)
+        else:
+            out[j] = tier_to_rung(d.tier, tiers, order)
+    return out
+
+
+def learned_curve(name: str, P: np.ndarray, m: OutcomeMatrix, steps: int = 200) -> Curve:
+    if P.shape[1] == 2:
+        return sweep_by_score(name, P[:, 1] - P[:, 0], m)
+    from ..routing.learned import choose_rungs
+
+    gaps = (P.max(1, keepdims=True) - P).ravel()
+    tols = np.unique(np.concatenate([[0.0], np.quantile(gaps, np.linspace(0, 1, steps)), [1.0 + 1e-9]]))
+    order = np.argsort(m.C.mean(0), kind="stable")
+    return choices_curve(name, [choose_rungs(P, t, order) for t in tols], m)
+
+
+def replay(train_records: Sequence[Record], rungs: Sequence[Sequence[str]], prices: Mapping[str, Any], *,
+           test_records: Sequence[Record] | None = None, learned: Sequence[LearnedConfig] = (LearnedConfig(),),
+           strategies: Sequence[str] = (), settings: Any = None, folds: int = 5, seed: int = 0,
+           fixed_artifact: Any = None, rung_tiers: Sequence[str] | None = None) -> ReplayResult:
+    """Evaluate every requested strategy plus always-each-rung, random mixing and the oracle."""
+    train_m = build_matrix(train_records, rungs, prices)
+    test_m = build_matrix(test_records, rungs, prices) if test_records is not None else None
+    m = test_m if test_m is not None else train_m
+    if m.n < 2:
+        from ..errors import ConfigError
+
+        raise ConfigError(f"replay: only {m.n} prompt(s) have an outcome for every rung of the ladder")
+    mode = "separate test file" if test_m is not None else f"{folds}-fold cross-fitting by id"
+    curves: list[Curve] = [*always_curves(m), random_curve(m), oracle_curve(m)]
+    notes: list[str] = []
+    has_answers = any(r[0] is not None for r in m.responses)
+    if fixed_artifact is not None:
+        P = fixed_artifact.predict(m.prompts, m.categories)
+        curves.append(learned_curve("learned (artifact as-is)", P, m))
+        if fixed_artifact.verifiers and has_answers:
+            curves.append(cascade_curve("cascade (artifact verifier)", verifier_matrix(fixed_artifact.verifiers, m), m))
+        notes.append("artifact evaluated as-is: only meaningful if it was not trained on these prompts")
+    for cfg in learned:
+        P, V = learned_oof(train_m, test_m, rungs, prices, cfg, folds=folds, seed=seed,
+                           verifiers=cfg.cascade and has_answers)
+        curves.append(learned_curve(cfg.name, P, m))
+        if cfg.cascade and has_answers and not np.all(np.isnan(V)):
+            curves.append(cascade_curve(f"cascade ({cfg.name} verifier)", V, m))
+    if strategies:
+        if settings is None:
+            from ..config import load_settings
+
+            settings = load_settings(None, environ={})
+        for name in strategies:
+            curves.append(choice_point(name, strategy_choices(name, m, settings, rung_tiers), m))
+    rows = {c.name: metric_row(c, m) for c in curves}
+    return ReplayResult(ladder=list(m.ladder), n_test=m.n, mode=mode, curves=curves, rows=rows, matrix=m, notes=notes)

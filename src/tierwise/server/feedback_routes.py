@@ -1,0 +1,221 @@
+"""The proxy's evidence routes: ``POST /v1/feedback``, ``GET /metrics``, ``GET /dashboard``; and the
+background watcher that reloads the registry from tierwise.toml and runs the monitor.
+
+All of them sit behind the proxy's auth: when proxy keys are enforced a valid proxy key is
+needed (``x-api-key``, ``Authorization: Bearer``, or for a browser ``/dashboard?key=...`` which
+sets an HttpOnly cookie); ``$TIERWISE_DASHBOARD_TOKEN`` (``dashboard.token_env``) is accepted too.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import os
+import threading
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Route
+
+from ..errors import APIError, AuthenticationError, InvalidRequestError, error_body
+
+if TYPE_CHECKING:
+    from .state import ProxyState
+
+__all__ = ["EvidenceState", "evidence_routes"]
+
+log = logging.getLogger("tierwise.evidence")
+_COOKIE = "tierwise_key"
+
+
+class EvidenceState:
+    """Metrics, registry history, monitor and the watcher thread of one proxy."""
+
+    def __init__(self, state: "ProxyState") -> None:
+        from ..metrics import Metrics
+
+        self.state = state
+        state.evidence = self  # type: ignore[attr-defined]
+        self.settings = state.settings
+        self.metrics = Metrics()
+        state.metrics = self.metrics
+        self.engine = state.ledger.engine if state.ledger is not None else None
+        self.history = None
+        self.monitor = None
+        self._stop = threading.Event()
+        self._mtime: float | None = None
+        if self.engine is not None:
+            from ..monitor import Monitor
+            from ..registry_history import RegistryHistory
+
+            self.history = RegistryHistory(self.settings, self.engine, live=self.settings.registry)
+            self.monitor = Monitor(self.settings, self.engine, history=self.history, metrics=self.metrics,
+                                   on_change=self._after_revert)
+            self._mtime = self._file_mtime()
+            interval = float(self.settings.raw["monitor"]["interval"])
+            if interval > 0:
+                t = threading.Thread(target=self._run, args=(interval,), name="tierwise-monitor", daemon=True)
+                t.start()
+
+    # -- registry reload + monitor ----------------------------------------------------
+    def _file_mtime(self) -> float | None:
+        try:
+            return self.history.path.stat().st_mtime if self.history is not None else None  # type: ignore[union-attr]
+        except OSError:
+            return None
+
+    def reload_registry(self) -> bool:
+        """Re-read [registry] (and [ab]) from tierwise.toml when it changed; updates routing in place."""
+        from ..ab import build_ab
+        from ..config import load_settings
+
+        if self.history is None:
+            return False
+        mtime = self._file_mtime()
+        if mtime is None or mtime == self._mtime:
+            return False
+        self._mtime = mtime
+        try:
+            fresh = load_settings(self.history.path)
+        except Exception as exc:  # noqa: BLE001 - a broken file must not stop the proxy
+            log.error("not reloading the registry: %s", exc)
+            return False
+        live = self.settings.registry
+        live.update(fresh.registry)
+        for task in [t for t in live if t not in fresh.registry]:
+            del live[task]
+        dispatcher = self.state.dispatcher
+        if fresh.raw.get("ab") != self.settings.raw.get("ab"):
+            self.settings.raw["ab"] = fresh.raw.get("ab")
+            try:
+                dispatcher.ab = build_ab(self.settings, dispatcher)
+            except Exception as exc:  # noqa: BLE001
+                log.error("not reloading [ab]: %s", exc)
+        elif getattr(dispatcher, "ab", None) is not None:
+            dispatcher.ab.refresh_registry(live)
+        log.info("registry reloaded from %s", self.history.path)
+        return True
+
+    def _after_revert(self) -> None:
+        self._mtime = self._file_mtime()
+        ab = getattr(self.state.dispatcher, "ab", None)
+        if ab is not None:
+            ab.refresh_registry(self.settings.registry)
+
+    def tick(self) -> list[dict[str, Any]]:
+        self.reload_registry()
+        if self.monitor is not None and self.settings.raw["monitor"]["enabled"]:
+            return self.monitor.check()
+        return []
+
+    def _run(self, interval: float) -> None:
+        while not self._stop.wait(interval):
+            led = self.state.ledger
+            if led is None or getattr(led.writer, "_closed", False):
+                return
+            try:
+                self.tick()
+            except Exception:  # noqa: BLE001 - the watcher must survive a bad tick
+                log.exception("monitor tick failed")
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    # -- auth -------------------------------------------------------------------------
+    def authorize(self, request: Request) -> None:
+        """Raise AuthenticationError unless the request carries an accepted credential (when any is required)."""
+        token = os.environ.get(str(self.settings.raw["dashboard"]["token_env"]) or "", "")
+        keys = getattr(getattr(self.state, "guard", None), "keys", None)
+        enforced = bool(keys is not None and keys.enforced)
+        if not token and not enforced:
+            return
+        given = request.headers.get("x-api-key") or ""
+        auth = request.headers.get("authorization") or ""
+        if not given and auth.lower().startswith("bearer "):
+            given = auth[7:].strip()
+        given = given or request.cookies.get(_COOKIE, "")
+        if not given:
+            raise AuthenticationError("this page needs a proxy key (x-api-key, Authorization: Bearer, or ?key=)")
+        if token and hmac.compare_digest(given.encode(), token.encode()):
+            return
+        if enforced:
+            keys.maybe_refresh()
+            keys.authenticate({"x-api-key": given})
+            return
+        raise AuthenticationError("invalid dashboard token")
+
+
+def _error(exc: APIError) -> Response:
+    return Response(error_body(exc.error_type, exc.message), status_code=exc.status, media_type="application/json")
+
+
+def evidence_routes(ev: EvidenceState) -> list[Route]:
+    from ..feedback import parse_feedback, record_feedback
+
+    async def post_feedback(request: Request) -> Response:
+        try:
+            ev.authorize(request)
+            if ev.engine is None:
+                raise APIError("feedback needs the ledger, and this proxy runs without one", status=503)
+            raw = await request.body()
+            if len(raw) > 64 * 1024:
+                raise InvalidRequestError("feedback body too large (64 KiB at most)")
+            try:
+                data = orjson.loads(raw)
+            except orjson.JSONDecodeError as exc:
+                raise InvalidRequestError(f"request body is not valid JSON: {exc}") from None
+            fb = parse_feedback(data)
+            bad_score = float(ev.settings.raw["monitor"]["bad_score"])
+            row = await run_in_threadpool(record_feedback, ev.engine, fb, bad_score=bad_score)
+        except APIError as exc:
+            return _error(exc)
+        ev.metrics.feedback_received(row["error"])
+        return Response(orjson.dumps({"type": "feedback", "id": row["id"], "request_id": row["request_id"],
+                                      "error": row["error"]}), media_type="application/json")
+
+    async def metrics(request: Request) -> Response:
+        try:
+            ev.authorize(request)
+        except APIError as exc:
+            return _error(exc)
+        body, ctype = ev.metrics.exposition()
+        return Response(body, media_type=ctype.split(";")[0], headers={"content-type": ctype})
+
+    async def dashboard(request: Request) -> Response:
+        from .dashboard import collect, render
+
+        key = request.query_params.get("key")
+        if key:  # a browser cannot set headers: move the key into an HttpOnly cookie, out of the URL
+            resp = RedirectResponse(url=request.url.path, status_code=303)
+            resp.set_cookie(_COOKIE, key, httponly=True, samesite="strict")
+            return resp
+        try:
+            ev.authorize(request)
+        except APIError as exc:
+            return Response(f"<!doctype html><title>tierwise</title><p>{exc.message}</p>".encode(), status_code=exc.status,
+                            media_type="text/html")
+        if not ev.settings.raw["dashboard"]["enabled"]:
+            return _error(APIError("the dashboard is turned off (dashboard.enabled)", status=404))
+        try:
+            days = int(request.query_params.get("days", "30"))
+            if not 1 <= days <= 3660:
+                raise ValueError
+        except ValueError:
+            return _error(InvalidRequestError("days: a whole number from 1 to 3660"))
+        if ev.engine is None:
+            return Response(b"<!doctype html><p>The dashboard needs the ledger; this proxy runs without one.</p>",
+                            status_code=503, media_type="text/html")
+        data = await run_in_threadpool(collect, ev.settings, ev.engine, days)
+        if request.url.path.endswith(".json"):
+            return Response(orjson.dumps(data, default=str, option=orjson.OPT_NON_STR_KEYS), media_type="application/json")
+        return Response(render(data).encode(), media_type="text/html; charset=utf-8")
+
+    return [
+        Route("/v1/feedback", post_feedback, methods=["POST"]),
+        Route("/metrics", metrics, methods=["GET"]),
+        Route("/dashboard", dashboard, methods=["GET"]),
+        Route("/dashboard/data.json", dashboard, methods=["GET"]),
+    ]

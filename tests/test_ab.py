@@ -1,0 +1,90 @@
+"""A/B tests: stable assignment by key, arms recorded in the ledger, a verdict with intervals."""
+
+from __future__ import annotations
+
+import pytest
+
+from tierwise.ab import ab_report, build_ab, record_experiment, verdict_text
+from tierwise.config import load_settings
+from tierwise.dispatch import Dispatcher
+from tierwise.errors import ConfigError
+
+from .evidence_helpers import feedback, flushed, send
+
+AB = {"enabled": True, "name": "drafts", "key": "user",
+      "arms": {"A": {}, "B": {"registry": {"draft_email": "fast"}}}}
+
+
+def _settings(tmp_path, ab=AB):
+    return load_settings(None, overrides={"ab": ab, "ledger": {"url": f"sqlite:///{tmp_path}/l.db"}}, environ={})
+
+
+def test_assignment_is_stable_per_user_and_splits_by_weight(tmp_path):
+    d = Dispatcher(_settings(tmp_path))
+    arms = {}
+    for i in range(400):
+        body = {"model": "tierwise/draft_email", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}],
+                "metadata": {"user_id": f"user-{i}"}}
+        plan = d.plan(dict(body))
+        again = d.plan(dict(body))
+        assert plan.arm == again.arm, "a user stays in one arm"
+        assert plan.tier == ("fast" if plan.arm == "drafts/B" else "balanced")
+        arms[plan.arm] = arms.get(plan.arm, 0) + 1
+    assert set(arms) == {"drafts/A", "drafts/B"} and 140 < arms["drafts/A"] < 260
+    weighted = Dispatcher(_settings(tmp_path, dict(AB, arms={"A": {"weight": 9}, "B": {"weight": 1, "auto": "fixed"}})))
+    n_b = sum(weighted.plan({"model": "auto", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}],
+                             "metadata": {"user_id": f"u{i}"}}).arm == "drafts/B" for i in range(400))
+    assert 15 < n_b < 70
+    # an explicit model is not routed, so it is in no arm
+    assert d.plan({"model": "claude-opus-5-5", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}]}).arm is None
+
+
+@pytest.mark.parametrize("ab, message", [
+    (dict(AB, name=""), "needs a name"),
+    (dict(AB, key="ip"), "ab.key"),
+    (dict(AB, arms={"A": {}}), "at least two arms"),
+    (dict(AB, arms={"A": {}, "B": {"registry": {"x": "tiny"}}}), "unknown tier"),
+    (dict(AB, arms={"A": {}, "B": {"weight": 0}}), "weight"),
+    (dict(AB, arms={"A": {}, "B": {"auto": "nope"}}), "unknown routing strategy"),
+    (dict(AB, arms={"A": {}, "B": {"colour": 1}}), "unknown key"),
+])
+def test_bad_experiment_config_is_refused(tmp_path, ab, message):
+    with pytest.raises(ConfigError, match=message):
+        build_ab(_settings(tmp_path, ab), None)
+
+
+def test_live_experiment_report_and_verdict(proxy_factory):
+    proxy = proxy_factory(ab=AB, monitor={"interval": 0})
+    record_experiment(proxy.state.ledger.engine, "drafts", "user", AB["arms"])
+    arms_seen = {}
+    for r in send(proxy, "draft_email", n=60, user="u", prompt="Write a short reply to the customer about the refund"):
+        tier = r.headers["x-tierwise-tier"]
+        arms_seen[tier] = arms_seen.get(tier, 0) + 1
+        assert feedback(proxy, r.headers["x-tierwise-request-id"], outcome="ok").status_code == 200
+    assert set(arms_seen) == {"fast", "balanced"}
+    flushed(proxy)
+    rows = proxy.state.ledger.rows()
+    assert {r["arm"] for r in rows} == {"drafts/A", "drafts/B"}
+    assert all((r["tier"] == "fast") == (r["arm"] == "drafts/B") for r in rows)
+    rep = ab_report(proxy.state.ledger.engine, "drafts")
+    a, b = rep["arms"]
+    assert (a["arm"], b["arm"]) == ("A", "B") and a["n"] + b["n"] == 60
+    assert a["n"] == sum(1 for r in rows if r["arm"] == "drafts/A")
+    assert b["cost_per_call_usd"] == pytest.approx(sum(r["cost_nanos"] for r in rows if r["arm"] == "drafts/B") / b["n"] / 1e9)
+    (comp,) = rep["comparisons"]
+    r, lo, hi = comp["cost_ratio"]
+    assert hi < 1, "Haiku is cheaper than Sonnet on the same prompts"
+    assert comp["verdict"].startswith(f"B saves {100 * (1 - r):.0f}% ± ")
+    assert "no detectable quality loss at n=60" in comp["verdict"]
+
+
+def test_verdict_wording():
+    base = {"arm": "B", "control": "A", "n": 500, "n_control": 500, "feedback_n": 400, "feedback_n_control": 400}
+    v = verdict_text(dict(base, cost_ratio=(0.59, 0.55, 0.65), bad_rate_diff=(0.05, 0.02, 0.08),
+                          bad_rate=0.08, bad_rate_control=0.03))
+    assert v.startswith("B saves 41% ± 5% per call vs A") and "quality loss detected" in v
+    v = verdict_text(dict(base, cost_ratio=(1.2, 1.1, 1.3), bad_rate_diff=None, bad_rate=None, bad_rate_control=None))
+    assert "B costs 20% ± 10% more" in v and "no quality signal" in v
+    v = verdict_text(dict(base, cost_ratio=(0.98, 0.9, 1.07), bad_rate_diff=(0.0, -0.02, 0.02), bad_rate=0.03,
+                          bad_rate_control=0.03))
+    assert "no detectable cost difference" in v and "no detectable quality loss at n=800" in v
