@@ -211,7 +211,7 @@ def _merge(base: dict[str, Any], over: Mapping[str, Any], where: str, free: bool
         if isinstance(cur, dict):
             if not isinstance(value, Mapping):
                 raise ConfigError(f"{path}: expected a table, got {value!r}")
-            free_here = key in ("registry", "catalog", "strategies", "fallbacks", "tasks", "arms") or free
+            free_here = key in ("registry", "catalog", "strategies", "options", "task_options", "fallbacks", "tasks", "arms") or free
             _merge(cur, value, path, free=free_here)
         else:
             base[key] = _coerce(value, cur, path)

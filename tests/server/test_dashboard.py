@@ -73,11 +73,9 @@ def populated(proxy_factory, tmp_path):
     send(proxy, None, n=6, stream=True, prompt="Summarise this paragraph about routing")
     # a deliberately bad registry change, caught and reverted by the monitor
     history = RegistryHistory(state.settings, engine)
-    history.set("summarize_short", "fast", reason="pin after eval", actor="ana")
-    flushed(proxy)
-    history.set("summarize_short", "balanced", reason="try balanced", actor="ana")
+    history.set("review_code", "fast", reason="deliberately bad: try Haiku for code review", actor="ana")
     state.evidence.reload_registry()
-    for i, r in enumerate(send(proxy, "summarize_short", n=12)):
+    for i, r in enumerate(send(proxy, "review_code", n=12)):
         feedback(proxy, r.headers["x-tierwise-request-id"], outcome="bad" if i % 2 else "ok")
     flushed(proxy)
     assert state.evidence.tick()[0]["reverted"]
@@ -95,7 +93,7 @@ def test_dashboard_shows_the_ledger(populated):
     assert data["saved_vs_default_usd"] == pytest.approx(sum(r["default_cost_nanos"] or 0 for r in rows) / 1e9 - spend / 1e9)
     assert data["tier_mix"] == {t: sum(1 for r in rows if (r["tier"] or "-") == t) for t in data["tiers"]}
     assert data["ab"]["experiment"] == "drafts-on-haiku" and data["ab"]["comparisons"][0]["verdict"]
-    assert data["alerts"][0]["task"] == "summarize_short" and data["alerts"][0]["reverted"]
+    assert data["alerts"][0]["task"] == "review_code" and data["alerts"][0]["reverted"]
     assert data["eval"]["run_id"] == "ev_dash"
     html = httpx2.get(proxy.url + "/dashboard").text
     assert fmt_usd(spend / 1e9) in html and "<svg" in html and "<script" not in html
@@ -145,9 +143,9 @@ def test_dashboard_in_a_real_browser(populated, tmp_path):
         assert svg.size["width"] > 300 and svg.size["height"] > 100, "plots are rendered at a readable size"
         verdict = browser.find_element(By.CSS_SELECTOR, "[data-verdict='B']").text
         assert verdict.startswith("B ") and "n=" in verdict
-        assert "summarize_short" in browser.find_element(By.CSS_SELECTOR, "[data-alert]").text
-        height = browser.execute_script("return document.body.scrollHeight")
-        browser.set_window_size(1280, max(900, int(height) + 40))
+        assert "review_code" in browser.find_element(By.CSS_SELECTOR, "[data-alert]").text
+        height = browser.execute_script("return document.documentElement.scrollHeight")
+        browser.set_window_size(1280, max(900, int(height) + 160))
         shot = tmp_path / "dashboard.png"
         assert browser.save_screenshot(str(shot))
     finally:

@@ -55,11 +55,12 @@ def create_app(settings: Settings, *, upstream: Upstream | None = None, ledger: 
         ledger = Ledger.from_settings(settings)
     elif ledger is False:
         ledger = None
-    state = ProxyState(settings=settings, dispatcher=Dispatcher(settings), upstream=upstream or build_upstream(settings),
+    upstream = upstream or build_upstream(settings)
+    state = ProxyState(settings=settings, dispatcher=Dispatcher(settings, upstream=upstream), upstream=upstream,
                        ledger=ledger)
     from ..resilience import Runtime
 
-    state.guard = Runtime(settings, state.upstream, ledger)  # type: ignore[attr-defined]  # retries, keys, budgets
+    state.guard = Runtime(settings, state.upstream, ledger)  # retries, keys, budgets
     catalog = settings.catalog
     evidence = EvidenceState(state)  # feedback, /metrics, /dashboard, registry reload + monitor
 
@@ -92,7 +93,7 @@ def create_app(settings: Settings, *, upstream: Upstream | None = None, ledger: 
                 raise InvalidRequestError("model: field required")
             validate_body(dict(body, max_tokens=body.get("max_tokens", 1)))
             plan = state.dispatcher.plan(body, request.headers.get("x-tierwise-task"))
-            headers = state.guard.admit({k.lower(): v for k, v in request.headers.items()})  # type: ignore[attr-defined]
+            headers = state.guard.admit({k.lower(): v for k, v in request.headers.items()})
             resp = await state.upstream.send("/v1/messages/count_tokens", orjson.dumps(body), headers=headers,
                                              stream=False, model=plan.model_id)
         except APIError as exc:
@@ -120,7 +121,7 @@ def create_app(settings: Settings, *, upstream: Upstream | None = None, ledger: 
             yield
         finally:
             await state.upstream.aclose()
-            await state.guard.aclose()  # type: ignore[attr-defined]
+            await state.guard.aclose()
             if state.ledger is not None:
                 state.ledger.close()
 

@@ -117,7 +117,7 @@ main{max-width:1220px;margin:0 auto;padding:18px 24px 40px}
 .card{background:#fff;border:1px solid #e5e7eb;border-radius:12px;padding:14px 18px;margin-bottom:14px}
 .card h2{font-size:14.5px;margin:0 0 10px;color:#1f2937}.muted{color:#6b7280;font-size:12.5px}
 table{border-collapse:collapse;width:100%;font-size:13px}th,td{padding:5px 8px;border-bottom:1px solid #f0f1f3;text-align:left}
-th{color:#6b7280;font-weight:600}td.n{text-align:right;font-variant-numeric:tabular-nums}
+th{color:#6b7280;font-weight:600}td{vertical-align:top}td.n{text-align:right;font-variant-numeric:tabular-nums}
 .chip{display:inline-block;padding:1px 8px;border-radius:10px;color:#fff;font-size:12px}
 .verdict{font-size:15px;font-weight:600;margin:6px 0 10px}.alert{border-left:4px solid #d1495b;padding:6px 10px;margin:6px 0;background:#fef2f2;font-size:13px}
 .ok{border-left:4px solid #2a9d8f;background:#f0fdfa}
@@ -230,13 +230,13 @@ def _alerts_card(alerts: list[dict[str, Any]]) -> str:
 
 
 def _registry_card(d: dict[str, Any]) -> str:
-    reg = "".join(f"<tr><td>{escape(t)}</td><td>{_chip(v)}</td></tr>" for t, v in d["registry"].items())
+    reg = "".join(f"<span style='display:inline-block;margin:0 14px 6px 0;font-size:13px'>{escape(t)} {_chip(v)}</span>"
+                  for t, v in d["registry"].items())
     hist = "".join(f"<tr><td class='n'>#{h['id']}</td><td>{escape(h['change'])}</td><td>{escape(h['actor'])} "
-                   f"({escape(h['source'])})</td><td class='muted'>{escape((h['reason'] or '')[:90])}</td></tr>"
+                   f"({escape(h['source'])})</td><td class='muted'>{escape((h['reason'] or '')[:160])}</td></tr>"
                    for h in d["history"]) or "<tr><td colspan='4' class='muted'>no changes recorded yet</td></tr>"
-    return ("<div class='card'><h2>Registry and its history</h2><div style='display:flex;gap:16px'>"
-            f"<table style='width:40%'><tr><th>task type</th><th>tier</th></tr>{reg}</table>"
-            f"<table><tr><th></th><th>change</th><th>by</th><th>why</th></tr>{hist}</table></div>"
+    return (f"<div class='card'><h2>Registry and its history</h2><div>{reg}</div>"
+            f"<table style='margin-top:8px'><tr><th></th><th>change</th><th>by</th><th>why</th></tr>{hist}</table>"
             "<p class='muted'>Undo any change: <code>tierwise registry undo ID</code></p></div>")
 
 

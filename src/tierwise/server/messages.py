@@ -10,6 +10,7 @@ disk; with no keys or budgets configured nothing here waits on a database either
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import time
 from typing import TYPE_CHECKING, Any, Awaitable, Callable
@@ -40,8 +41,13 @@ class ClientGone(Exception):
     """The client disconnected before the answer was sent."""
 
 
+_RID_PREFIX = "req_tw_" + os.urandom(6).hex()
+_RID_COUNTER = itertools.count(1)
+
+
 def new_request_id() -> str:
-    return "req_tw_" + os.urandom(12).hex()
+    """Unique per process start and call: a random prefix drawn once, then a counter (no syscall per call)."""
+    return f"{_RID_PREFIX}{next(_RID_COUNTER):010x}"
 
 
 def _hdr(value: str, limit: int = 512) -> bytes:
@@ -196,7 +202,7 @@ async def handle_messages(state: "ProxyState", scope: dict[str, Any], receive: R
         call.stream = stream = bool(body.get("stream", False))
         if state.ledger is not None and state.ledger.store_prompts:
             call.prompt = prompt_text(body)
-        plan = call.plan = dispatcher.plan(body, headers.get("x-tierwise-task"))
+        plan = call.plan = await dispatcher.aplan(body, headers.get("x-tierwise-task"))
         if key is not None and key.restricted:
             plan = call.plan = rt.clamp_to_pool(plan, body, key)
         if not plan.routed and plan.model is not None:
@@ -208,6 +214,9 @@ async def handle_messages(state: "ProxyState", scope: dict[str, Any], receive: R
             if plan is not call.plan:
                 call.plan = plan
                 out_body = orjson.dumps(body)
+        if plan.decision.cascade is not None:
+            await _cascade(state, rt, send, call, plan, orjson.loads(raw), body, headers)
+            return
         chain = rt.chain(plan, body, out_body, key, len(raw))
         watch = asyncio.ensure_future(_wait_disconnect(receive))
         run = asyncio.ensure_future(rt.loop.run(chain, path="/v1/messages", headers=headers, stream=stream,
@@ -309,12 +318,13 @@ def _answered_model(msg: dict[str, Any]) -> str | None:
 
 def _record(state: "ProxyState", call: _Call, *, usage: Usage | None, answered: str | None, status: int, upstream: str,
             stop_reason: str | None = None, error_type: str | None = None, failed: int = 0, ttft: float | None = None,
-            disconnected: bool = False) -> None:
+            disconnected: bool = False, prior_usage: Usage | None = None) -> None:
     row = state.dispatcher.row(plan=call.plan, requested=call.requested, request_id=call.request_id, started=call.started,
                                wall=call.wall, usage=usage, answered_model=answered, status=status, error_type=error_type,
                                stream=call.stream, ttft=ttft, upstream=upstream, stop_reason=stop_reason,
                                attempts=call.attempts or None, client_disconnected=disconnected, prompt=call.prompt,
-                               key_id=call.key_id, escalations=call.escalations, fallbacks=call.fallbacks)
+                               key_id=call.key_id, escalations=call.escalations, fallbacks=call.fallbacks,
+                               prior_usage=prior_usage)
     if failed:
         # every attempt is paid for: the row's cost is the whole request's, failed attempts included
         row["cost_nanos"] = (row["cost_nanos"] or 0) + failed
@@ -409,3 +419,61 @@ async def _stream(state: "ProxyState", rt: "Runtime", send: Send, watch: "asynci
                 upstream=upstream_name, stop_reason=meter.stop_reason, failed=failed, ttft=meter.first_token_at,
                 disconnected=disconnected)
         await _settle(rt, call, cost + failed, state)
+
+
+async def _cascade(state: "ProxyState", rt: "Runtime", send: Send, call: _Call, plan: Plan, original: dict[str, Any],
+                   body: dict[str, Any], headers: dict[str, str]) -> None:
+    """Cheapest rung first, verify, escalate; each rung goes through the attempt loop (retries, breaker).
+
+    The client gets the verified answer (as JSON, or re-told as an SSE stream); the row lists every
+    rung and counts the cost of every failed one."""
+    from ..cascade import run_cascade
+    from ..resilience.fallback import Target
+    from ..upstream.sse import message_events
+
+    catalog = state.settings.catalog
+
+    async def send_rung(data: bytes, model_id: str) -> Any:
+        target = Target(state.upstream, model_id, catalog.tier_of(model_id), "primary", data, [])
+        outcome = await rt.loop.run([target], path="/v1/messages", headers=headers, stream=False, attempts=call.attempts)
+        return outcome.resp
+
+    upstream_name = state.upstream.name
+    try:
+        result = await run_cascade(send_rung, catalog, plan.decision.cascade, original, body)
+    except APIError as exc:
+        call.count_moves(catalog.tier_order)
+        await _finish_error(state, rt, call, exc.status, exc.error_type, upstream_name, body)
+        await send_error(send, exc, call.request_id, plan_headers(plan, upstream_name) + call.attempt_headers())
+        return
+    # annotate the successful HTTP attempts (one per rung, in order) with the verification and cost
+    ok_attempts = [a for a in call.attempts if a.get("status") == 200 and not a.get("error_type")]
+    for http, rung in zip(ok_attempts, result.attempts):
+        http.update(cost_nanos=rung["cost_nanos"], input_tokens=rung["input_tokens"], output_tokens=rung["output_tokens"],
+                    verified=rung["verified"], failed_check=rung["failed"])
+    call.escalations = result.escalations
+    usage = Usage.from_api(result.message.get("usage"))
+    answered = _answered_model(result.message) or result.model
+    upstream_name = result.headers.get("x-tierwise-upstream", upstream_name)
+    failed = call.failed_cost() + result.prior_cost_nanos
+    model = catalog.get(answered)
+    cost = cost_nanos(model, usage) if model is not None else None
+    out_headers = plan_headers(plan, upstream_name, answered, result.tier)
+    out_headers += [(b"x-tierwise-request-id", call.request_id.encode()),
+                    (b"x-tierwise-escalations", str(result.escalations).encode()), *call.attempt_headers(),
+                    *_forward_headers(result.headers)]
+    if cost is not None:
+        out_headers.append((b"x-tierwise-cost-usd", f"{(cost + failed) / 1e9:.9f}".encode()))
+    _record(state, call, usage=usage, answered=answered, status=200, upstream=upstream_name,
+            stop_reason=result.message.get("stop_reason"), failed=failed, prior_usage=result.prior_usage,
+            ttft=time.perf_counter() if call.stream else None)
+    if call.stream:
+        data = message_events(result.message)
+        await send({"type": "http.response.start", "status": 200, "headers": [
+            (b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-cache"), *out_headers]})
+    else:
+        data = result.body
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [_JSON, (b"content-length", str(len(data)).encode()), *out_headers]})
+    await send({"type": "http.response.body", "body": data})
+    await _settle(rt, call, (cost or 0) + failed, state)

@@ -22,6 +22,7 @@ class ProxyState:
     ledger: Ledger | None
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("tierwise.proxy"))
     recorded: int = 0
+    guard: Any = None   # tierwise.resilience.Runtime: retries, breaker, fallbacks, keys, budgets
     metrics: Any = None   # tierwise.metrics.Metrics, set by the app (GET /metrics)
 
     def record(self, row: dict[str, Any]) -> None:
