@@ -57,6 +57,7 @@ DEFAULTS: dict[str, Any] = {
     "ledger": {
         "url": "sqlite:///tierwise.db",
         "store_prompts": False,
+        "journal": "auto",            # auto | off | a path: finished calls survive a SIGKILL (see ledger/writer.py)
         "batch_size": 500,
         "flush_interval": 0.25,
     },

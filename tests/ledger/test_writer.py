@@ -66,3 +66,34 @@ def test_sqlite_uses_wal(tmp_path):
     with led.engine.connect() as conn:
         assert conn.execute(sa.text("PRAGMA journal_mode")).scalar() == "wal"
     led.close()
+
+
+def test_journal_survives_a_crash_and_is_recovered_once(tmp_path):
+    """A process killed before the writer thread wrote its rows: the journal brings them back."""
+    import os
+
+    url = f"sqlite:///{tmp_path / 'j.db'}"
+    led = Ledger(url, flush_interval=60)  # the writer thread would not write for a minute
+    for i in range(50):
+        led.record(_row(i))
+    journal = led.journal
+    assert journal.endswith("j.db.tierwise-journal") and os.path.getsize(journal) > 0
+    # simulate SIGKILL: the process is gone, its queue with it; only the database and the journal remain
+    led.writer._buf.clear()
+    again = Ledger(url)
+    assert again.recovered == 50
+    assert len(again.rows()) == 50 and os.path.getsize(journal) == 0
+    assert Ledger(url).recovered == 0  # idempotent: rows already present are not inserted twice
+    again.close()
+
+
+def test_journal_is_emptied_after_writes_and_removed_on_close(tmp_path):
+    import os
+
+    led = Ledger(f"sqlite:///{tmp_path / 'k.db'}", flush_interval=0.05)
+    for i in range(20):
+        led.record(_row(i))
+    assert led.flush(10)
+    assert os.path.getsize(led.journal) == 0
+    led.close()
+    assert not os.path.exists(led.journal)

@@ -1,9 +1,10 @@
 """SIGKILL under load leaves the ledger readable and consistent, and the proxy restarts on it.
 
-What can be lost is bounded by design (docs/production.md): calls in flight at the kill, and the
-rows of calls that finished within the last ``ledger.flush_interval`` (queued, not yet written).
-The test checks what must hold whatever the timing: an intact database, no partial or phantom
-rows, every row's cost consistent with its tokens, and a clean restart on the same file.
+What can be lost is bounded by design (docs/production.md): only the calls in flight at the kill.
+Rows of finished calls not yet in the database are in the ledger journal and are recovered when the
+ledger opens again. The test checks an intact database, no partial or phantom rows, every row's cost
+consistent with its tokens, a clean restart on the same file, and that after the restart every
+answered call has its row except at most the ones in flight (8 client threads: at most 8).
 """
 
 from __future__ import annotations
@@ -87,7 +88,7 @@ def test_sigkill_under_load(tmp_path):
     missing = len(ids - {r["request_id"] for r in rows})
     assert all(r["request_id"].startswith("req_tw_") for r in rows) and len({r["request_id"] for r in rows}) == len(rows)
     print(f"\nSIGKILL: {len(answered)} answered, {len(rows)} rows written, {missing} answered calls not yet written")
-    # the proxy starts again on the same ledger and appends to it
+    # the proxy starts again on the same ledger: the journal's rows are recovered, then it appends
     proc = _start(tmp_path, port)
     try:
         r = httpx2.post(f"http://127.0.0.1:{port}/v1/messages", headers={"x-api-key": "k"}, timeout=10, json={
@@ -97,5 +98,11 @@ def test_sigkill_under_load(tmp_path):
         proc.send_signal(signal.SIGTERM)
         proc.wait(20)
     con = sqlite3.connect(db)
-    assert con.execute("SELECT count(*) FROM calls").fetchone()[0] == len(rows) + 1
+    after = {r[0] for r in con.execute("SELECT request_id FROM calls")}
+    total = con.execute("SELECT count(*) FROM calls").fetchone()[0]
     con.close()
+    assert total == len(after)  # no duplicates from recovery
+    lost = ids - after
+    print(f"after restart: {total} rows, {len(lost)} answered calls without a row (in flight at the kill)")
+    assert len(lost) <= len(threads)
+    assert {r["request_id"] for r in rows} <= after

@@ -9,12 +9,12 @@ import sqlalchemy as sa
 
 from ..errors import ConfigError
 from .schema import calls, migrate
-from .writer import LedgerWriter
+from .writer import LedgerWriter, recover_journal
 
 if TYPE_CHECKING:
     from ..config import Settings
 
-__all__ = ["Ledger", "make_engine", "calls"]
+__all__ = ["Ledger", "make_engine", "calls", "journal_path"]
 
 
 def _normalise_url(url: str) -> str:
@@ -55,10 +55,31 @@ def make_engine(url: str) -> sa.Engine:
                           "pip install 'tierwise[postgres]'") from None
 
 
+def journal_path(url: str, journal: str | None) -> str | None:
+    """Where finished calls are journaled until they are in the database (see ``writer``).
+
+    ``auto``: beside a SQLite file (``<db>.tierwise-journal``); for a server database, a file named
+    after the URL in the working directory. ``off``/None: no journal (a SIGKILL then also loses the
+    rows not yet written, at most ``flush_interval`` seconds of calls)."""
+    if not journal or journal == "off":
+        return None
+    if journal != "auto":
+        return journal
+    parsed = sa.engine.make_url(_normalise_url(url))
+    if parsed.get_backend_name() == "sqlite":
+        db = parsed.database
+        return None if not db or db == ":memory:" else os.path.abspath(db) + ".tierwise-journal"
+    import hashlib
+
+    digest = hashlib.blake2b(parsed.render_as_string(hide_password=True).encode(), digest_size=6).hexdigest()
+    return os.path.abspath(f"tierwise-ledger-{digest}.journal")
+
+
 class Ledger:
     """Opens (and migrates) the database; writes through a background ``LedgerWriter``."""
 
-    def __init__(self, url: str, *, batch_size: int = 500, flush_interval: float = 0.25, store_prompts: bool = False) -> None:
+    def __init__(self, url: str, *, batch_size: int = 500, flush_interval: float = 0.25, store_prompts: bool = False,
+                 journal: str | None = "auto") -> None:
         self.url = url
         self.engine = make_engine(url)
         self.store_prompts = store_prompts
@@ -66,13 +87,15 @@ class Ledger:
             self.version = migrate(self.engine)
         except sa.exc.OperationalError as exc:
             raise ConfigError(f"ledger.url: cannot open the ledger database ({exc.orig})") from None
-        self.writer = LedgerWriter(self.engine, batch_size=batch_size, flush_interval=flush_interval)
+        self.journal = journal_path(url, journal)
+        self.recovered = recover_journal(self.engine, self.journal) if self.journal else 0
+        self.writer = LedgerWriter(self.engine, batch_size=batch_size, flush_interval=flush_interval, journal=self.journal)
 
     @classmethod
     def from_settings(cls, settings: "Settings") -> "Ledger":
         lg = settings.ledger
         return cls(lg["url"], batch_size=int(lg["batch_size"]), flush_interval=float(lg["flush_interval"]),
-                   store_prompts=bool(lg["store_prompts"]))
+                   store_prompts=bool(lg["store_prompts"]), journal=str(lg.get("journal", "auto")))
 
     def record(self, row: dict[str, Any]) -> None:
         if not self.store_prompts:
