@@ -10,6 +10,8 @@ from tierwise.ledger.schema import MIGRATIONS
 # Append a line here with every new migration; never change an existing one.
 PINNED = [
     (1, "calls ledger"),
+    (2, "proxy keys and budgets"),
+    (3, "evidence: feedback, registry history, alerts, evaluations, experiments"),
 ]
 
 CALLS_COLUMNS_V1 = {
@@ -22,7 +24,7 @@ CALLS_COLUMNS_V1 = {
 
 def test_migration_list_is_pinned():
     have = [(v, name) for v, name, _ in MIGRATIONS]
-    assert have[: len(PINNED)] == PINNED, "a released migration was changed or reordered"
+    assert have == PINNED, "a released migration was changed or reordered, or a new one is not pinned here"
     assert [v for v, _ in have] == list(range(1, len(have) + 1)), "migration numbers must be consecutive"
 
 
@@ -50,3 +52,26 @@ def test_migrations_sqlite(tmp_path):
 
 def test_migrations_postgresql(pg_url):
     _check(pg_url)
+
+
+def test_a_missing_lower_migration_is_still_applied(tmp_path):
+    """A database that got migration 3 before 2 existed (development trees) still gets 2."""
+    import time
+
+    from tierwise.ledger.schema import schema_version
+    from tierwise.ledger import make_engine
+    from tierwise.ledger.schema import migrate
+
+    url = f"sqlite:///{tmp_path / 'm.db'}"
+    eng = make_engine(url)
+    with eng.begin() as conn:
+        MIGRATIONS[0][2](conn)
+        MIGRATIONS[2][2](conn)
+        schema_version.create(conn)
+        conn.execute(schema_version.insert(), [{"version": 1, "name": "calls ledger", "applied_at": time.time()},
+                                               {"version": 3, "name": "x", "applied_at": time.time()}])
+    assert migrate(eng) == 3
+    with eng.connect() as conn:
+        assert [r[0] for r in conn.execute(sa.text("SELECT version FROM tierwise_schema_version ORDER BY version"))] == [1, 2, 3]
+    assert "tierwise_keys" in sa.inspect(eng).get_table_names()
+    eng.dispose()

@@ -100,10 +100,11 @@ def migrate(engine: sa.Engine) -> int:
         if engine.dialect.name == "postgresql":
             # one migrator at a time across replicas
             conn.execute(sa.text("SELECT pg_advisory_xact_lock(7274917)"))
-        have = current_version(conn)
+        current_version(conn)  # creates the version table on a new database
+        applied = {int(v) for v in conn.execute(sa.select(schema_version.c.version)).scalars()}
         for version, name, upgrade in MIGRATIONS:
-            if version > have:
+            if version not in applied:  # any missing number, not only those above the highest
                 upgrade(conn)
                 conn.execute(schema_version.insert().values(version=version, name=name, applied_at=time.time()))
-                have = version
-    return have
+                applied.add(version)
+    return max(applied, default=0)
