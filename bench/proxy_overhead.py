@@ -190,6 +190,7 @@ def main() -> None:
 
         import urllib.request
 
+        time.sleep(1.0)  # let the calls still in flight when the load stopped finish
         with urllib.request.urlopen(f"http://127.0.0.1:{px_port}/healthz") as h:
             served = orjson.loads(h.read())["recorded"]  # calls the proxy handled (wrk's count omits in-flight ones)
         proxy.send_signal(signal.SIGINT)  # graceful stop: the ledger flushes
