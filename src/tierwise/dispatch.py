@@ -155,7 +155,8 @@ class Dispatcher:
     def _finish(self, body: dict[str, Any], request: RouteRequest, decision: Decision) -> Plan:
         requested = body["model"]
         target = self._target(decision, request)
-        if target.id != (decision.model or self.catalog.tiers.get(decision.tier or "", "")):
+        named = decision.model if decision.model and self.catalog.get(decision.model) is not None else None
+        if target.id != (named or self.catalog.tiers.get(decision.tier or "", "")):
             decision = Decision(tier=self.catalog.tier_of(target.id), confidence=decision.confidence,
                                 reasons=decision.reasons + (f"prompt needs a larger context window: {target.id}",),
                                 router=decision.router, model=target.id, task=decision.task, scores=decision.scores,

@@ -109,9 +109,11 @@ def test_cut_mid_stream_is_never_replayed(fake_anthropic, proxy_factory):
     assert row["status"] == 502 and row["input_tokens"] > 0 and row["cost_nanos"] > 0  # what was billed is counted
 
 
-def test_error_event_mid_stream_passes_through(fake_anthropic, proxy_factory):
-    proxy = proxy_factory(fake_anthropic.url)
-    r = post(proxy, "error_event=4", stream=True)
+def test_error_event_mid_stream_passes_through(proxy_factory):
+    # a paced upstream: the stream has surely reached the client before the error event comes
+    with FakeAnthropic(latency_scale=5.0) as paced:
+        proxy = proxy_factory(paced.url)
+        r = post(proxy, "error_event=6", stream=True)
     assert "event: error" in r.text and "overloaded_error" in r.text
     row = ledger_rows(proxy)[-1]
     assert row["status"] == 529 and row["error_type"] == "overloaded_error"

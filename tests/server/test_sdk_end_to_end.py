@@ -23,6 +23,8 @@ def ledger_rows(proxy, n=None):
 
     led: Ledger = proxy.state.ledger
     deadline = time.monotonic() + 10
+    while proxy.state.inflight and time.monotonic() < deadline:  # a stream's row is recorded after its last byte
+        time.sleep(0.005)
     while True:
         assert led.flush(10)
         rows = led.rows()

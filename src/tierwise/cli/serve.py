@@ -54,4 +54,4 @@ def serve(
     except ImportError:
         loop = "asyncio"
     uvicorn.run(application, host=settings.host, port=settings.port, loop=loop, http="httptools", access_log=False,
-                log_level=log_level, lifespan="on", timeout_graceful_shutdown=30)
+                log_level=log_level, lifespan="on", timeout_graceful_shutdown=30, server_header=False)

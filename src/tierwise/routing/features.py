@@ -1,12 +1,20 @@
 """Prompt features for the learned router, and answer features for a cascade's verifier.
 
 No downloaded weights: hashed word unigrams/bigrams, hashed character n-grams (of the
-UTF-8 bytes), a hashed category token (the subject / task type, known before routing), and
-a few dense structural signals (the same regular expressions as the heuristic router).
+UTF-8 bytes), a hashed category token (the subject / task type, known before routing), the
+category crossed with the structural signals, and a few dense structural signals (the same
+signals as the heuristic router, plus counts of numbers, options and negations).
 
-Hashing is vectorised in numpy (a polynomial hash with wrapping uint64 arithmetic), so a
-prompt of a few thousand characters is featurised in well under a millisecond. Each hashed
-namespace is L2-normalised on its own and then scaled by a per-namespace weight.
+Two hashing schemes exist. ``hash: 2`` (the default since artifact version 2) hashes every word
+and bigram with one ``zlib.crc32`` call each (a bigram is the second word's CRC seeded with the
+first word's), so the decide-time path (:class:`FastScorer`, pure Python) costs a few C calls per
+word and no numpy at all. ``hash: 1`` (artifact version 1) mixed the CRCs through a 64-bit
+multiply-xorshift in numpy; it is still read, through the numpy path. Character n-grams are
+hashed in numpy in both schemes (a polynomial hash with wrapping uint64 arithmetic).
+
+Each hashed namespace is L2-normalised on its own and then scaled by a per-namespace weight;
+with sublinear term frequency ``sqrt(count)`` the squared norm of a namespace is just its token
+count, which is what lets the fast path skip building the vector.
 
 :func:`answer_features` describes a recorded/cheap answer (is there a well-formed final
 answer, do its ``<<a*b=c>>`` calculations check out, does it hedge...). It is only ever used
@@ -18,7 +26,10 @@ from __future__ import annotations
 import math
 import re
 import zlib
+from collections import Counter
 from dataclasses import dataclass, field
+from itertools import repeat
+from operator import and_, xor
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -26,8 +37,8 @@ import numpy as np
 from .base import RouteRequest
 from .signals import Signals, extract
 
-__all__ = ["FeatureSpec", "Featurizer", "SparseRows", "DENSE_NAMES", "ANSWER_NAMES", "answer_features",
-           "dense_signals", "describe_prompt"]
+__all__ = ["FeatureSpec", "Featurizer", "FastScorer", "SparseRows", "DENSE_NAMES", "ANSWER_NAMES", "answer_features",
+           "dense_signals", "dense_v2", "describe_prompt", "HASH_VERSION"]
 
 _MASK = np.uint64(0xFFFFFFFFFFFFFFFF)
 _P = np.uint64(1099511628211)          # FNV prime: odd, so wrapping multiplication mixes well
@@ -39,7 +50,22 @@ DENSE_NAMES = ("log_chars", "log_words", "digits_frac", "numbers", "lines", "opt
                "conditional", "multi_step", "analysis", "code", "code_task", "math", "stakes", "short_output",
                "negation")
 _NEGATION = re.compile(r"\b(not|except|never|least|false|incorrect)\b", re.IGNORECASE)
+_NEGATION_WORDS = frozenset({"not", "except", "never", "least", "false", "incorrect"})
 _OPTION = re.compile(r"^\s*[A-J][.)]\s", re.MULTILINE)
+_ASCII_DIGITS = "0123456789"
+
+HASH_VERSION = 2
+# hash-2 seeds (crc32 start values) per namespace; a bigram's seed is its first word's CRC ^ _K_BIGRAM
+_S_WORD = 0x2F6B1A3D
+_K_BIGRAM = 0x5BD1E995
+_S_CAT = 0x1B873593
+_K_CATDENSE = 0x68E31DA4
+_DENSE_TAGS = tuple(bytes([65 + j]) for j in range(len(DENSE_NAMES)))
+
+
+# char n-grams off by default: in inner CV on the benchmark's training splits they did not help and
+# they cost more at decide time than everything else together (see bench/routing_quality.py)
+DEFAULT_WEIGHTS = {"word": 1.0, "bigram": 0.7, "char": 0.0, "category": 2.0, "dense": 1.0, "catdense": 0.0}
 
 
 @dataclass
@@ -49,16 +75,25 @@ class FeatureSpec:
     bits: int = 16
     char_ngrams: tuple[int, ...] = (3, 4, 5)
     max_chars: int = 4000
-    weights: dict[str, float] = field(default_factory=lambda: {"word": 1.0, "bigram": 0.7, "char": 1.0, "category": 2.0, "dense": 1.0})
+    weights: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
+    hash: int = HASH_VERSION      # 1: artifact-v1 features (numpy only); 2: crc32-seeded, fast decide path
 
     def to_json(self) -> dict[str, Any]:
         return {"bits": self.bits, "char_ngrams": list(self.char_ngrams), "max_chars": self.max_chars,
-                "weights": dict(self.weights)}
+                "weights": dict(self.weights), "hash": self.hash}
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> "FeatureSpec":
+        h = int(d.get("hash", 1))  # artifacts written before the key existed used scheme 1
+        if h not in (1, 2):
+            raise ValueError(f"unknown feature hashing scheme {h}")
         return cls(bits=int(d["bits"]), char_ngrams=tuple(int(n) for n in d["char_ngrams"]),
-                   max_chars=int(d["max_chars"]), weights={k: float(v) for k, v in d["weights"].items()})
+                   max_chars=int(d["max_chars"]), weights={k: float(v) for k, v in d["weights"].items()}, hash=h)
+
+    def uses(self, namespace: str) -> bool:
+        if namespace == "char":
+            return bool(self.char_ngrams) and bool(self.weights.get("char", 0.0))
+        return bool(self.weights.get(namespace, 0.0))
 
 
 def _bucket(h: np.ndarray, salt: int, bits: int) -> np.ndarray:
@@ -88,12 +123,19 @@ def _signals(text: str) -> Signals:
     return extract(RouteRequest.from_prompt(text))
 
 
+def _count_digits(text: str) -> int:
+    if text.isascii():  # the common case: ten C-level scans instead of a generator over every character
+        return sum(map(text.count, _ASCII_DIGITS))
+    return sum(c.isdigit() for c in text)
+
+
 def dense_signals(text: str, words: int | None = None, signals: Signals | None = None) -> np.ndarray:
-    """Structural signals of a prompt as floats roughly in [0, 1] (order: DENSE_NAMES)."""
+    """Structural signals of a prompt as floats roughly in [0, 1] (order: DENSE_NAMES). This is
+    the artifact-v1 definition, also used by the cascade verifiers; hash-2 features use :func:`dense_v2`."""
     s = signals or _signals(text)
     chars = len(text)
     nwords = words if words is not None else len(text.split())
-    digits = sum(c.isdigit() for c in text) if chars < 20000 else 0
+    digits = _count_digits(text) if chars < 20000 else 0
     return np.array([
         math.log1p(chars) / 10.0,
         math.log1p(nwords) / 8.0,
@@ -114,17 +156,50 @@ def dense_signals(text: str, words: int | None = None, signals: Signals | None =
     ], dtype=np.float64)
 
 
-def describe_prompt(text: str, signals: Signals | None = None) -> list[str]:
-    """A few human-readable phrases about a prompt (for Decision.reasons)."""
+def dense_v2(text: str, words: Sequence[str], signals: Signals) -> tuple[list[float], int, int]:
+    """Hash-2 structural signals (order: DENSE_NAMES) of ``text`` (already cut to ``4 * max_chars``),
+    given its word tokens; also returns the counts of numbers and of answer options (for the reasons)."""
+    s = signals
+    chars = len(text)
+    n_numbers = len(_NUMBER.findall(text))
+    n_options = len(_OPTION.findall(text)) if "." in text or ")" in text else 0
+    negations = sum(map(_NEGATION_WORDS.__contains__, words))
+    return [
+        math.log1p(chars) / 10.0,
+        math.log1p(len(words)) / 8.0,
+        _count_digits(text) / max(chars, 1),
+        min(n_numbers, 20) / 20.0,
+        min(text.count("\n"), 50) / 50.0,
+        min(n_options, 10) / 10.0,
+        min(text.count("?"), 5) / 5.0,
+        min(s.conditionals, 5) / 5.0,
+        float(s.multi_step),
+        float(s.analysis),
+        float(s.code),
+        float(s.code_task),
+        float(s.math),
+        float(s.stakes),
+        float(s.short_output),
+        min(negations, 5) / 5.0,
+    ], n_numbers, n_options
+
+
+def describe_prompt(text: str, signals: Signals | None = None, n_numbers: int | None = None,
+                    n_options: int | None = None) -> list[str]:
+    """A few human-readable phrases about a prompt (for Decision.reasons). ``n_numbers`` and
+    ``n_options`` (counts of ``_NUMBER`` / ``_OPTION`` matches in ``text``) skip recounting them."""
     s = signals or _signals(text)
     out: list[str] = []
-    n_numbers = len(_NUMBER.findall(text))
+    if n_numbers is None:
+        n_numbers = len(_NUMBER.findall(text))
+    if n_options is None:
+        n_options = len(_OPTION.findall(text))
     math_hit = s.math or n_numbers >= 3
     if math_hit and (n_numbers >= 3 or s.multi_step):
         out.append("multi-step math word problem" if len(text) > 150 else "arithmetic question")
     elif math_hit:
         out.append("math or quantities")
-    if len(_OPTION.findall(text)) >= 2:
+    if n_options >= 2:
         out.append("multiple-choice question")
     if s.code or s.code_task:
         out.append("code")
@@ -174,8 +249,43 @@ class SparseRows:
                          for j in range(u.shape[1])], axis=1)
 
 
+def _encode_all(words: Sequence[str]) -> list[bytes]:
+    try:
+        return list(map(str.encode, words))
+    except UnicodeEncodeError:  # lone surrogates (JSON allows them): keep them, deterministically
+        return [w.encode("utf-8", "surrogatepass") for w in words]
+
+
+def hash2_words(words: Sequence[str], mask: int, bigrams: bool = True) -> tuple[list[int], list[int]]:
+    """Hash-2 buckets of the word unigrams and bigrams (C-level ``map`` over ``zlib.crc32``)."""
+    bw = _encode_all(words)
+    H = list(map(zlib.crc32, bw, repeat(_S_WORD)))
+    uni = list(map(and_, H, repeat(mask)))
+    if not bigrams or len(bw) < 2:
+        return uni, []
+    bi = list(map(and_, map(zlib.crc32, bw[1:], map(xor, H, repeat(_K_BIGRAM))), repeat(mask)))
+    return uni, bi
+
+
+def hash2_category(category: str) -> int:
+    """Full 32-bit hash-2 CRC of a category (its bucket is ``crc & mask``; crossed features seed from it)."""
+    return zlib.crc32(category.lower().encode("utf-8", "surrogatepass"), _S_CAT)
+
+
+def hash2_catdense(cat_crc: int, mask: int) -> list[int]:
+    """Buckets of the category x dense-signal crosses, one per DENSE_NAMES entry."""
+    seed = cat_crc ^ _K_CATDENSE
+    return [zlib.crc32(tag, seed) & mask for tag in _DENSE_TAGS]
+
+
+def _char_buckets(words: Sequence[str], spec: "FeatureSpec") -> np.ndarray:
+    data = np.frombuffer(" ".join(words).encode("utf-8", "replace"), dtype=np.uint8).astype(np.uint64)
+    return np.concatenate([_bucket(_char_hashes(data, n), 10 + n, spec.bits) for n in spec.char_ngrams])
+
+
 class Featurizer:
-    """Prompt (+ optional category) -> sparse vector of ``2**bits`` hashed + dense columns."""
+    """Prompt (+ optional category) -> sparse vector of ``2**bits`` hashed + dense columns (numpy;
+    used for training and as the reference for :class:`FastScorer`)."""
 
     def __init__(self, spec: FeatureSpec | None = None) -> None:
         self.spec = spec or FeatureSpec()
@@ -184,6 +294,47 @@ class Featurizer:
 
     def transform_one(self, text: str, category: str | None = None,
                       signals: Signals | None = None) -> tuple[np.ndarray, np.ndarray]:
+        if self.spec.hash == 1:
+            return self._transform_v1(text, category, signals)
+        spec, w = self.spec, self.spec.weights
+        mask = self.n_hashed - 1
+        words = _WORD.findall(text[: spec.max_chars].lower())
+        idx: list[np.ndarray] = []
+        val: list[np.ndarray] = []
+
+        def add(ix: Sequence[int] | np.ndarray, weight: float) -> None:
+            ix = np.asarray(ix, dtype=np.int64)
+            if ix.size == 0 or weight == 0:
+                return
+            u, c = np.unique(ix, return_counts=True)
+            v = np.sqrt(c.astype(np.float64))  # sublinear term frequency
+            v *= weight / np.sqrt(np.dot(v, v))
+            idx.append(u)
+            val.append(v)
+
+        uni, bi = hash2_words(words, mask, spec.uses("bigram"))
+        add(uni, w.get("word", 0.0))
+        add(bi, w.get("bigram", 0.0))
+        if spec.uses("char"):
+            add(_char_buckets(words, spec), w["char"])
+        raw, _, _ = dense_v2(text[: spec.max_chars * 4], words, signals or _signals(text))
+        draw = np.array(raw, dtype=np.float64)
+        if category:
+            ccrc = hash2_category(category)
+            add([ccrc & mask], w.get("category", 0.0))
+            if spec.uses("catdense"):
+                nz = np.nonzero(draw)[0]
+                idx.append(np.array(hash2_catdense(ccrc, mask), dtype=np.int64)[nz])
+                val.append(draw[nz] * w["catdense"])
+        dense = draw * w.get("dense", 1.0)
+        nz = np.nonzero(dense)[0]
+        idx.append(self.n_hashed + nz)
+        val.append(dense[nz])
+        return _merge(idx, val)
+
+    def _transform_v1(self, text: str, category: str | None = None,
+                      signals: Signals | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Artifact-v1 features (64-bit mixed hashes in numpy), kept so version-1 artifacts still load."""
         spec, bits, w = self.spec, self.spec.bits, self.spec.weights
         low = text[: spec.max_chars].lower()
         words = _WORD.findall(low)
@@ -205,29 +356,102 @@ class Featurizer:
             with np.errstate(over="ignore"):
                 add(_bucket(wh[:-1] * _P + wh[1:], 2, bits), w.get("bigram", 0.0))
         if spec.char_ngrams and w.get("char", 0.0):
-            data = np.frombuffer(" ".join(words).encode("utf-8", "replace"), dtype=np.uint8).astype(np.uint64)
-            add(np.concatenate([_bucket(_char_hashes(data, n), 10 + n, bits) for n in spec.char_ngrams]),
-                w.get("char", 1.0))
+            add(_char_buckets(words, spec), w.get("char", 1.0))
         if category:
             add(_bucket(_word_hashes([category.lower()]), 3, bits), w.get("category", 0.0))
         dense = dense_signals(text[: spec.max_chars * 4], len(words), signals) * w.get("dense", 1.0)
         nz = np.nonzero(dense)[0]
         idx.append(self.n_hashed + nz)
         val.append(dense[nz])
-        ix = np.concatenate(idx)
-        vx = np.concatenate(val)
-        if ix.size and len(idx) > 1:  # merge hash collisions across namespaces
-            order = np.argsort(ix, kind="stable")
-            ix, vx = ix[order], vx[order]
-            u, start = np.unique(ix, return_index=True)
-            if u.size != ix.size:
-                vx = np.add.reduceat(vx, start)
-                ix = u
-        return ix, vx
+        return _merge(idx, val)
 
     def transform(self, texts: Sequence[str], categories: Sequence[str | None] | None = None) -> SparseRows:
         cats = categories if categories is not None else [None] * len(texts)
         return SparseRows.from_rows([self.transform_one(t, c) for t, c in zip(texts, cats)], self.n_cols)
+
+
+def _merge(idx: list[np.ndarray], val: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Concatenate the namespaces, summing values that hashed to the same column."""
+    ix = np.concatenate(idx)
+    vx = np.concatenate(val)
+    if ix.size and len(idx) > 1:
+        order = np.argsort(ix, kind="stable")
+        ix, vx = ix[order], vx[order]
+        u, start = np.unique(ix, return_index=True)
+        if u.size != ix.size:
+            vx = np.add.reduceat(vx, start)
+            ix = u
+    return ix, vx
+
+
+class FastScorer:
+    """Decide-time prediction for hash-2 features without numpy: the same features and weights as
+    :class:`Featurizer` + ``X @ W + mu``, but the weight columns are Python lists built once, words
+    and bigrams are hashed by C-level ``map`` over ``zlib.crc32``, and each namespace's dot product is
+    ``sum(map(column.__getitem__, buckets))``. Equal to the numpy path to float rounding (tested)."""
+
+    def __init__(self, spec: FeatureSpec, W: np.ndarray, mu: np.ndarray) -> None:
+        if spec.hash != 2:
+            raise ValueError("FastScorer needs hash-2 features")
+        self.spec = spec
+        self.n_hashed = 1 << spec.bits
+        self.mask = self.n_hashed - 1
+        w = spec.weights
+        self.w_word, self.w_bigram = w.get("word", 0.0), w.get("bigram", 0.0)
+        self.w_cat, self.w_catdense = w.get("category", 0.0), w.get("catdense", 0.0)
+        self.w_char = w.get("char", 0.0) if spec.uses("char") else 0.0
+        self.cols = [W[:, r].tolist() for r in range(W.shape[1])]
+        wd = w.get("dense", 1.0)
+        nh, nd = self.n_hashed, len(DENSE_NAMES)
+        self.dense_cols = [[x * wd for x in col[nh:nh + nd]] for col in self.cols]
+        self.mu = [float(x) for x in mu]
+        self.max_chars = spec.max_chars
+
+    def _add(self, acc: list[float], keys: list[int], scale: float) -> None:
+        cols = self.cols
+        cnt = Counter(keys)
+        if len(cnt) == len(keys):
+            for r, col in enumerate(cols):
+                acc[r] += scale * sum(map(col.__getitem__, keys))
+            return
+        for r, col in enumerate(cols):
+            acc[r] += scale * sum(map(col.__getitem__, cnt))
+        for b, c in cnt.items():
+            if c > 1:
+                f = scale * (math.sqrt(c) - 1.0)
+                for r, col in enumerate(cols):
+                    acc[r] += f * col[b]
+
+    def predict(self, text: str, category: str | None, signals: Signals) -> tuple[list[float], int, int]:
+        """(clipped predicted score per rung, count of numbers, count of options) for one prompt."""
+        words = _WORD.findall(text[: self.max_chars].lower())
+        acc = list(self.mu)
+        n = len(words)
+        if n and (self.w_word or self.w_bigram):
+            uni, bi = hash2_words(words, self.mask, bool(self.w_bigram))
+            if self.w_word:
+                self._add(acc, uni, self.w_word / math.sqrt(n))
+            if bi:
+                self._add(acc, bi, self.w_bigram / math.sqrt(n - 1))
+        if self.w_char:
+            ch = _char_buckets(words, self.spec).tolist()
+            if ch:
+                self._add(acc, ch, self.w_char / math.sqrt(len(ch)))
+        dense, n_numbers, n_options = dense_v2(text[: self.max_chars * 4], words, signals)
+        for r, dcol in enumerate(self.dense_cols):
+            acc[r] += sum(map(float.__mul__, dense, dcol))
+        if category:
+            ccrc = hash2_category(category)
+            if self.w_cat:
+                b = ccrc & self.mask
+                for r, col in enumerate(self.cols):
+                    acc[r] += self.w_cat * col[b]
+            if self.w_catdense:
+                keys = hash2_catdense(ccrc, self.mask)
+                wc = self.w_catdense
+                for r, col in enumerate(self.cols):
+                    acc[r] += wc * sum(map(float.__mul__, dense, map(col.__getitem__, keys)))
+        return [0.0 if a < 0.0 else 1.0 if a > 1.0 else a for a in acc], n_numbers, n_options
 
 
 # ------------------------------------------------------------------ answer (verifier) features

@@ -7,6 +7,11 @@ featurises the prompt, predicts each rung's expected score, and picks the cheape
 prediction is within ``tolerance`` of the best one: ``tolerance`` is the single knob trading cost
 for quality (0 = best predicted rung, larger = cheaper).
 
+Decide time is on the proxy's hot path: for hash-2 features (artifact version 2) prediction goes
+through ``FastScorer`` (pure Python, weight columns as lists built once at load, a few C-level
+``map`` calls per prompt, the request's cached heuristic signals reused); the numpy path
+(``predict_one_reference``, ``predict``) computes the same numbers and is what training uses.
+
 The artifact is JSON (arrays as base64 little-endian float32), never pickle. It records the
 ladder, the prices, the training-set hash, the version and the provenance; it may also carry
 a verifier per cheap rung (logistic regression on the cheap answer's features) for cascades.
@@ -35,7 +40,8 @@ import numpy as np
 
 from ..errors import ConfigError
 from .base import Decision, RouteRequest, register
-from .features import ANSWER_NAMES, DENSE_NAMES, Featurizer, FeatureSpec, SparseRows, answer_features, dense_signals, describe_prompt
+from .features import (ANSWER_NAMES, DENSE_NAMES, FastScorer, Featurizer, FeatureSpec, SparseRows, answer_features,
+                       dense_signals, describe_prompt)
 
 if TYPE_CHECKING:
     from ..config import Settings
@@ -44,7 +50,7 @@ if TYPE_CHECKING:
 __all__ = ["Artifact", "LearnedRouter", "train", "load_artifact", "parse_ladder", "ridge_cg", "logistic_fit",
            "choose_rung", "DEFAULT_ARTIFACT", "ARTIFACT_VERSION", "Verifier"]
 
-ARTIFACT_VERSION = 1
+ARTIFACT_VERSION = 2          # 2: hash-2 features (fast decide path); version-1 artifacts still load (numpy path)
 FORMAT = "tierwise-learned-router"
 DEFAULT_ARTIFACT = "data/router.json"
 DEFAULT_LAMBDA = 10.0
@@ -208,9 +214,16 @@ class Artifact:
     def __post_init__(self) -> None:
         self.featurizer = Featurizer(self.spec)
         self._Wf = np.ascontiguousarray(self.W)
+        self.fast = FastScorer(self.spec, self.W, self.mu) if self.spec.hash == 2 else None
 
     # -- prediction ------------------------------------------------------------
     def predict_one(self, text: str, category: str | None = None, signals: Any = None) -> np.ndarray:
+        if self.fast is not None:
+            return np.array(self.fast.predict(text, category, signals or _signals_of(text))[0])
+        return self.predict_one_reference(text, category, signals)
+
+    def predict_one_reference(self, text: str, category: str | None = None, signals: Any = None) -> np.ndarray:
+        """The numpy path (sparse row from :class:`Featurizer`, then ``x @ W + mu``); the fast path must equal it."""
         idx, val = self.featurizer.transform_one(text, category, signals)
         return np.clip(val @ self._Wf[idx] + self.mu, 0.0, 1.0)
 
@@ -241,10 +254,18 @@ class Artifact:
     def from_json(cls, d: Mapping[str, Any], where: str = "router artifact") -> "Artifact":
         if d.get("format") != FORMAT:
             raise ConfigError(f"{where}: not a tierwise learned-router artifact")
-        if int(d.get("version", 0)) > ARTIFACT_VERSION:
+        version = int(d.get("version", 0))
+        if version > ARTIFACT_VERSION:
             raise ConfigError(f"{where}: artifact version {d.get('version')} is newer than this tierwise ({ARTIFACT_VERSION})")
+        features = dict(d["features"])
+        if version <= 1:
+            features["hash"] = 1  # version 1 had one hashing scheme and no "hash" key
+        try:
+            spec = FeatureSpec.from_json(features)
+        except (KeyError, ValueError) as exc:
+            raise ConfigError(f"{where}: bad feature spec: {exc}") from None
         return cls(ladder=list(d["ladder"]), rung_models=[list(r) for r in d["rung_models"]],
-                   spec=FeatureSpec.from_json(d["features"]), W=_dec(d["weights"]),
+                   spec=spec, W=_dec(d["weights"]),
                    mu=np.array(d["intercepts"], dtype=np.float64), prices=dict(d.get("prices", {})),
                    rung_cost=[float(c) for c in d.get("rung_cost", [])], lam=float(d.get("lambda", DEFAULT_LAMBDA)),
                    tolerance=float(d.get("tolerance", DEFAULT_TOLERANCE)), training=dict(d.get("training", {})),
@@ -320,13 +341,25 @@ def train(records: Sequence["Record"], ladder: str | Sequence[Any], prices: Mapp
     return art
 
 
-def choose_rung(pred: np.ndarray, tolerance: float, order: Sequence[int] | None = None) -> int:
+def choose_rung(pred: Sequence[float] | np.ndarray, tolerance: float, order: Sequence[int] | None = None) -> int:
     """Cheapest rung (in ``order``, cheapest first) whose prediction is within ``tolerance`` of the best."""
-    best = float(np.max(pred))
+    best = max(pred)
     for i in order if order is not None else range(len(pred)):
         if pred[i] >= best - tolerance - 1e-12:
             return int(i)
-    return int(np.argmax(pred))
+    return _argmax(pred)
+
+
+def _argmax(pred: Sequence[float] | np.ndarray) -> int:
+    best = 0
+    for j in range(1, len(pred)):
+        if pred[j] > pred[best]:
+            best = j
+    return best
+
+
+def _signals_of(text: str) -> Any:
+    return RouteRequest.from_prompt(text).signals
 
 
 def choose_rungs(P: np.ndarray, tolerance: float, order: Sequence[int] | None = None) -> np.ndarray:
@@ -377,30 +410,38 @@ class LearnedRouter:
         self.tiers = tiers
         costs = self.artifact.rung_cost or list(range(n))
         self.order = sorted(range(n), key=lambda i: (costs[i], i))
+        self._pretty = [_pretty(m) for m in self.artifact.ladder]
 
     def predict(self, request: RouteRequest) -> np.ndarray:
         text = request.last_user_text or request.text
         return self.artifact.predict_one(text, request.task if self.use_category else None, request.signals)
 
     def decide(self, request: RouteRequest) -> Decision:
-        pred = self.predict(request)
-        i = choose_rung(pred, self.tolerance, self.order)
-        best = int(np.argmax(pred))
-        ladder = self.artifact.ladder
-        reasons = describe_prompt(request.last_user_text or request.text, request.signals)[:3]
-        shown = [j for j in self.order]
-        reasons.append("predicted " + " vs ".join(f"{_pretty(ladder[j])} score {pred[j]:.2f}" for j in shown))
-        if i != best:
-            reasons.append(f"{_pretty(ladder[i])} within tolerance {self.tolerance:g} of the best: cheaper")
+        text = request.last_user_text or request.text
+        signals = request.signals  # cached on the request: shared with any other strategy that asked
+        fast = self.artifact.fast
+        if fast is not None:
+            pred, n_numbers, n_options = fast.predict(text, request.task if self.use_category else None, signals)
+            if len(text) > fast.max_chars * 4:  # the counts were taken on the cut text
+                n_numbers = n_options = None
         else:
-            reasons.append(f"{_pretty(ladder[i])} predicted best")
+            pred = self.artifact.predict_one(text, request.task if self.use_category else None, signals).tolist()
+            n_numbers = n_options = None
+        i = choose_rung(pred, self.tolerance, self.order)
+        best = _argmax(pred)
+        ladder = self.artifact.ladder
+        reasons = describe_prompt(text, signals, n_numbers, n_options)[:3]
+        reasons.append("predicted " + " vs ".join(f"{self._pretty[j]} score {pred[j]:.2f}" for j in self.order))
+        if i != best:
+            reasons.append(f"{self._pretty[i]} within tolerance {self.tolerance:g} of the best: cheaper")
+        else:
+            reasons.append(f"{self._pretty[i]} predicted best")
         # confidence: how far the decision is from flipping (margin vs the tolerance), squashed
         gaps = [pred[best] - pred[j] - self.tolerance for j in range(len(pred)) if j != i]
         margin = min((abs(g) for g in gaps), default=0.5)
-        confidence = round(float(min(0.95, 0.5 + margin * 2)), 2)
-        model = ladder[i]
+        confidence = round(min(0.95, 0.5 + margin * 2), 2)
         return Decision(tier=self.tiers[i], confidence=confidence, reasons=tuple(reasons), router=self.name,
-                        model=model, task=request.task, scores={m: round(float(p), 4) for m, p in zip(ladder, pred)})
+                        model=ladder[i], task=request.task, scores={m: round(p, 4) for m, p in zip(ladder, pred)})
 
 
 def artifact_digest(path: str | os.PathLike[str]) -> str:

@@ -44,7 +44,12 @@ class ProxyApp:
             if scope["method"] != "POST":
                 await send_error(send, APIError("method not allowed: use POST /v1/messages", status=405), new_request_id())
                 return
-            await handle_messages(self.state, scope, receive, send)
+            state = self.state
+            state.inflight += 1
+            try:
+                await handle_messages(state, scope, receive, send)
+            finally:
+                state.inflight -= 1
             return
         await self.inner(scope, receive, send)
 

@@ -202,7 +202,7 @@ async def handle_messages(state: "ProxyState", scope: dict[str, Any], receive: R
         call.stream = stream = bool(body.get("stream", False))
         if state.ledger is not None and state.ledger.store_prompts:
             call.prompt = prompt_text(body)
-        plan = call.plan = await dispatcher.aplan(body, headers.get("x-tierwise-task"))
+        plan = call.plan = await dispatcher.aplan(body, headers.get("x-tierwise-task"), ab_key=headers.get("x-tierwise-session"))
         if key is not None and key.restricted:
             plan = call.plan = rt.clamp_to_pool(plan, body, key)
         if not plan.routed and plan.model is not None:
@@ -218,18 +218,22 @@ async def handle_messages(state: "ProxyState", scope: dict[str, Any], receive: R
             await _cascade(state, rt, send, call, plan, orjson.loads(raw), body, headers)
             return
         chain = rt.chain(plan, body, out_body, key, len(raw))
-        watch = asyncio.ensure_future(_wait_disconnect(receive))
-        run = asyncio.ensure_future(rt.loop.run(chain, path="/v1/messages", headers=headers, stream=stream,
-                                                attempts=call.attempts))
-        done, _ = await asyncio.wait((run, watch), return_when=asyncio.FIRST_COMPLETED)
-        if run not in done:
-            run.cancel()
-            try:
-                await run
-            except BaseException:  # noqa: BLE001 - cancelled: the client is gone
-                pass
-            raise ClientGone("client disconnected while waiting for the upstream")
-        outcome: "Outcome" = run.result()
+        # One watcher task per request: while we wait for the upstream, a client disconnect cancels
+        # this task (and with it the upstream call); afterwards the stream pump watches it.
+        me = asyncio.current_task()
+        waiting = [True, False]  # [still waiting for the upstream, client gone]
+        watch = asyncio.get_running_loop().create_task(_wait_disconnect(receive, me, waiting))
+        try:
+            outcome: "Outcome" = await rt.loop.run(chain, path="/v1/messages", headers=headers, stream=stream,
+                                                   attempts=call.attempts)
+        except asyncio.CancelledError:
+            if not waiting[1]:
+                raise
+            if me is not None:
+                me.uncancel()
+            raise ClientGone("client disconnected while waiting for the upstream") from None
+        finally:
+            waiting[0] = False
     except asyncio.CancelledError:
         if watch is not None:
             watch.cancel()
@@ -299,10 +303,15 @@ async def handle_messages(state: "ProxyState", scope: dict[str, Any], receive: R
     await _stream(state, rt, send, watch, outcome, out_headers, call, upstream_name)
 
 
-async def _wait_disconnect(receive: Receive) -> None:
+async def _wait_disconnect(receive: Receive, owner: "asyncio.Task[Any] | None" = None,
+                           waiting: list[bool] | None = None) -> None:
+    """Returns when the client disconnects; while ``waiting[0]`` holds, also cancels ``owner``."""
     while True:
         msg = await receive()
         if msg["type"] == "http.disconnect":
+            if owner is not None and waiting is not None and waiting[0]:
+                waiting[1] = True
+                owner.cancel()
             return
 
 

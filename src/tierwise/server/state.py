@@ -21,7 +21,8 @@ class ProxyState:
     upstream: Upstream
     ledger: Ledger | None
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("tierwise.proxy"))
-    recorded: int = 0
+    recorded: int = 0   # ledger rows handed to the ledger (one per call)
+    inflight: int = 0   # calls being handled right now
     guard: Any = None   # tierwise.resilience.Runtime: retries, breaker, fallbacks, keys, budgets
     metrics: Any = None   # tierwise.metrics.Metrics, set by the app (GET /metrics)
 
