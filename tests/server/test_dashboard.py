@@ -101,16 +101,19 @@ def test_dashboard_shows_the_ledger(populated):
     assert httpx2.get(proxy.url + "/dashboard?days=0").status_code == 400
 
 
+from ..conftest import _service_missing  # noqa: E402  (fails in CI, skips elsewhere)
+
+
 def _chrome():
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     driver = shutil.which("chromedriver")
     if not chromium or not driver:
-        pytest.skip("needs Debian's chromium and chromium-driver (apt-get install -y chromium chromium-driver)")
+        _service_missing("Debian's chromium and chromium-driver", "apt-get install -y chromium chromium-driver")
     try:
         from selenium import webdriver
         from selenium.webdriver.chrome.service import Service
     except ImportError:
-        pytest.skip("needs the selenium package (pip install selenium)")
+        _service_missing("the selenium package", "pip install selenium")
     opts = webdriver.ChromeOptions()
     opts.binary_location = chromium
     for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",

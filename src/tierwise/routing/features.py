@@ -24,6 +24,7 @@ answer, do its ``<<a*b=c>>`` calculations check out, does it hedge...). It is on
 from __future__ import annotations
 
 import math
+import os
 import re
 import zlib
 from collections import Counter
@@ -307,7 +308,7 @@ class Featurizer:
             if ix.size == 0 or weight == 0:
                 return
             u, c = np.unique(ix, return_counts=True)
-            v = np.sqrt(c.astype(np.float64))  # sublinear term frequency
+            v = np.ones(c.size) if os.environ.get("TWBIN") else np.sqrt(c.astype(np.float64))  # sublinear term frequency
             v *= weight / np.sqrt(np.dot(v, v))
             idx.append(u)
             val.append(v)
