@@ -6,7 +6,6 @@ import anthropic
 import pytest
 
 import tierwise
-from tierwise.ledger import Ledger
 
 from .conftest import make_settings
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import socket
 import uuid
 from typing import Any
 
@@ -154,33 +153,7 @@ def test_money_formatting_and_sentence():
 
 
 # ------------------------------------------------------------------------------------ PostgreSQL
-PG_HOST, PG_PORT = "127.0.0.1", 5432
-
-
-def _pg_up() -> bool:
-    try:
-        with socket.create_connection((PG_HOST, PG_PORT), timeout=1):
-            return True
-    except OSError:
-        return False
-
-
-@pytest.fixture
-def pg_url():
-    if not _pg_up():
-        pytest.skip(f"PostgreSQL not reachable at {PG_HOST}:{PG_PORT}")
-    pytest.importorskip("psycopg", reason="psycopg (tierwise[postgres]) is not installed")
-    schema = f"tw_test_{uuid.uuid4().hex[:10]}"
-    base = f"postgresql+psycopg://postgres@{PG_HOST}:{PG_PORT}/test"
-    admin = sa.create_engine(base)
-    with admin.begin() as conn:
-        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        yield f"{base}?options=-csearch_path%3D{schema}"
-    finally:
-        with admin.begin() as conn:
-            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+# `pg_url` (tests/conftest.py): a fresh schema; fails in CI when PostgreSQL is down, skips elsewhere.
 
 
 def test_golden_aggregation_postgres(pg_url):

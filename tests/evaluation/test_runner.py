@@ -106,6 +106,7 @@ def test_batch_mode_is_half_price_and_has_no_latency(settings):
     engine = open_db(settings)
     runner = EvalRunner(settings, live_up, engine)
     live = asyncio.run(runner.run(items, "ev_live", RunOptions(tiers=TIERS, judge=make_judge(settings, live_up))))
+    assert live.calls_made == len(items) * 3
     batcher = EvalRunner(settings, live_up, engine, batches=OfflineBatches())
     calls_before = live_up.calls
     batch = asyncio.run(batcher.run(items, "ev_batch", RunOptions(tiers=TIERS, batch=True, judge=make_judge(settings, live_up))))

@@ -8,8 +8,7 @@ import orjson
 import pytest
 
 from tierwise.config import load_settings
-from tierwise.errors import (APIError, InvalidRequestError, OverloadedError, RateLimitError, UpstreamConnectionError,
-                             error_for_status)
+from tierwise.errors import (APIError, InvalidRequestError, OverloadedError, RateLimitError, UpstreamConnectionError)
 from tierwise.resilience.attempts import AttemptLoop
 from tierwise.resilience.breaker import CircuitBreaker
 from tierwise.resilience.fallback import Target, build_chain

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import os
 import uuid
 
 import pytest
@@ -65,21 +63,8 @@ def test_what_counts_as_failure():
     assert not counts_as_failure(429) and not counts_as_failure(400) and not counts_as_failure(401)
 
 
-REDIS_URL = os.environ.get("TIERWISE_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
-
-
-def _redis_up() -> bool:
-    try:
-        import redis
-
-        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=0.5).ping()
-        return True
-    except Exception:  # noqa: BLE001
-        return False
-
-
-@pytest.mark.skipif(not _redis_up(), reason=f"Redis not reachable at {REDIS_URL} (CI runs it)")
-async def test_redis_shared_between_replicas():
+async def test_redis_shared_between_replicas(redis_url):
+    REDIS_URL = redis_url
     prefix = f"tierwise:test:{uuid.uuid4().hex}:"
     kw = dict(window=10, min_requests=3, failure_rate=0.5, cooldown=30.0, prefix=prefix)
     a, b = RedisBreaker(REDIS_URL, **kw), RedisBreaker(REDIS_URL, **kw)

@@ -37,7 +37,7 @@ def _history_rows(state, days=14):
     rows, now = [], time.time()
     for day in range(days, 0, -1):
         for task, (tier, per_day, out_tokens) in HISTORY.items():
-            for i in range(per_day + (day * 7 + i if False else (day % 4) * 2)):
+            for i in range(per_day + (day % 4) * 2):
                 model = state.settings.catalog.tiers[tier]
                 ts = now - day * 86400 + i * 37.0
                 row = d.row(plan=None, requested="auto" if task is None else f"tierwise/{task}", request_id=f"h{day}-{task}-{i}",

@@ -5,10 +5,10 @@ UTF-8 bytes), a hashed category token (the subject / task type, known before rou
 category crossed with the structural signals, and a few dense structural signals (the same
 signals as the heuristic router, plus counts of numbers, options and negations).
 
-Two hashing schemes exist. ``hash: 2`` (the default since artifact version 2) hashes every word
-and bigram with one ``zlib.crc32`` call each (a bigram is the second word's CRC seeded with the
-first word's), so the decide-time path (:class:`FastScorer`, pure Python) costs a few C calls per
-word and no numpy at all. ``hash: 1`` (artifact version 1) mixed the CRCs through a 64-bit
+Two hashing schemes exist. ``hash: 2`` (the default since artifact version 2) tokenises the UTF-8
+bytes of the (cut, lower-cased) prompt and hashes every word and bigram with one ``zlib.crc32`` call
+each (a bigram is the second word's CRC seeded with the first word's), so the decide-time path
+(:class:`FastScorer`, pure Python) costs a few C-level ``map`` steps per word and no numpy at all. ``hash: 1`` (artifact version 1) mixed the CRCs through a 64-bit
 multiply-xorshift in numpy; it is still read, through the numpy path. Character n-grams are
 hashed in numpy in both schemes (a polynomial hash with wrapping uint64 arithmetic).
 
@@ -24,13 +24,13 @@ answer, do its ``<<a*b=c>>`` calculations check out, does it hedge...). It is on
 from __future__ import annotations
 
 import math
-import os
 import re
 import zlib
+from array import array
 from collections import Counter
 from dataclasses import dataclass, field
-from itertools import repeat
-from operator import and_, xor
+from itertools import compress, repeat
+from operator import and_, gt, xor
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -51,7 +51,13 @@ DENSE_NAMES = ("log_chars", "log_words", "digits_frac", "numbers", "lines", "opt
                "conditional", "multi_step", "analysis", "code", "code_task", "math", "stakes", "short_output",
                "negation")
 _NEGATION = re.compile(r"\b(not|except|never|least|false|incorrect)\b", re.IGNORECASE)
-_NEGATION_WORDS = frozenset({"not", "except", "never", "least", "false", "incorrect"})
+_NEGATION_WORDS = frozenset({b"not", b"except", b"never", b"least", b"false", b"incorrect"})
+# hash-2 tokens, on the UTF-8 bytes of the lower-cased text: the same tokens as _WORD (ASCII words,
+# one token per other non-space character), except that non-ASCII whitespace is a token too
+_WORD_B = re.compile(rb"[a-z0-9]+(?:'[a-z]+)?|[\xc0-\xff][\x80-\xbf]*|[^\sa-z0-9\x80-\xff]")
+_NUMBER_B = re.compile(rb"-?\d[\d,]*(?:\.\d+)?")
+_OPTION_B = re.compile(rb"^\s*[A-J][.)]\s", re.MULTILINE)
+_DIGITS_B = b"0123456789"
 _OPTION = re.compile(r"^\s*[A-J][.)]\s", re.MULTILINE)
 _ASCII_DIGITS = "0123456789"
 
@@ -66,7 +72,7 @@ _DENSE_TAGS = tuple(bytes([65 + j]) for j in range(len(DENSE_NAMES)))
 
 # char n-grams off by default: in inner CV on the benchmark's training splits they did not help and
 # they cost more at decide time than everything else together (see bench/routing_quality.py)
-DEFAULT_WEIGHTS = {"word": 1.0, "bigram": 0.7, "char": 0.0, "category": 2.0, "dense": 1.0, "catdense": 0.0}
+DEFAULT_WEIGHTS = {"word": 1.0, "bigram": 0.0, "char": 0.0, "category": 2.0, "dense": 1.0, "catdense": 0.0}
 
 
 @dataclass
@@ -157,22 +163,32 @@ def dense_signals(text: str, words: int | None = None, signals: Signals | None =
     ], dtype=np.float64)
 
 
-def dense_v2(text: str, words: Sequence[str], signals: Signals) -> tuple[list[float], int, int]:
-    """Hash-2 structural signals (order: DENSE_NAMES) of ``text`` (already cut to ``4 * max_chars``),
-    given its word tokens; also returns the counts of numbers and of answer options (for the reasons)."""
+def prompt_bytes(text: str, max_chars: int) -> tuple[bytes, bytes]:
+    """Hash-2 inputs: the UTF-8 bytes of the first ``max_chars`` characters, as is and lower-cased."""
+    cut = text[:max_chars]
+    try:
+        return cut.encode(), cut.lower().encode()
+    except UnicodeEncodeError:  # lone surrogates (JSON allows them): keep them, deterministically
+        return cut.encode("utf-8", "surrogatepass"), cut.lower().encode("utf-8", "surrogatepass")
+
+
+def dense_v2(raw: bytes, words: Sequence[bytes], chars: int, signals: Signals) -> tuple[list[float], int, int]:
+    """Hash-2 structural signals (order: DENSE_NAMES): ``raw`` is the cut prompt's UTF-8 bytes (see
+    :func:`prompt_bytes`), ``words`` its hash-2 tokens, ``chars`` the whole prompt's length. Also
+    returns the counts of numbers and of answer options in ``raw`` (for the reasons)."""
     s = signals
-    chars = len(text)
-    n_numbers = len(_NUMBER.findall(text))
-    n_options = len(_OPTION.findall(text)) if "." in text or ")" in text else 0
+    n = len(raw)
+    n_numbers = len(_NUMBER_B.findall(raw))
+    n_options = len(_OPTION_B.findall(raw)) if b"." in raw or b")" in raw else 0
     negations = sum(map(_NEGATION_WORDS.__contains__, words))
     return [
         math.log1p(chars) / 10.0,
         math.log1p(len(words)) / 8.0,
-        _count_digits(text) / max(chars, 1),
+        (n - len(raw.translate(None, _DIGITS_B))) / max(n, 1),
         min(n_numbers, 20) / 20.0,
-        min(text.count("\n"), 50) / 50.0,
+        min(raw.count(b"\n"), 50) / 50.0,
         min(n_options, 10) / 10.0,
-        min(text.count("?"), 5) / 5.0,
+        min(raw.count(b"?"), 5) / 5.0,
         min(s.conditionals, 5) / 5.0,
         float(s.multi_step),
         float(s.analysis),
@@ -250,16 +266,8 @@ class SparseRows:
                          for j in range(u.shape[1])], axis=1)
 
 
-def _encode_all(words: Sequence[str]) -> list[bytes]:
-    try:
-        return list(map(str.encode, words))
-    except UnicodeEncodeError:  # lone surrogates (JSON allows them): keep them, deterministically
-        return [w.encode("utf-8", "surrogatepass") for w in words]
-
-
-def hash2_words(words: Sequence[str], mask: int, bigrams: bool = True) -> tuple[list[int], list[int]]:
+def hash2_words(bw: Sequence[bytes], mask: int, bigrams: bool = True) -> tuple[list[int], list[int]]:
     """Hash-2 buckets of the word unigrams and bigrams (C-level ``map`` over ``zlib.crc32``)."""
-    bw = _encode_all(words)
     H = list(map(zlib.crc32, bw, repeat(_S_WORD)))
     uni = list(map(and_, H, repeat(mask)))
     if not bigrams or len(bw) < 2:
@@ -279,8 +287,9 @@ def hash2_catdense(cat_crc: int, mask: int) -> list[int]:
     return [zlib.crc32(tag, seed) & mask for tag in _DENSE_TAGS]
 
 
-def _char_buckets(words: Sequence[str], spec: "FeatureSpec") -> np.ndarray:
-    data = np.frombuffer(" ".join(words).encode("utf-8", "replace"), dtype=np.uint8).astype(np.uint64)
+def _char_buckets(words: Sequence[str] | Sequence[bytes], spec: "FeatureSpec") -> np.ndarray:
+    joined = b" ".join(words) if words and isinstance(words[0], bytes) else " ".join(words).encode("utf-8", "replace")  # type: ignore[arg-type]
+    data = np.frombuffer(joined, dtype=np.uint8).astype(np.uint64)
     return np.concatenate([_bucket(_char_hashes(data, n), 10 + n, spec.bits) for n in spec.char_ngrams])
 
 
@@ -299,7 +308,8 @@ class Featurizer:
             return self._transform_v1(text, category, signals)
         spec, w = self.spec, self.spec.weights
         mask = self.n_hashed - 1
-        words = _WORD.findall(text[: spec.max_chars].lower())
+        raw, low = prompt_bytes(text, spec.max_chars)
+        words = _WORD_B.findall(low)
         idx: list[np.ndarray] = []
         val: list[np.ndarray] = []
 
@@ -308,7 +318,7 @@ class Featurizer:
             if ix.size == 0 or weight == 0:
                 return
             u, c = np.unique(ix, return_counts=True)
-            v = np.ones(c.size) if os.environ.get("TWBIN") else np.sqrt(c.astype(np.float64))  # sublinear term frequency
+            v = np.sqrt(c.astype(np.float64))  # sublinear term frequency
             v *= weight / np.sqrt(np.dot(v, v))
             idx.append(u)
             val.append(v)
@@ -318,8 +328,8 @@ class Featurizer:
         add(bi, w.get("bigram", 0.0))
         if spec.uses("char"):
             add(_char_buckets(words, spec), w["char"])
-        raw, _, _ = dense_v2(text[: spec.max_chars * 4], words, signals or _signals(text))
-        draw = np.array(raw, dtype=np.float64)
+        dvals, _, _ = dense_v2(raw, words, len(text), signals or _signals(text))
+        draw = np.array(dvals, dtype=np.float64)
         if category:
             ccrc = hash2_category(category)
             add([ccrc & mask], w.get("category", 0.0))
@@ -387,9 +397,11 @@ def _merge(idx: list[np.ndarray], val: list[np.ndarray]) -> tuple[np.ndarray, np
 
 class FastScorer:
     """Decide-time prediction for hash-2 features without numpy: the same features and weights as
-    :class:`Featurizer` + ``X @ W + mu``, but the weight columns are Python lists built once, words
-    and bigrams are hashed by C-level ``map`` over ``zlib.crc32``, and each namespace's dot product is
-    ``sum(map(column.__getitem__, buckets))``. Equal to the numpy path to float rounding (tested)."""
+    :class:`Featurizer` + ``X @ W + mu``, but the weight columns are float32 ``array.array`` s built
+    once (compact: a list of float objects is several times slower, from cache misses), words and
+    bigrams are hashed by C-level ``map`` over ``zlib.crc32``, and each namespace's dot product is
+    ``sum(map(column.__getitem__, buckets))``. Equal to the numpy path to float rounding (tested) as
+    long as ``W`` holds float32 values, which artifacts always do (see ``Artifact``)."""
 
     def __init__(self, spec: FeatureSpec, W: np.ndarray, mu: np.ndarray) -> None:
         if spec.hash != 2:
@@ -401,14 +413,15 @@ class FastScorer:
         self.w_word, self.w_bigram = w.get("word", 0.0), w.get("bigram", 0.0)
         self.w_cat, self.w_catdense = w.get("category", 0.0), w.get("catdense", 0.0)
         self.w_char = w.get("char", 0.0) if spec.uses("char") else 0.0
-        self.cols = [W[:, r].tolist() for r in range(W.shape[1])]
+        self.cols = [array("f", np.ascontiguousarray(W[:, r], dtype=np.float32).tobytes()) for r in range(W.shape[1])]
         wd = w.get("dense", 1.0)
         nh, nd = self.n_hashed, len(DENSE_NAMES)
-        self.dense_cols = [[x * wd for x in col[nh:nh + nd]] for col in self.cols]
+        self.dense_cols = [[float(x) * wd for x in W[nh:nh + nd, r]] for r in range(W.shape[1])]
         self.mu = [float(x) for x in mu]
         self.max_chars = spec.max_chars
 
     def _add(self, acc: list[float], keys: list[int], scale: float) -> None:
+        """``acc[r] += scale * sum_b sqrt(count_b) * W[b, r]`` over the distinct buckets ``b`` of ``keys``."""
         cols = self.cols
         cnt = Counter(keys)
         if len(cnt) == len(keys):
@@ -417,15 +430,16 @@ class FastScorer:
             return
         for r, col in enumerate(cols):
             acc[r] += scale * sum(map(col.__getitem__, cnt))
-        for b, c in cnt.items():
-            if c > 1:
-                f = scale * (math.sqrt(c) - 1.0)
-                for r, col in enumerate(cols):
-                    acc[r] += f * col[b]
+        # the few repeated buckets, found at C speed: add (sqrt(count) - 1) * W[b]
+        for b in compress(cnt, map(gt, cnt.values(), repeat(1))):
+            f = scale * (math.sqrt(cnt[b]) - 1.0)
+            for r, col in enumerate(cols):
+                acc[r] += f * col[b]
 
     def predict(self, text: str, category: str | None, signals: Signals) -> tuple[list[float], int, int]:
         """(clipped predicted score per rung, count of numbers, count of options) for one prompt."""
-        words = _WORD.findall(text[: self.max_chars].lower())
+        raw, low = prompt_bytes(text, self.max_chars)
+        words = _WORD_B.findall(low)
         acc = list(self.mu)
         n = len(words)
         if n and (self.w_word or self.w_bigram):
@@ -438,7 +452,7 @@ class FastScorer:
             ch = _char_buckets(words, self.spec).tolist()
             if ch:
                 self._add(acc, ch, self.w_char / math.sqrt(len(ch)))
-        dense, n_numbers, n_options = dense_v2(text[: self.max_chars * 4], words, signals)
+        dense, n_numbers, n_options = dense_v2(raw, words, len(text), signals)
         for r, dcol in enumerate(self.dense_cols):
             acc[r] += sum(map(float.__mul__, dense, dcol))
         if category:

@@ -212,6 +212,9 @@ class Artifact:
     version: int = ARTIFACT_VERSION
 
     def __post_init__(self) -> None:
+        # the artifact stores float32: round a freshly trained W the same way, so an artifact predicts
+        # exactly the same before and after a save/load, and the fast path (float32 arrays) equals numpy
+        self.W = np.asarray(self.W, dtype=np.float32).astype(np.float64)
         self.featurizer = Featurizer(self.spec)
         self._Wf = np.ascontiguousarray(self.W)
         self.fast = FastScorer(self.spec, self.W, self.mu) if self.spec.hash == 2 else None
@@ -422,7 +425,7 @@ class LearnedRouter:
         fast = self.artifact.fast
         if fast is not None:
             pred, n_numbers, n_options = fast.predict(text, request.task if self.use_category else None, signals)
-            if len(text) > fast.max_chars * 4:  # the counts were taken on the cut text
+            if len(text) > fast.max_chars:  # the counts were taken on the cut text
                 n_numbers = n_options = None
         else:
             pred = self.artifact.predict_one(text, request.task if self.use_category else None, signals).tolist()

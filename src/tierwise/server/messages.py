@@ -19,7 +19,7 @@ import orjson
 
 from ..cost import Usage, cost_nanos
 from ..dispatch import Plan, prompt_text, validate_body
-from ..errors import APIError, InternalServerError, InvalidRequestError, RequestTooLargeError, error_body
+from ..errors import APIError, InternalServerError, InvalidRequestError, RequestTooLargeError
 from ..upstream.base import FORWARD_RESPONSE_HEADERS, RATELIMIT_PREFIX
 from ..upstream.sse import StreamMeter, format_event
 
