@@ -1,8 +1,14 @@
 #!/usr/bin/env python
-"""Decision latency of the default learned router: p50 <= 0.5 ms and p99 <= 2 ms per prompt.
+"""Decision latency of the default learned router on the proxy's hot path.
 
-Times ``LearnedRouter.decide`` (featurise, predict every rung, choose, build reasons) on 1,000
-prompts: benchmark prompts when ``../shared/bench`` exists, otherwise synthetic ones.
+The proxy may add <= 0.5 ms p50 per request in all and everything else costs ~0.4 ms, so the
+learned router's ``decide`` must cost <= 0.08 ms p50 (and <= 0.5 ms p99) for typical prompts.
+
+Times ``LearnedRouter.decide`` (heuristic signals, featurise, predict every rung, choose, build
+reasons) on 1,000 fresh requests, so the request's cached signals are computed inside the timed
+call: benchmark prompts when ``../shared/bench`` exists, otherwise synthetic ones. Also prints the
+figure when the signals were already computed (the dispatcher needs them anyway for the context
+window check) and, once, the numpy reference path for comparison.
 
     .venv/bin/python bench/decision_latency.py [--n 1000] [--data ../shared/bench]
 """
@@ -10,6 +16,7 @@ prompts: benchmark prompts when ``../shared/bench`` exists, otherwise synthetic 
 from __future__ import annotations
 
 import argparse
+import gc
 import random
 import sys
 import time
@@ -20,6 +27,9 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from tierwise.config import load_settings  # noqa: E402
 from tierwise.routing.base import RouteRequest  # noqa: E402
+
+TARGET_P50 = 0.08   # ms: the proxy's 0.5 ms budget minus ~0.4 ms for everything else, with a little margin
+TARGET_P99 = 0.5    # ms
 
 
 def prompts(data: Path, n: int) -> list[str]:
@@ -48,22 +58,38 @@ def main() -> int:
     router = build_router("learned", load_settings(None, environ={}))
     load_ms = 1000 * (time.perf_counter() - t0)
     texts = prompts(Path(args.data), args.n)
-    reqs = [RouteRequest.from_prompt(t) for t in texts]
-    for r in reqs[:50]:  # warm-up (regex compilation, numpy dispatch)
-        router.decide(RouteRequest.from_prompt(r.text))
-    times = []
-    for r in reqs:
-        t = time.perf_counter()
-        router.decide(r)
-        times.append(time.perf_counter() - t)
-    times.sort()
-    p50 = 1000 * times[len(times) // 2]
-    p99 = 1000 * times[min(len(times) - 1, int(len(times) * 0.99))]
+    for t in texts[:50]:  # warm-up (regex compilation, first use of the weight arrays)
+        router.decide(RouteRequest.from_prompt(t))
+
+    def timed(fn, reqs) -> list[float]:
+        out = []
+        gc.collect()  # start clean; collections triggered while timing are counted (as in the proxy)
+        for r in reqs:
+            t = time.perf_counter()
+            fn(r)
+            out.append(time.perf_counter() - t)
+        return sorted(out)
+
+    def q(times: list[float], p: float) -> float:
+        return 1000 * times[min(len(times) - 1, int(len(times) * p))]
+
+    times = timed(router.decide, [RouteRequest.from_prompt(t) for t in texts])
+    warm = [RouteRequest.from_prompt(t) for t in texts]
+    for r in warm:
+        _ = r.signals  # computed and cached on the request
+    cached = timed(router.decide, warm)
+    art = router.artifact  # type: ignore[attr-defined]
+    ref = timed(lambda r: art.predict_one_reference(r.last_user_text, r.task, r.signals), warm)
+    p50, p99 = q(times, 0.5), q(times, 0.99)
     mean_chars = sum(len(t) for t in texts) / len(texts)
-    print(f"learned router (default artifact): load {load_ms:.0f} ms; {len(texts)} prompts, mean {mean_chars:.0f} chars")
-    print(f"decide p50 {p50:.3f} ms (target <= 0.5): {'met' if p50 <= 0.5 else 'MISSED'}")
-    print(f"decide p99 {p99:.3f} ms (target <= 2): {'met' if p99 <= 2.0 else 'MISSED'}")
-    print(f"decide max {1000 * times[-1]:.3f} ms")
+    path = "fast pure-Python path" if art.fast is not None else "numpy path (version-1 artifact)"
+    print(f"learned router (default artifact v{art.version}, {path}): load {load_ms:.0f} ms; "
+          f"{len(texts)} prompts, mean {mean_chars:.0f} chars, median {sorted(map(len, texts))[len(texts) // 2]} chars")
+    print(f"decide p50 {p50:.3f} ms, p99 {p99:.3f} ms, max {1000 * times[-1]:.3f} ms (fresh requests, signals computed inside)")
+    print(f"decide p50 {q(cached, 0.5):.3f} ms, p99 {q(cached, 0.99):.3f} ms with the request's signals already cached; "
+          f"numpy reference predict alone p50 {q(ref, 0.5):.3f} ms")
+    print(f"target p50 <= {TARGET_P50:.2f} ms: {p50:.3f} ms {'MET' if p50 <= TARGET_P50 else 'MISSED'}; "
+          f"target p99 <= {TARGET_P99:.1f} ms: {p99:.3f} ms {'MET' if p99 <= TARGET_P99 else 'MISSED'}")
     return 0
 
 

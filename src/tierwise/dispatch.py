@@ -50,9 +50,21 @@ def validate_body(body: Any) -> dict[str, Any]:
             raise InvalidRequestError(f"messages.{i}: each message needs role \"user\" or \"assistant\" and content")
         if "content" not in m:
             raise InvalidRequestError(f"messages.{i}.content: field required")
+        if isinstance(m["content"], list):
+            _check_texts(m["content"], f"messages.{i}.content", text_type_only=True)
+    if isinstance(body.get("system"), list):
+        _check_texts(body["system"], "system", text_type_only=False)
     if "stream" in body and not isinstance(body["stream"], bool):
         raise InvalidRequestError("stream: must be a boolean")
     return body
+
+
+def _check_texts(blocks: list[Any], where: str, *, text_type_only: bool) -> None:
+    """The ``text`` of a content block is a string (routing reads it; the API would refuse anything else)."""
+    for j, b in enumerate(blocks):
+        if isinstance(b, dict) and "text" in b and not isinstance(b["text"], str) and (
+                not text_type_only or b.get("type") == "text"):
+            raise InvalidRequestError(f"{where}.{j}.text: Input should be a valid string")
 
 
 @dataclass(slots=True)

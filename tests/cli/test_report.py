@@ -11,7 +11,7 @@ from tierwise.cli import _load_commands, app
 from tierwise.ledger import Ledger
 from tierwise.report import totals
 
-from ..test_report import DAY1, DAY2, golden_rows, insert, make_row, pg_url  # noqa: F401 - pg_url is a fixture
+from ..test_report import DAY1, DAY2, golden_rows, insert, make_row
 
 
 @pytest.fixture
@@ -120,7 +120,7 @@ def test_password_never_printed(run):
     assert "s3cret-pw" not in result.output
 
 
-def test_report_on_postgres(run, pg_url):  # noqa: F811 - the fixture
+def test_report_on_postgres(run, pg_url):
     led = Ledger(pg_url)
     try:
         insert(led.engine, golden_rows() + [make_row(DAY1, task="classify_intent")])

@@ -117,7 +117,9 @@ def test_calibrate_writes_the_knob(files: dict[str, Path]) -> None:
     art = load_artifact(router)
     P = art.predict([json.loads(x)["prompt"] for x in files["outcomes"].read_text().splitlines()])
     gap = P[:, 1] - P[:, 0]
-    assert (gap > opts["tolerance"]).mean() == pytest.approx(0.5)
+    # (calibrate writes the tolerance rounded to 6 decimals and may pick it exactly at an easy prompt's gap,
+    # so compare at that resolution: the two classes are far apart, the boundary prompts are not the point)
+    assert (gap > opts["tolerance"] + 1e-6).mean() == pytest.approx(0.5)
     # a tiny budget drives the tolerance up to "always the cheap rung"
     assert main(["calibrate", str(files["outcomes"]), "--router", str(router), "--budget", "0.0000001",
                  "--config", str(cfg)]) == 0

@@ -126,7 +126,7 @@ def calibrate(
                f"{' -> '.join(art.ladder[i] for i in order)}")
     if dry_run:
         return
-    values: dict[str, object] = {"tolerance": round(tol, 6)}
+    values: dict[str, object] = {"tolerance": tol}  # full precision: rounding could flip the prompts on the edge
     if router:
         values["artifact"] = str(Path(router).resolve())
     write_table(Path(config), values)

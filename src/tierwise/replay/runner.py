@@ -19,7 +19,7 @@ from .cascade_eval import cascade_curve, verifier_matrix
 from .curves import (Curve, OutcomeMatrix, always_curves, build_matrix, choice_point, choices_curve, metric_row,
                      oracle_curve, random_curve, sweep_by_score)
 
-__all__ = ["LearnedConfig", "ReplayResult", "learned_oof", "replay", "strategy_choices", "tier_to_rung"]
+__all__ = ["LearnedConfig", "ReplayResult", "inner_cv_apgr", "learned_oof", "replay", "strategy_choices", "tier_to_rung"]
 
 
 @dataclass
@@ -75,6 +75,32 @@ def learned_oof(train_m: OutcomeMatrix, test_m: OutcomeMatrix | None, rungs: Seq
         if verifiers:
             V[te] = verifier_matrix(art.verifiers, sub_te)
     return P, V
+
+
+def inner_cv_apgr(m: OutcomeMatrix, spec: FeatureSpec, lambdas: Sequence[float], folds: int = 3, seed: int = 1,
+                  use_category: bool = True) -> dict[float, float]:
+    """APGR (calls axis) of out-of-fold predictions on ``m`` for each ridge strength: for choosing
+    hyper-parameters inside a training split. The prompts are featurised once (the same features as
+    :func:`learned_oof`'s artifacts), then one ridge fit per fold and lambda."""
+    from ..routing.features import Featurizer
+    from ..routing.learned import ridge_cg
+
+    spec = FeatureSpec.from_json(spec.to_json())
+    if not use_category:
+        spec.weights["category"] = 0.0
+    X = Featurizer(spec).transform(m.prompts, m.categories if use_category else None)
+    fold = np.array([fold_of(i, folds, seed) for i in m.ids])
+    parts = [(np.nonzero(fold == k)[0], np.nonzero(fold != k)[0]) for k in range(folds)]
+    parts = [(te, tr) for te, tr in parts if te.size and tr.size >= 2]
+    subsets = [(te, X.subset(te), tr, X.subset(tr)) for te, tr in parts]
+    out: dict[float, float] = {}
+    for lam in lambdas:
+        P = np.zeros((m.n, len(m.ladder)))
+        for te, Xte, tr, Xtr in subsets:
+            W, mu = ridge_cg(Xtr, m.Q[tr], lam)
+            P[te] = np.clip(Xte.dot(np.asarray(W, dtype=np.float32).astype(np.float64)) + mu, 0.0, 1.0)
+        out[lam] = float(metric_row(learned_curve("inner cv", P, m), m)["APGR"] or 0.0)
+    return out
 
 
 def tier_to_rung(tier: str | None, rung_tiers: Sequence[str], tier_order: Sequence[str]) -> int:

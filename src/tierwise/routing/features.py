@@ -2,7 +2,7 @@
 
 No downloaded weights: hashed word unigrams/bigrams, hashed character n-grams (of the
 UTF-8 bytes), a hashed category token (the subject / task type, known before routing), the
-category crossed with the structural signals, and a few dense structural signals (the same
+category crossed with the structural signals and with the words, and a few dense structural signals (the same
 signals as the heuristic router, plus counts of numbers, options and negations).
 
 Two hashing schemes exist. ``hash: 2`` (the default since artifact version 2) tokenises the UTF-8
@@ -67,12 +67,17 @@ _S_WORD = 0x2F6B1A3D
 _K_BIGRAM = 0x5BD1E995
 _S_CAT = 0x1B873593
 _K_CATDENSE = 0x68E31DA4
+_K_CATWORD = 0x27D4EB2F
 _DENSE_TAGS = tuple(bytes([65 + j]) for j in range(len(DENSE_NAMES)))
 
 
-# char n-grams off by default: in inner CV on the benchmark's training splits they did not help and
-# they cost more at decide time than everything else together (see bench/routing_quality.py)
-DEFAULT_WEIGHTS = {"word": 1.0, "bigram": 0.0, "char": 0.0, "category": 2.0, "dense": 1.0, "catdense": 0.0}
+# Chosen by 3-fold CV inside the benchmark's training splits (MMLU, GSM8K; mixtral -> gpt-4), with
+# the decide-time cost in mind. Bigrams and char 3-5-grams are supported but off: bigrams changed
+# the inner-CV APGR by < 0.005 and cost ~20 us per decision; char n-grams gained ~0.01 on MMLU but
+# cost several times the rest of the decision. The category crosses (category x structural signals,
+# category x words) gained ~0.015 on MMLU and cost nothing when no category/task is known.
+DEFAULT_WEIGHTS = {"word": 1.0, "bigram": 0.0, "char": 0.0, "category": 2.0, "dense": 1.0, "catdense": 1.0,
+                   "catword": 1.0}
 
 
 @dataclass
@@ -172,19 +177,23 @@ def prompt_bytes(text: str, max_chars: int) -> tuple[bytes, bytes]:
         return cut.encode("utf-8", "surrogatepass"), cut.lower().encode("utf-8", "surrogatepass")
 
 
-def dense_v2(raw: bytes, words: Sequence[bytes], chars: int, signals: Signals) -> tuple[list[float], int, int]:
+def dense_v2(raw: bytes, n_words: int, negations: int, chars: int, signals: Signals) -> tuple[list[float], int, int]:
     """Hash-2 structural signals (order: DENSE_NAMES): ``raw`` is the cut prompt's UTF-8 bytes (see
-    :func:`prompt_bytes`), ``words`` its hash-2 tokens, ``chars`` the whole prompt's length. Also
-    returns the counts of numbers and of answer options in ``raw`` (for the reasons)."""
+    :func:`prompt_bytes`), ``n_words`` / ``negations`` the counts of its hash-2 tokens / of negation
+    words among them, ``chars`` the whole prompt's length. Also returns the counts of numbers and of
+    answer options in ``raw`` (for the reasons)."""
     s = signals
     n = len(raw)
-    n_numbers = len(_NUMBER_B.findall(raw))
-    n_options = len(_OPTION_B.findall(raw)) if b"." in raw or b")" in raw else 0
-    negations = sum(map(_NEGATION_WORDS.__contains__, words))
+    digits = n - len(raw.translate(None, _DIGITS_B))
+    n_numbers = len(_NUMBER_B.findall(raw)) if digits else 0
+    if b"\n" in raw:
+        n_options = len(_OPTION_B.findall(raw)) if b"." in raw or b")" in raw else 0
+    else:  # one line: "^" only matches at the start
+        n_options = 1 if _OPTION_B.match(raw) else 0
     return [
         math.log1p(chars) / 10.0,
-        math.log1p(len(words)) / 8.0,
-        (n - len(raw.translate(None, _DIGITS_B))) / max(n, 1),
+        math.log1p(n_words) / 8.0,
+        digits / max(n, 1),
         min(n_numbers, 20) / 20.0,
         min(raw.count(b"\n"), 50) / 50.0,
         min(n_options, 10) / 10.0,
@@ -266,19 +275,43 @@ class SparseRows:
                          for j in range(u.shape[1])], axis=1)
 
 
-def hash2_words(bw: Sequence[bytes], mask: int, bigrams: bool = True) -> tuple[list[int], list[int]]:
-    """Hash-2 buckets of the word unigrams and bigrams (C-level ``map`` over ``zlib.crc32``)."""
-    H = list(map(zlib.crc32, bw, repeat(_S_WORD)))
-    uni = list(map(and_, H, repeat(mask)))
-    if not bigrams or len(bw) < 2:
-        return uni, []
-    bi = list(map(and_, map(zlib.crc32, bw[1:], map(xor, H, repeat(_K_BIGRAM))), repeat(mask)))
-    return uni, bi
+class Hashed2:
+    """Hash-2 word features of one prompt: per *distinct* word (and bigram) its bucket and its count.
+
+    Sublinear term frequency is taken per distinct token before hashing (``sqrt(count)``; tokens
+    that share a bucket add up), and a namespace is scaled by ``weight / sqrt(tokens)``, which is its
+    L2 norm before hashing. Everything is C-level ``map`` over ``zlib.crc32`` and ``Counter``."""
+
+    __slots__ = ("n", "word_keys", "word_counts", "words", "bigram_keys", "bigram_counts")
+
+    def __init__(self, words: Sequence[bytes], mask: int, bigrams: bool = False) -> None:
+        self.n = len(words)
+        cnt = Counter(words)
+        self.words = cnt
+        crcs = list(map(zlib.crc32, cnt, repeat(_S_WORD)))
+        self.word_keys = list(map(and_, crcs, repeat(mask)))
+        self.word_counts = list(cnt.values())
+        self.bigram_keys: list[int] = []
+        self.bigram_counts: list[int] = []
+        if bigrams and self.n > 1:
+            H = list(map(dict(zip(cnt, crcs)).__getitem__, words))
+            bc = Counter(map(zlib.crc32, words[1:], map(xor, H, repeat(_K_BIGRAM))))
+            self.bigram_keys = list(map(and_, bc, repeat(mask)))
+            self.bigram_counts = list(bc.values())
+
+    def negations(self) -> int:
+        get = self.words.get
+        return sum(get(w, 0) for w in _NEGATION_WORDS)
 
 
 def hash2_category(category: str) -> int:
     """Full 32-bit hash-2 CRC of a category (its bucket is ``crc & mask``; crossed features seed from it)."""
     return zlib.crc32(category.lower().encode("utf-8", "surrogatepass"), _S_CAT)
+
+
+def hash2_catwords(words: Mapping[bytes, int], cat_crc: int, mask: int) -> list[int]:
+    """Buckets of the category x word crosses, one per distinct word (in ``words``' order)."""
+    return list(map(and_, map(zlib.crc32, words, repeat(cat_crc ^ _K_CATWORD)), repeat(mask)))
 
 
 def hash2_catdense(cat_crc: int, mask: int) -> list[int]:
@@ -323,12 +356,15 @@ class Featurizer:
             idx.append(u)
             val.append(v)
 
-        uni, bi = hash2_words(words, mask, spec.uses("bigram"))
-        add(uni, w.get("word", 0.0))
-        add(bi, w.get("bigram", 0.0))
+        h = Hashed2(words, mask, spec.uses("bigram"))
+        for keys, counts, n, weight in ((h.word_keys, h.word_counts, h.n, w.get("word", 0.0)),
+                                        (h.bigram_keys, h.bigram_counts, h.n - 1, w.get("bigram", 0.0))):
+            if keys and weight:
+                idx.append(np.array(keys, dtype=np.int64))
+                val.append(np.sqrt(np.array(counts, dtype=np.float64)) * (weight / np.sqrt(n)))
         if spec.uses("char"):
             add(_char_buckets(words, spec), w["char"])
-        dvals, _, _ = dense_v2(raw, words, len(text), signals or _signals(text))
+        dvals, _, _ = dense_v2(raw, h.n, h.negations(), len(text), signals or _signals(text))
         draw = np.array(dvals, dtype=np.float64)
         if category:
             ccrc = hash2_category(category)
@@ -337,6 +373,9 @@ class Featurizer:
                 nz = np.nonzero(draw)[0]
                 idx.append(np.array(hash2_catdense(ccrc, mask), dtype=np.int64)[nz])
                 val.append(draw[nz] * w["catdense"])
+            if spec.uses("catword") and h.word_keys:
+                idx.append(np.array(hash2_catwords(h.words, ccrc, mask), dtype=np.int64))
+                val.append(np.sqrt(np.array(h.word_counts, dtype=np.float64)) * (w["catword"] / np.sqrt(h.n)))
         dense = draw * w.get("dense", 1.0)
         nz = np.nonzero(dense)[0]
         idx.append(self.n_hashed + nz)
@@ -411,7 +450,7 @@ class FastScorer:
         self.mask = self.n_hashed - 1
         w = spec.weights
         self.w_word, self.w_bigram = w.get("word", 0.0), w.get("bigram", 0.0)
-        self.w_cat, self.w_catdense = w.get("category", 0.0), w.get("catdense", 0.0)
+        self.w_cat, self.w_catdense, self.w_catword = w.get("category", 0.0), w.get("catdense", 0.0), w.get("catword", 0.0)
         self.w_char = w.get("char", 0.0) if spec.uses("char") else 0.0
         self.cols = [array("f", np.ascontiguousarray(W[:, r], dtype=np.float32).tobytes()) for r in range(W.shape[1])]
         wd = w.get("dense", 1.0)
@@ -420,39 +459,35 @@ class FastScorer:
         self.mu = [float(x) for x in mu]
         self.max_chars = spec.max_chars
 
-    def _add(self, acc: list[float], keys: list[int], scale: float) -> None:
-        """``acc[r] += scale * sum_b sqrt(count_b) * W[b, r]`` over the distinct buckets ``b`` of ``keys``."""
+    def _add(self, acc: list[float], keys: list[int], counts: list[int], n: int, scale: float) -> None:
+        """``acc[r] += scale * sum_i sqrt(counts[i]) * W[keys[i], r]`` (``n`` = sum of the counts)."""
         cols = self.cols
-        cnt = Counter(keys)
-        if len(cnt) == len(keys):
-            for r, col in enumerate(cols):
-                acc[r] += scale * sum(map(col.__getitem__, keys))
-            return
         for r, col in enumerate(cols):
-            acc[r] += scale * sum(map(col.__getitem__, cnt))
-        # the few repeated buckets, found at C speed: add (sqrt(count) - 1) * W[b]
-        for b in compress(cnt, map(gt, cnt.values(), repeat(1))):
-            f = scale * (math.sqrt(cnt[b]) - 1.0)
-            for r, col in enumerate(cols):
-                acc[r] += f * col[b]
+            acc[r] += scale * sum(map(col.__getitem__, keys))
+        if len(keys) != n:  # the few repeated tokens, found at C speed: add (sqrt(count) - 1) * W[b]
+            for i in compress(range(len(keys)), map(gt, counts, repeat(1))):
+                f = scale * (math.sqrt(counts[i]) - 1.0)
+                b = keys[i]
+                for r, col in enumerate(cols):
+                    acc[r] += f * col[b]
 
     def predict(self, text: str, category: str | None, signals: Signals) -> tuple[list[float], int, int]:
         """(clipped predicted score per rung, count of numbers, count of options) for one prompt."""
         raw, low = prompt_bytes(text, self.max_chars)
         words = _WORD_B.findall(low)
         acc = list(self.mu)
-        n = len(words)
-        if n and (self.w_word or self.w_bigram):
-            uni, bi = hash2_words(words, self.mask, bool(self.w_bigram))
-            if self.w_word:
-                self._add(acc, uni, self.w_word / math.sqrt(n))
-            if bi:
-                self._add(acc, bi, self.w_bigram / math.sqrt(n - 1))
+        h = Hashed2(words, self.mask, bool(self.w_bigram))
+        n = h.n
+        if n and self.w_word:
+            self._add(acc, h.word_keys, h.word_counts, n, self.w_word / math.sqrt(n))
+        if h.bigram_keys:
+            self._add(acc, h.bigram_keys, h.bigram_counts, n - 1, self.w_bigram / math.sqrt(n - 1))
         if self.w_char:
             ch = _char_buckets(words, self.spec).tolist()
             if ch:
-                self._add(acc, ch, self.w_char / math.sqrt(len(ch)))
-        dense, n_numbers, n_options = dense_v2(raw, words, len(text), signals)
+                cc = Counter(ch)
+                self._add(acc, list(cc), list(cc.values()), len(ch), self.w_char / math.sqrt(len(ch)))
+        dense, n_numbers, n_options = dense_v2(raw, n, h.negations(), len(text), signals)
         for r, dcol in enumerate(self.dense_cols):
             acc[r] += sum(map(float.__mul__, dense, dcol))
         if category:
@@ -466,6 +501,9 @@ class FastScorer:
                 wc = self.w_catdense
                 for r, col in enumerate(self.cols):
                     acc[r] += wc * sum(map(float.__mul__, dense, map(col.__getitem__, keys)))
+            if self.w_catword and n:
+                self._add(acc, hash2_catwords(h.words, ccrc, self.mask), h.word_counts, n,
+                          self.w_catword / math.sqrt(n))
         return [0.0 if a < 0.0 else 1.0 if a > 1.0 else a for a in acc], n_numbers, n_options
 
 

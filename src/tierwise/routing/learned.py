@@ -1,14 +1,15 @@
 """The ``learned`` strategy: predicted score of every rung of a ladder, cheapest good-enough rung wins.
 
 Training (``tierwise train``) fits one ridge regression per rung of the ladder on recorded
-outcomes (hashed word/bigram n-grams, the category / task type, structural signals; see
+outcomes (hashed words, optionally bigrams / char n-grams, the category / task type and its
+crosses with the words and the structural signals, structural signals; see
 ``features.py``), solved with conjugate gradients in numpy. At decide time the router
 featurises the prompt, predicts each rung's expected score, and picks the cheapest rung whose
 prediction is within ``tolerance`` of the best one: ``tolerance`` is the single knob trading cost
 for quality (0 = best predicted rung, larger = cheaper).
 
 Decide time is on the proxy's hot path: for hash-2 features (artifact version 2) prediction goes
-through ``FastScorer`` (pure Python, weight columns as lists built once at load, a few C-level
+through ``FastScorer`` (pure Python, float32 weight columns built once at load, a few C-level
 ``map`` calls per prompt, the request's cached heuristic signals reused); the numpy path
 (``predict_one_reference``, ``predict``) computes the same numbers and is what training uses.
 
@@ -334,7 +335,8 @@ def train(records: Sequence["Record"], ladder: str | Sequence[Any], prices: Mapp
                   "mean_cost_usd": [float(f"{c:.6g}") for c in Carr.mean(0)]},
         provenance={"created": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
                     "tool": "tierwise train", "method": "per-rung ridge regression (conjugate gradients) on hashed "
-                    "word/bigram n-grams, category and structural signals", **dict(provenance or {})},
+                    "words (" + ", ".join(k for k, v in spec.weights.items() if v) + "; hash scheme "
+                    f"{spec.hash}) and structural signals", **dict(provenance or {})},
     )
     if verifiers:
         for i in range(len(rungs) - 1):
@@ -389,7 +391,7 @@ class LearnedRouter:
 
     def __init__(self, settings: "Settings", artifact: "str | os.PathLike[str] | Artifact | None" = None,
                  tolerance: float | None = None, rungs: Sequence[str] | Mapping[str, str] | None = None,
-                 use_category: bool = True, **_: Any) -> None:
+                 use_category: bool = True, escalate: bool = True, **_: Any) -> None:
         self.artifact = artifact if isinstance(artifact, Artifact) else load_artifact(artifact)
         self.tolerance = float(self.artifact.tolerance if tolerance is None else tolerance)
         self.use_category = use_category
@@ -413,7 +415,39 @@ class LearnedRouter:
         self.tiers = tiers
         costs = self.artifact.rung_cost or list(range(n))
         self.order = sorted(range(n), key=lambda i: (costs[i], i))
-        self._pretty = [_pretty(m) for m in self.artifact.ladder]
+        # Name rungs after the Claude model that serves them ("Haiku", "Sonnet"), whatever models the
+        # artifact learned from: the reason reads "predicted Haiku score 0.41 vs Sonnet 0.83".
+        self._pretty = [_pretty(m) if catalog.get(m) is not None else
+                        (catalog.model_for_tier(t).family.capitalize() or t) for m, t in zip(self.artifact.ladder, tiers)]
+        tol = f"{self.tolerance:.2f}"
+        self._why_cheaper = [f"{p} within tolerance {tol} of the best: cheaper" for p in self._pretty]
+        self._why_best = [f"{p} predicted best" for p in self._pretty]
+        # Floors from the seeds, on top of the learned prediction (``escalate = false`` turns them off):
+        # a high-stakes request goes at least to the default tier ("route high-stakes tasks to Sonnet
+        # regardless of output length"), and one the complexity signals score deep (multi-step
+        # analysis of several documents with stakes...) goes to the deep tier, which a ladder trained
+        # on a weak/strong pair (the shipped one) never reaches on its own.
+        self._catalog = catalog
+        self._heuristic: Any = None
+        self._stakes_floor = settings.default_tier
+        if escalate:
+            from .heuristic import HeuristicRouter
+
+            self._heuristic = HeuristicRouter(settings)
+
+    def _floor(self, request: RouteRequest, signals: Any, tier: str, model: str | None,
+               reasons: list[str]) -> tuple[str, str | None]:
+        idx = self._catalog.tier_index
+        h = self._heuristic
+        if h.deep in self._catalog.tiers and idx(tier) < idx(h.deep):
+            score, _hits = h.score(request)
+            if score >= h.deep_from:
+                reasons.append(f"complexity signals score {score:g} (multi-step, analysis, stakes): raised to {h.deep}")
+                return h.deep, None
+        if signals.stakes and idx(tier) < idx(self._stakes_floor):
+            reasons.append(f"high-stakes domain: at least {self._stakes_floor} (the seeds' rule)")
+            return self._stakes_floor, None
+        return tier, model
 
     def predict(self, request: RouteRequest) -> np.ndarray:
         text = request.last_user_text or request.text
@@ -435,16 +469,16 @@ class LearnedRouter:
         ladder = self.artifact.ladder
         reasons = describe_prompt(text, signals, n_numbers, n_options)[:3]
         reasons.append("predicted " + " vs ".join(f"{self._pretty[j]} score {pred[j]:.2f}" for j in self.order))
-        if i != best:
-            reasons.append(f"{self._pretty[i]} within tolerance {self.tolerance:g} of the best: cheaper")
-        else:
-            reasons.append(f"{self._pretty[i]} predicted best")
+        reasons.append(self._why_cheaper[i] if i != best else self._why_best[i])
         # confidence: how far the decision is from flipping (margin vs the tolerance), squashed
         gaps = [pred[best] - pred[j] - self.tolerance for j in range(len(pred)) if j != i]
         margin = min((abs(g) for g in gaps), default=0.5)
         confidence = round(min(0.95, 0.5 + margin * 2), 2)
-        return Decision(tier=self.tiers[i], confidence=confidence, reasons=tuple(reasons), router=self.name,
-                        model=ladder[i], task=request.task, scores={m: round(p, 4) for m, p in zip(ladder, pred)})
+        tier, model = self.tiers[i], ladder[i]
+        if self._heuristic is not None:
+            tier, model = self._floor(request, signals, tier, model, reasons)
+        return Decision(tier=tier, confidence=confidence, reasons=tuple(reasons), router=self.name,
+                        model=model, task=request.task, scores={m: round(p, 4) for m, p in zip(ladder, pred)})
 
 
 def artifact_digest(path: str | os.PathLike[str]) -> str:

@@ -4,7 +4,9 @@ Starlette app for everything else (models, count_tokens, health)."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
+from pathlib import Path
 from typing import Any, AsyncIterator
 
 import orjson
@@ -30,6 +32,12 @@ def _error_response(exc: APIError, request_id: str | None = None) -> Response:
     rid = request_id or new_request_id()
     return Response(exc.to_body(rid), status_code=exc.status, media_type="application/json",
                     headers={"x-tierwise-request-id": rid})
+
+
+@functools.cache
+def _openapi_document() -> bytes:
+    """The hand-written OpenAPI 3.1 document (server/openapi.json), read once on first request."""
+    return Path(__file__).with_name("openapi.json").read_bytes()
 
 
 class ProxyApp:
@@ -107,6 +115,9 @@ def create_app(settings: Settings, *, upstream: Upstream | None = None, ledger: 
                         headers={"x-tierwise-model": plan.model_id, "x-tierwise-request-id": rid,
                                  "x-tierwise-upstream": resp.headers.get("x-tierwise-upstream", state.upstream.name)})
 
+    async def openapi(request: Request) -> Response:
+        return Response(_openapi_document(), media_type="application/json")
+
     async def health(request: Request) -> Response:
         return JSONResponse({"status": "ok", "upstream": state.upstream.name,
                              "ledger": settings.ledger_url.split("://")[0] if state.ledger else None,
@@ -117,7 +128,7 @@ def create_app(settings: Settings, *, upstream: Upstream | None = None, ledger: 
             return _error_response(NotFoundError(f"no route {request.method} {request.url.path}"))
         if exc.status_code == 405:
             return _error_response(APIError(f"method {request.method} not allowed on {request.url.path}", status=405))
-        return Response(error_body("api_error", str(exc.detail)), status_code=exc.status_code, media_type="application/json")
+        return Response(error_body("api_error", str(exc.detail), new_request_id()), status_code=exc.status_code, media_type="application/json")
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -135,6 +146,7 @@ def create_app(settings: Settings, *, upstream: Upstream | None = None, ledger: 
             Route("/v1/models", models, methods=["GET"]),
             Route("/v1/messages/count_tokens", count_tokens, methods=["POST"]),
             Route("/healthz", health, methods=["GET"]),
+            Route("/openapi.json", openapi, methods=["GET"]),
             *evidence_routes(evidence),
         ],
         exception_handlers={HTTPException: not_found},

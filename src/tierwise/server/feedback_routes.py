@@ -21,6 +21,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from ..errors import APIError, AuthenticationError, InvalidRequestError, error_body
+from .messages import new_request_id
 
 if TYPE_CHECKING:
     from .state import ProxyState
@@ -149,7 +150,9 @@ class EvidenceState:
 
 
 def _error(exc: APIError) -> Response:
-    return Response(error_body(exc.error_type, exc.message), status_code=exc.status, media_type="application/json")
+    rid = new_request_id()  # Anthropic's error JSON always carries a request_id
+    return Response(error_body(exc.error_type, exc.message, rid), status_code=exc.status, media_type="application/json",
+                    headers={"x-tierwise-request-id": rid})
 
 
 def evidence_routes(ev: EvidenceState) -> list[Route]:
