@@ -3,8 +3,8 @@
 ``prometheus_client`` is imported when a proxy is created, never at ``import tierwise``. Each
 proxy has its own registry (several apps can live in one process, as in tests). ``observe(row)``
 is called once per call with the ledger row and only appends it to a queue (a ``deque.append``);
-the counters and histograms are brought up to date when ``/metrics`` is scraped (or every 4,096
-rows), so the hot path pays nothing for the label look-ups and increments.
+a background thread brings the counters and histograms up to date every second, and ``/metrics``
+drains the queue before answering, so the hot path pays nothing for label look-ups and increments.
 """
 
 from __future__ import annotations
@@ -43,6 +43,8 @@ class Metrics:
         self._tasks: set[str] = set()
         self._lock = threading.Lock()
         self._pending: collections.deque[dict[str, Any]] = collections.deque()
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
 
     def _task_label(self, task: str | None) -> str:
         if not task:
@@ -68,9 +70,22 @@ class Metrics:
         return kids
 
     def observe(self, row: dict[str, Any]) -> None:
-        """Queue one ledger row for accounting. Never raises (metrics must not break a request)."""
+        """Queue one ledger row for accounting. Never raises (metrics must not break a request).
+
+        A daemon thread accounts the queue every second, off the request path (and ``/metrics``
+        drains it before answering, so a scrape is always up to date)."""
         self._pending.append(row)
-        if len(self._pending) >= 4096:
+        if self._thread is None:
+            self._start()
+
+    def _start(self) -> None:
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="tierwise-metrics", daemon=True)
+                self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(1.0):
             self.drain()
 
     def drain(self) -> None:

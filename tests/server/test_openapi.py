@@ -14,8 +14,7 @@ DOC = Path(tierwise.server.__file__).with_name("openapi.json")
 
 
 def test_document_is_valid_openapi_31():
-    from openapi_spec_validator import validate
-    from openapi_spec_validator.validation import OpenAPIV31SpecValidator
+    from openapi_spec_validator import OpenAPIV31SpecValidator, validate
 
     doc = orjson.loads(DOC.read_bytes())
     assert doc["openapi"].startswith("3.1")
