@@ -51,7 +51,7 @@ def validate_body(body: Any) -> dict[str, Any]:
         if "content" not in m:
             raise InvalidRequestError(f"messages.{i}.content: field required")
         if isinstance(m["content"], list):
-            pass
+            _check_texts(m["content"], f"messages.{i}.content", text_type_only=True)
     if isinstance(body.get("system"), list):
         _check_texts(body["system"], "system", text_type_only=False)
     if "stream" in body and not isinstance(body["stream"], bool):

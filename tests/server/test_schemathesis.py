@@ -103,3 +103,23 @@ def test_text_routes(proxy):
     for days in ("0", "x", "99999"):
         r = httpx2.get(proxy.url + "/dashboard/data.json", params={"days": days}, timeout=10)
         assert r.status_code == 400 and r.json()["type"] == "error"
+
+
+# What schemathesis found, kept as fixed examples (the generated run may not draw them again).
+_HI = [{"role": "user", "content": "hi"}]
+FOUND = [
+    # a text block whose text is not a string crashed routing (TypeError -> 500); now a 400
+    ("/v1/messages", {"model": "auto", "max_tokens": 16, "messages": [{"role": "user", "content": [{"type": "text", "text": 1.5}]}]}),
+    ("/v1/messages", {"model": "auto", "max_tokens": 16, "system": [{"type": "text", "text": None}], "messages": _HI}),
+    ("/v1/messages/count_tokens", {"model": "auto", "messages": [{"role": "user", "content": [{"type": "text", "text": []}]}]}),
+    # the feedback route's errors carried "request_id": null
+    ("/v1/feedback", {"request_id": "req_x"}),
+    ("/v1/feedback", b""),
+]
+
+
+@pytest.mark.parametrize("path, body", FOUND)
+def test_found_by_schemathesis(proxy, path, body):
+    case = schema[path]["POST"].Case(body=body, media_type="application/json")
+    r = case.call_and_validate(base_url=proxy.url, checks=CHECKS, timeout=10)
+    assert r.status_code == 400, r.text[:300]

@@ -18,7 +18,7 @@ from starlette.routing import Route
 
 from ..config import Settings
 from ..dispatch import Dispatcher, validate_body
-from ..errors import APIError, InvalidRequestError, NotFoundError, error_body
+from ..errors import APIError, InternalServerError, InvalidRequestError, NotFoundError, error_body
 from ..ledger import Ledger
 from ..upstream import Upstream, build_upstream
 from .messages import handle_messages, new_request_id, read_body, send_error
@@ -130,6 +130,10 @@ def create_app(settings: Settings, *, upstream: Upstream | None = None, ledger: 
             return _error_response(APIError(f"method {request.method} not allowed on {request.url.path}", status=405))
         return Response(error_body("api_error", str(exc.detail), new_request_id()), status_code=exc.status_code, media_type="application/json")
 
+    async def internal_error(request: Request, exc: Exception) -> Response:  # never a plain-text 500
+        rid = new_request_id()
+        return _error_response(InternalServerError(f"tierwise internal error ({type(exc).__name__}); request id {rid}"), rid)
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         state.started_at = time.time()  # type: ignore[attr-defined]
@@ -149,7 +153,7 @@ def create_app(settings: Settings, *, upstream: Upstream | None = None, ledger: 
             Route("/openapi.json", openapi, methods=["GET"]),
             *evidence_routes(evidence),
         ],
-        exception_handlers={HTTPException: not_found},
+        exception_handlers={HTTPException: not_found, Exception: internal_error},
         lifespan=lifespan,
     )
     return ProxyApp(state, inner)
