@@ -63,30 +63,32 @@ def pct(values: list[float], p: float) -> float:
     return s[min(len(s) - 1, int(round(p / 100 * (len(s) - 1))))]
 
 
-async def sequential(url: str, payload: bytes, n: int, stream: bool) -> tuple[list[float], list[float]]:
-    """Latency (ms) of n back-to-back requests on one keep-alive connection, and TTFB for streams."""
-    lat, ttfb = [], []
-    conn = aiohttp.TCPConnector(limit=1)
-    async with aiohttp.ClientSession(connector=conn) as s:
+async def interleaved(direct: str, via: str, payload: bytes, n: int, stream: bool) -> dict[str, list[float]]:
+    """n back-to-back requests to each URL, alternating direct and proxied on two keep-alive
+    connections, so both see the same machine conditions (a virtualised 2-core box drifts).
+    Returns latencies (ms) and, for streams, time to first byte, per target."""
+    out: dict[str, list[float]] = {"direct": [], "proxy": [], "direct_ttfb": [], "proxy_ttfb": []}
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1)) as sd, \
+            aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1)) as sp:
         for i in range(n + 200):
-            t0 = time.perf_counter()
-            async with s.post(url, data=payload, headers=HEADERS) as r:
-                if stream:
-                    first = None
-                    async for _ in r.content.iter_any():
-                        if first is None:
-                            first = time.perf_counter()
-                else:
-                    await r.read()
-                    first = None
-                if r.status != 200:
-                    raise RuntimeError(f"HTTP {r.status}: {await r.text()}")
-            t1 = time.perf_counter()
-            if i >= 200:  # warm-up excluded
-                lat.append((t1 - t0) * 1000)
-                if first is not None:
-                    ttfb.append((first - t0) * 1000)
-    return lat, ttfb
+            for name, s, url in (("direct", sd, direct), ("proxy", sp, via)):
+                t0 = time.perf_counter()
+                first = None
+                async with s.post(url, data=payload, headers=HEADERS) as r:
+                    if stream:
+                        async for _ in r.content.iter_any():
+                            if first is None:
+                                first = time.perf_counter()
+                    else:
+                        await r.read()
+                    if r.status != 200:
+                        raise RuntimeError(f"HTTP {r.status}: {await r.text()}")
+                t1 = time.perf_counter()
+                if i >= 200:  # warm-up excluded
+                    out[name].append((t1 - t0) * 1000)
+                    if first is not None:
+                        out[name + "_ttfb"].append((first - t0) * 1000)
+    return out
 
 
 async def python_load(url: str, payload: bytes, concurrency: int, duration: float) -> tuple[float, list[float], int]:
@@ -133,7 +135,7 @@ def wrk_load(url: str, payload: bytes, concurrency: int, duration: float, tmp: P
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--n", type=int, default=3000, help="requests per sequential run (after 200 warm-up)")
+    ap.add_argument("--n", type=int, default=2000, help="requests per target per c=1 round, 3 rounds (after 200 warm-up)")
     ap.add_argument("--duration", type=float, default=10.0, help="seconds per concurrency-64 run")
     ap.add_argument("--concurrency", type=int, default=64)
     args = ap.parse_args()
@@ -156,20 +158,25 @@ def main() -> None:
         proxied = 0
 
         print(f"tierwise proxy overhead  (python {sys.version.split()[0]}, {os.cpu_count()} cores, "
-              f"auto routing + SQLite ledger on; {args.n} requests per c=1 run)\n")
+              f"auto routing + SQLite ledger on; c=1: 3 interleaved rounds of {args.n} requests per target)\n")
         results = {}
         for stream in (False, True):
             kind = "stream" if stream else "non-stream"
-            d_lat, d_ttfb = asyncio.run(sequential(direct, body(stream), args.n, stream))
-            p_lat, p_ttfb = asyncio.run(sequential(via, body(stream), args.n, stream))
-            proxied += args.n + 200
-            results[kind] = (d_lat, p_lat, d_ttfb, p_ttfb)
+            # three interleaved rounds; the added latency is the median of the rounds' p50 differences
+            rounds = [asyncio.run(interleaved(direct, via, body(stream), args.n, stream)) for _ in range(3)]
+            proxied += 3 * (args.n + 200)
+            added = sorted(pct(r["proxy"], 50) - pct(r["direct"], 50) for r in rounds)
+            d_lat = [x for r in rounds for x in r["direct"]]
+            p_lat = [x for r in rounds for x in r["proxy"]]
+            results[kind] = (d_lat, p_lat, added[1])
             print(f"c=1 {kind:10s}  direct p50 {pct(d_lat, 50):6.3f}  p95 {pct(d_lat, 95):6.3f}  p99 {pct(d_lat, 99):6.3f} ms")
             print(f"c=1 {kind:10s}  proxy  p50 {pct(p_lat, 50):6.3f}  p95 {pct(p_lat, 95):6.3f}  p99 {pct(p_lat, 99):6.3f} ms"
-                  f"   added p50 {pct(p_lat, 50) - pct(d_lat, 50):+.3f} ms")
+                  f"   added p50 {added[1]:+.3f} ms (rounds: {', '.join(f'{a:+.3f}' for a in added)})")
             if stream:
-                print(f"c=1 stream TTFB     direct p50 {pct(d_ttfb, 50):6.3f}  proxy p50 {pct(p_ttfb, 50):6.3f} ms"
-                      f"   added {pct(p_ttfb, 50) - pct(d_ttfb, 50):+.3f} ms")
+                d_t = [x for r in rounds for x in r["direct_ttfb"]]
+                p_t = [x for r in rounds for x in r["proxy_ttfb"]]
+                print(f"c=1 stream TTFB     direct p50 {pct(d_t, 50):6.3f}  proxy p50 {pct(p_t, 50):6.3f} ms"
+                      f"   added {pct(p_t, 50) - pct(d_t, 50):+.3f} ms")
         print()
         use_wrk = shutil.which("wrk") is not None
         tool = "wrk -t1" if use_wrk else "python aiohttp loop (install wrk for a client that is not the bottleneck)"
@@ -195,7 +202,7 @@ def main() -> None:
         proxy.send_signal(signal.SIGINT)  # graceful stop: the ledger flushes
         proxy.wait(60)
         rows = sqlite3.connect(db).execute("select count(*), count(cost_nanos) from calls").fetchone()
-        added = pct(results["non-stream"][1], 50) - pct(results["non-stream"][0], 50)
+        added = results["non-stream"][2]
         print(f"\nledger rows written: {rows[0]} for {served} calls the proxy served "
               f"(clients counted {proxied} completed; {rows[1]} rows priced)")
         print("\ntargets:")

@@ -89,46 +89,56 @@ class Metrics:
             self.drain()
 
     def drain(self) -> None:
-        """Account every queued row."""
+        """Account every queued row: counters summed per label set first, then one increment each."""
         pending = self._pending
+        rows = []
         while pending:
             try:
-                row = pending.popleft()
+                rows.append(pending.popleft())
             except IndexError:
-                return
-            self._account(row)
-
-    def _account(self, row: dict[str, Any]) -> None:
-        try:
-            tier = row.get("tier") or "-"
-            task = self._task_label(row.get("task"))
-            req, tin, tout, tcr, tcw, cost, lat, ttft, saved = self._kids(tier, task, int(row.get("status") or 0))
-            req.inc()
-            if row.get("input_tokens"):
-                tin.inc(row["input_tokens"])
-            if row.get("output_tokens"):
-                tout.inc(row["output_tokens"])
-            if row.get("cache_read_tokens"):
-                tcr.inc(row["cache_read_tokens"])
-            cw = (row.get("cache_write_5m_tokens") or 0) + (row.get("cache_write_1h_tokens") or 0)
-            if cw:
-                tcw.inc(cw)
-            c = row.get("cost_nanos")
-            if c:
-                cost.inc(c / 1e9)
-                d = row.get("default_cost_nanos")
-                if d and d > c:
-                    saved.inc((d - c) / 1e9)
-            if row.get("latency_ms") is not None:
-                lat.observe(row["latency_ms"] / 1000.0)
-            if row.get("ttft_ms") is not None:
-                ttft.observe(row["ttft_ms"] / 1000.0)
-            if row.get("escalations"):
-                self.escalations.labels(tier, task).inc(row["escalations"])
-            if row.get("fallbacks"):
-                self.fallbacks.labels(tier, task).inc(row["fallbacks"])
-        except Exception:  # noqa: BLE001
-            pass
+                break
+        if not rows:
+            return
+        sums: dict[tuple[str, str, int], list[float]] = {}
+        for row in rows:
+            try:
+                key = (row.get("tier") or "-", self._task_label(row.get("task")), int(row.get("status") or 0))
+                acc = sums.get(key)
+                if acc is None:
+                    acc = sums[key] = [0, 0, 0, 0, 0, 0, 0, 0, 0]
+                acc[0] += 1
+                acc[1] += row.get("input_tokens") or 0
+                acc[2] += row.get("output_tokens") or 0
+                acc[3] += row.get("cache_read_tokens") or 0
+                acc[4] += (row.get("cache_write_5m_tokens") or 0) + (row.get("cache_write_1h_tokens") or 0)
+                c = row.get("cost_nanos") or 0
+                acc[5] += c
+                d = row.get("default_cost_nanos") or 0
+                if c and d > c:
+                    acc[6] += d - c
+                acc[7] += row.get("escalations") or 0
+                acc[8] += row.get("fallbacks") or 0
+                kids = self._kids(*key)
+                if row.get("latency_ms") is not None:
+                    kids[6].observe(row["latency_ms"] / 1000.0)
+                if row.get("ttft_ms") is not None:
+                    kids[7].observe(row["ttft_ms"] / 1000.0)
+            except Exception:  # noqa: BLE001 - a malformed row must not stop the rest
+                continue
+        for (tier, task, status), (n, tin, tout, tcr, tcw, cost, saved, esc, fb) in sums.items():
+            req, k_in, k_out, k_cr, k_cw, k_cost, _lat, _ttft, k_saved = self._kids(tier, task, status)
+            req.inc(n)
+            for kid, v in ((k_in, tin), (k_out, tout), (k_cr, tcr), (k_cw, tcw)):
+                if v:
+                    kid.inc(v)
+            if cost:
+                k_cost.inc(cost / 1e9)
+            if saved:
+                k_saved.inc(saved / 1e9)
+            if esc:
+                self.escalations.labels(tier, task).inc(esc)
+            if fb:
+                self.fallbacks.labels(tier, task).inc(fb)
 
     def alert(self, task: str, *, reverted: bool = False) -> None:
         self.alerts.labels(self._task_label(task)).inc()

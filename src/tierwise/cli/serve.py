@@ -54,4 +54,5 @@ def serve(
     except ImportError:
         loop = "asyncio"
     uvicorn.run(application, host=settings.host, port=settings.port, loop=loop, http="httptools", access_log=False,
-                log_level=log_level, lifespan="on", timeout_graceful_shutdown=30, server_header=False)
+                log_level=log_level, lifespan="on", timeout_graceful_shutdown=30, server_header=False,
+                proxy_headers=False)  # the client address is not used: skip the X-Forwarded-* middleware

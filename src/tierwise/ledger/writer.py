@@ -102,12 +102,39 @@ class LedgerWriter:
             with self._cond:
                 self._cond.notify_all()
 
+    def _insert_plan(self) -> tuple[str, list[str], dict[str, Any]] | None:
+        """A plain ``INSERT`` for the driver's ``executemany`` (several times less CPU per row than
+        SQLAlchemy's per-row parameter processing), or None to use SQLAlchemy's insert."""
+        plan = getattr(self, "_plan", False)
+        if plan is not False:
+            return plan
+        mark = {"qmark": "?", "format": "%s", "pyformat": "%s"}.get(self.engine.dialect.paramstyle)
+        plan = None
+        if mark is not None:
+            cols = [c.name for c in self.table.columns if not (c.primary_key and c.autoincrement)]
+            defaults = {c.name: (c.default.arg if c.default is not None and c.default.is_scalar else None)
+                        for c in self.table.columns}
+            quote = self.engine.dialect.identifier_preparer.quote
+            sql = (f"INSERT INTO {quote(self.table.name)} ({', '.join(quote(c) for c in cols)}) "
+                   f"VALUES ({', '.join([mark] * len(cols))})")
+            plan = (sql, cols, defaults)
+        self._plan = plan
+        return plan
+
+    def _insert(self, conn: sa.Connection, batch: list[dict[str, Any]]) -> None:
+        plan = self._insert_plan()
+        if plan is None:
+            conn.execute(self.table.insert(), batch)
+            return
+        sql, cols, defaults = plan
+        conn.exec_driver_sql(sql, [tuple(row.get(c, defaults[c]) for c in cols) for row in batch])
+
     def _write(self, batch: list[dict[str, Any]]) -> None:
         ok = False
         for attempt in range(6):
             try:
                 with self.engine.begin() as conn:
-                    conn.execute(self.table.insert(), batch)
+                    self._insert(conn, batch)
                 ok = True
                 break
             except Exception:  # noqa: BLE001 - a ledger failure must not kill the writer
