@@ -37,7 +37,7 @@ def make_engine(url: str) -> sa.Engine:
             parent = os.path.dirname(os.path.abspath(db))
             if not os.path.isdir(parent):
                 raise ConfigError(f"ledger.url: directory {parent!r} does not exist")
-        engine = sa.create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        engine = sa.create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, hide_parameters=True)
 
         @sa.event.listens_for(engine, "connect")
         def _pragmas(dbapi_conn: Any, _rec: Any) -> None:
@@ -49,7 +49,7 @@ def make_engine(url: str) -> sa.Engine:
 
         return engine
     try:
-        return sa.create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+        return sa.create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5, hide_parameters=True)
     except ModuleNotFoundError as exc:
         raise ConfigError(f"ledger.url: the driver for {parsed.get_backend_name()} is not installed ({exc.name}); "
                           "pip install 'tierwise[postgres]'") from None
