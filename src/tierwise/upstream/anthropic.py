@@ -13,6 +13,7 @@ from typing import AsyncIterator, Mapping
 import aiohttp
 
 from ..errors import UpstreamConnectionError, UpstreamTimeoutError, error_for_status
+from ._http import post, read_body, read_error_body
 from .base import FORWARD_REQUEST_HEADERS, UpstreamResponse
 
 __all__ = ["AnthropicUpstream"]
@@ -68,32 +69,12 @@ class AnthropicUpstream:
                 if h in headers:
                     out[h] = headers[h]
         out.update(self._auth(headers))
-        session = self._get_session()
-        try:
-            resp = await session.post(self.base_url + path, data=body, headers=out)
-        except asyncio.TimeoutError:
-            raise UpstreamTimeoutError(f"upstream {self.name} timed out before answering") from None
-        except aiohttp.ClientError as exc:
-            raise UpstreamConnectionError(f"upstream {self.name} unreachable: {type(exc).__name__}") from None
+        resp = await post(self._get_session(), self.base_url + path, body, out, self.name)
         resp_headers = {k.lower(): v for k, v in resp.headers.items()}
         if resp.status >= 400:
-            try:
-                data = await resp.read()
-            except (aiohttp.ClientError, asyncio.TimeoutError):
-                data = b""
-            finally:
-                resp.release()
-            raise error_for_status(resp.status, data, resp_headers)
+            raise error_for_status(resp.status, await read_error_body(resp), resp_headers)
         if not stream:
-            try:
-                data = await resp.read()
-            except asyncio.TimeoutError:
-                raise UpstreamTimeoutError(f"upstream {self.name} timed out while sending the body") from None
-            except aiohttp.ClientError as exc:
-                raise UpstreamConnectionError(f"upstream {self.name} dropped the connection: {type(exc).__name__}") from None
-            finally:
-                resp.release()
-            return UpstreamResponse(resp.status, resp_headers, body=data, upstream=self.name)
+            return UpstreamResponse(resp.status, resp_headers, body=await read_body(resp, self.name), upstream=self.name)
 
         async def chunks() -> AsyncIterator[bytes]:
             try:

@@ -24,6 +24,7 @@ import orjson
 
 from ..errors import (InvalidRequestError, NotFoundError, UpstreamConnectionError, UpstreamTimeoutError, error_body,
                       error_for_status)
+from ._http import post, read_body, read_error_body
 from .base import UpstreamResponse
 from .sse import format_event
 
@@ -127,34 +128,15 @@ class BedrockUpstream:
         signed = self._sign(url, payload, accept)
         if self._local and "x-tierwise-bedrock-fault" in headers:
             signed["x-tierwise-bedrock-fault"] = headers["x-tierwise-bedrock-fault"]
-        session = self._get_session()
-        try:
-            resp = await session.post(url, data=payload, headers=signed)
-        except asyncio.TimeoutError:
-            raise UpstreamTimeoutError("upstream bedrock timed out before answering") from None
-        except aiohttp.ClientError as exc:
-            raise UpstreamConnectionError(f"upstream bedrock unreachable: {type(exc).__name__}") from None
+        resp = await post(self._get_session(), url, payload, signed, "bedrock")
         resp_headers = {k.lower(): v for k, v in resp.headers.items()}
         out_headers = {"x-tierwise-upstream": self.name}
         if "x-amzn-requestid" in resp_headers:
             out_headers["request-id"] = "bedrock-" + resp_headers["x-amzn-requestid"]
         if resp.status >= 400:
-            try:
-                data = await resp.read()
-            except (aiohttp.ClientError, asyncio.TimeoutError):
-                data = b""
-            finally:
-                resp.release()
-            raise _bedrock_error(resp.status, data, resp_headers)
+            raise _bedrock_error(resp.status, await read_error_body(resp), resp_headers)
         if not stream:
-            try:
-                data = await resp.read()
-            except asyncio.TimeoutError:
-                raise UpstreamTimeoutError("upstream bedrock timed out while sending the body") from None
-            except aiohttp.ClientError as exc:
-                raise UpstreamConnectionError(f"upstream bedrock dropped the connection: {type(exc).__name__}") from None
-            finally:
-                resp.release()
+            data = await read_body(resp, "bedrock")
             try:
                 msg = orjson.loads(data)
                 if isinstance(msg, dict) and msg.get("model") != model_id:
