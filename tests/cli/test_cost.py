@@ -6,23 +6,15 @@ import json
 from decimal import Decimal
 
 import pytest
-from typer.testing import CliRunner
 
-from tierwise.cli import _load_commands, app
 
 SEED_ARGS = ["cost", "--prices", "seed", "--calls-per-day", "1000", "--input-tokens", "500", "--output-tokens", "200",
              "--mix", "70/30"]
 
 
 @pytest.fixture
-def run(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)  # no tierwise.toml from the working tree
-    monkeypatch.setenv("COLUMNS", "200")
-    for var in ("TIERWISE_CONFIG", "TIERWISE_LEDGER_URL"):
-        monkeypatch.delenv(var, raising=False)
-    _load_commands()
-    runner = CliRunner()
-    return lambda *args: runner.invoke(app, list(args))
+def run(cli):
+    return cli
 
 
 def test_seed_example_table(run):

@@ -5,25 +5,13 @@ from __future__ import annotations
 import json
 
 import pytest
-from typer.testing import CliRunner
 
 from tierwise.catalog import load_catalog
-from tierwise.cli import _load_commands, app
 
 
 @pytest.fixture
-def run(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    for var in ("TIERWISE_CONFIG", "TIERWISE_LEDGER_URL"):
-        monkeypatch.delenv(var, raising=False)
-    _load_commands()
-    runner = CliRunner()
-
-    def invoke(*args, columns=200):
-        monkeypatch.setenv("COLUMNS", str(columns))
-        return runner.invoke(app, list(args))
-
-    return invoke
+def run(cli):
+    return cli
 
 
 @pytest.mark.parametrize("columns", [200, 80])

@@ -5,9 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from typer.testing import CliRunner
 
-from tierwise.cli import _load_commands, app
 from tierwise.ledger import Ledger
 from tierwise.report import totals
 
@@ -15,18 +13,8 @@ from ..test_report import DAY1, DAY2, golden_rows, insert, make_row
 
 
 @pytest.fixture
-def run(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    for var in ("TIERWISE_CONFIG", "TIERWISE_LEDGER_URL"):
-        monkeypatch.delenv(var, raising=False)
-    _load_commands()
-    runner = CliRunner()
-
-    def invoke(*args, columns=200):
-        monkeypatch.setenv("COLUMNS", str(columns))
-        return runner.invoke(app, ["report", *args])
-
-    return invoke
+def run(cli):
+    return lambda *args, columns=200: cli("report", *args, columns=columns)
 
 
 @pytest.fixture

@@ -5,22 +5,14 @@ from __future__ import annotations
 import json
 
 import pytest
-from typer.testing import CliRunner
 
-from tierwise.cli import _load_commands, app
 from tierwise.config import load_settings
 from tierwise.dispatch import Dispatcher
 
 
 @pytest.fixture
-def run(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("COLUMNS", "200")
-    for var in ("TIERWISE_CONFIG", "TIERWISE_LEDGER_URL"):
-        monkeypatch.delenv(var, raising=False)
-    _load_commands()
-    runner = CliRunner()
-    return lambda *args, **kw: runner.invoke(app, list(args), **kw)
+def run(cli):
+    return cli
 
 
 def proxy_plan(model: str, prompt: str):
