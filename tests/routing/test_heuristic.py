@@ -62,3 +62,10 @@ def test_strategies_registered_by_name(settings):
     assert build_router("fixed", settings, tier="deep").decide(RouteRequest.from_prompt("x")).tier == "deep"
     with pytest.raises(ConfigError, match="unknown routing strategy 'nope'"):
         build_router("nope", settings)
+
+
+def test_total_equals_the_scored_reasons(heuristic):
+    for prompt in ("Classify: refund", "Compare document 1 and document 2 step by step and assess the legal risks",
+                   "def f(x):\n    return x  # fix the bug in this code", "x " * 5000):
+        req = RouteRequest.from_prompt(prompt)
+        assert heuristic.total(req) == heuristic.score(req)[0]

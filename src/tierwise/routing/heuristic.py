@@ -88,6 +88,41 @@ class HeuristicRouter:
             reasons.append((key, DESCRIPTIONS[key].format(**fmt)))
         return total, reasons
 
+    def total(self, request: RouteRequest) -> float:
+        """The complexity score alone (no reason strings): for callers that only compare it."""
+        s = request.signals
+        w = self.weights
+        t = 0.0
+        if s.tokens > 2000:
+            t += w["long_prompt"]
+        if s.tokens > 50_000:
+            t += w["very_long_prompt"]
+        if s.conditionals >= 2:
+            t += w["conditional"]
+        if s.multi_step:
+            t += w["multi_step"]
+        if s.analysis:
+            t += w["analysis"]
+        if s.documents >= 2:
+            t += w["documents"]
+        if s.code:
+            t += w["code"]
+        if s.code_task:
+            t += w["code_task"]
+        if s.turns > 6:
+            t += w["turns"]
+        if s.tools:
+            t += w["tools"]
+        if s.math:
+            t += w["math"]
+        if s.stakes:
+            t += w["stakes"]
+        if s.short_output:
+            t += w["short_output"]
+        if s.chars < 200 and not s.code:
+            t += w["short_prompt"]
+        return t
+
     def decide(self, request: RouteRequest) -> Decision:
         total, hits = self.score(request)
         if total < self.fast_below:

@@ -440,7 +440,7 @@ class LearnedRouter:
         idx = self._catalog.tier_index
         h = self._heuristic
         if h.deep in self._catalog.tiers and idx(tier) < idx(h.deep):
-            score, _hits = h.score(request)
+            score = h.total(request)
             if score >= h.deep_from:
                 reasons.append(f"complexity signals score {score:g} (multi-step, analysis, stakes): raised to {h.deep}")
                 return h.deep, None
