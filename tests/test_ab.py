@@ -47,6 +47,9 @@ def test_assignment_is_stable_per_user_and_splits_by_weight(tmp_path):
     (dict(AB, arms={"A": {}, "B": {"weight": 0}}), "weight"),
     (dict(AB, arms={"A": {}, "B": {"auto": "nope"}}), "unknown routing strategy"),
     (dict(AB, arms={"A": {}, "B": {"colour": 1}}), "unknown key"),
+    (dict(AB, arms={"A": {}, "B": {"registry": "fast"}}), "registry: expected a table"),
+    (dict(AB, arms={"A": {}, "B": {"registry": {"draft_email": {"x": "fast"}}}}), "unknown tier"),
+    (dict(AB, arms={"A": {}, "B": {"options": 3}}), "options: expected a table"),
 ])
 def test_bad_experiment_config_is_refused(tmp_path, ab, message):
     with pytest.raises(ConfigError, match=message):
@@ -88,3 +91,25 @@ def test_verdict_wording():
     v = verdict_text(dict(base, cost_ratio=(0.98, 0.9, 1.07), bad_rate_diff=(0.0, -0.02, 0.02), bad_rate=0.03,
                           bad_rate_control=0.03))
     assert "no detectable cost difference" in v and "no detectable quality loss at n=800" in v
+
+
+def test_report_counts_only_its_own_experiment(tmp_path):
+    """'_' in an experiment name is a plain character, not a LIKE wildcard matching another experiment."""
+    import time as _time
+
+    from tierwise.ledger.schema import calls
+    from tierwise.registry_history import open_db
+
+    settings = _settings(tmp_path)
+    engine = open_db(settings)
+    d = Dispatcher(settings)
+    rows = []
+    for i, arm in enumerate(["exp_1/A", "exp_1/B", "exp-1/A", "exp-1/B", "exp-1/B"]):
+        row = d.row(plan=None, requested="claude-haiku-4-5", request_id=f"r{i}", started=_time.perf_counter(),
+                    wall=_time.time(), usage=None, answered_model=None, status=200, upstream="offline")
+        row.update(arm=arm, cost_nanos=1000, default_cost_nanos=2000, latency_ms=10.0)
+        rows.append(row)
+    with engine.begin() as conn:
+        conn.execute(calls.insert(), rows)
+    rep = ab_report(engine, "exp_1")
+    assert {a["arm"]: a["n"] for a in rep["arms"]} == {"A": 1, "B": 1}

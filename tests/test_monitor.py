@@ -134,3 +134,14 @@ def test_registry_cli_set_history_undo(tmp_path, monkeypatch):
     assert 'draft_email = "balanced"' in (tmp_path / "tierwise.toml").read_text()
     r = run(app, ["registry", "set", "draft_email", "tiny", "--why", "x"])
     assert r.exit_code != 0 and "unknown tier" in str(r.exception or r.output)
+
+
+def test_monitor_cli_refuses_nonsense_thresholds(tmp_path, monkeypatch, capsys):
+    from tierwise.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "tierwise.toml").write_text(f'[ledger]\nurl = "sqlite:///{tmp_path}/l.db"\n')
+    assert main(["monitor", "check", "--min-samples", "0"]) == 2
+    assert "--min-samples" in capsys.readouterr().err
+    assert main(["monitor", "status", "--margin", "-0.1"]) == 2
+    assert "--margin" in capsys.readouterr().err

@@ -85,8 +85,11 @@ def validate_ab(settings: "Settings") -> dict[str, Any] | None:
         w = pol.get("weight", 1)
         if isinstance(w, bool) or not isinstance(w, (int, float)) or w <= 0:
             raise ConfigError(f"{where}.weight: expected a number above 0, got {w!r}")
+        for key in ("registry", "options"):
+            if key in pol and not isinstance(pol[key], Mapping):
+                raise ConfigError(f"{where}.{key}: expected a table, got {pol[key]!r}")
         for task, tier in (pol.get("registry") or {}).items():
-            if tier not in tiers:
+            if not isinstance(tier, str) or tier not in tiers:
                 raise ConfigError(f"{where}.registry.{task}: unknown tier {tier!r} (tiers: {', '.join(settings.catalog.tier_order)})")
         if "auto" in pol and pol["auto"] not in available():
             raise ConfigError(f"{where}.auto: unknown routing strategy {pol['auto']!r} (available: {', '.join(available())})")
@@ -225,7 +228,7 @@ def ab_report(engine: sa.Engine, name: str | None = None, *, confidence: float =
     q = (sa.select(calls.c.arm, calls.c.cost_nanos, calls.c.latency_ms, calls.c.escalations, calls.c.fallbacks,
                    calls.c.status, fb.c.bad)
          .select_from(calls.outerjoin(fb, fb.c.request_id == calls.c.request_id))
-         .where(calls.c.arm.like(f"{name}/%")))
+         .where(calls.c.arm.startswith(f"{name}/", autoescape=True)))
     arms: dict[str, dict[str, Any]] = {}
     with engine.connect() as conn:
         for arm, cost, lat, esc, fbk, status, bad in conn.execute(q):

@@ -229,7 +229,12 @@ def open_db(settings: "Settings") -> sa.Engine:
     from .ledger import make_engine
     from .ledger.schema import migrate
 
-    engine = make_engine(settings.ledger_url)
+    try:
+        engine = make_engine(settings.ledger_url)
+    except sa.exc.NoSuchModuleError:
+        raise ConfigError("ledger.url: unsupported database kind (try sqlite:///tierwise.db or postgresql://host/db)") from None
+    except ImportError as exc:
+        raise ConfigError(f"ledger.url: the database driver is not installed ({exc})") from None
     try:
         migrate(engine)
     except sa.exc.OperationalError as exc:

@@ -47,3 +47,13 @@ def test_ab_start_refuses_bad_arms(tmp_path, monkeypatch, capsys):
     assert "two arms" in capsys.readouterr().err
     assert main(["ab", "report"]) == 2
     assert "no A/B experiment yet" in capsys.readouterr().err
+
+
+def test_ab_start_refuses_malformed_sets_without_a_traceback(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "tierwise.toml").write_text(f'[ledger]\nurl = "sqlite:///{tmp_path}/l.db"\n')
+    assert main(["ab", "start", "x", "--arm", "A", "--arm", "B", "--set", "B.registry=fast"]) == 2
+    assert "ab.arms.B.registry" in capsys.readouterr().err
+    assert main(["ab", "start", "x", "--arm", "A", "--arm", "B", "--set", "B.registry.draft_email.x=fast"]) == 2
+    assert "unknown tier" in capsys.readouterr().err
+    assert "[ab]" not in (tmp_path / "tierwise.toml").read_text()

@@ -136,3 +136,10 @@ def test_summarize_results_by_hand():
     assert s["by_kind"]["auto"] == {"requests": 3, "errors": 1, "tiers": {"balanced": 1, "(no tier)": 1},
                                     "cost_nanos": cost_nanos(sonnet, Usage.from_api(u2))}
     assert [r["tier"] for r in s["by_tier"]] == ["fast", "balanced", None]
+
+
+def test_unreadable_workload_file_exits_2(run, tmp_path):
+    bad = tmp_path / "w.jsonl"
+    bad.write_bytes(b"\xff\xfe\x00binary\n")
+    result = run("--workload", str(bad), "--url", f"http://127.0.0.1:{free_port()}")
+    assert result.exit_code == 2 and "UTF-8" in result.stderr

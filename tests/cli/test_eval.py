@@ -72,3 +72,35 @@ def test_bad_input_is_a_message_not_a_traceback(tmp_path, monkeypatch, capsys):
     assert "inputs file not found" in capsys.readouterr().err
     assert main(["eval", "run", "bad.jsonl", "--offline", "--tiers", "fast,tiny"]) == 2
     assert "unknown tier" in capsys.readouterr().err
+
+
+def test_bad_paths_and_values_are_messages_not_tracebacks(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("TIERWISE_CONFIG", raising=False)
+    (tmp_path / "tierwise.toml").write_text(
+        f'[ledger]\nurl = "sqlite:///{tmp_path}/ledger.db"\n[upstream]\nkind = "offline"\n'
+        '[upstream.offline]\nlatency_scale = 0.0\n')
+    assert main(["eval", "example", "nodir/x.jsonl"]) == 2
+    assert "nodir/x.jsonl" in capsys.readouterr().err
+    assert main(["eval", "run", str(tmp_path), "--no-progress"]) == 2
+    assert "not a file" in capsys.readouterr().err
+    (tmp_path / "one.jsonl").write_text('{"id": "a", "task": "detect_language", "prompt": "Bonjour", "reference": "fr"}\n')
+    assert main(["eval", "run", "one.jsonl", "--tiers", "fast", "--no-progress", "--out", "tierwise.toml"]) == 2
+    err = capsys.readouterr().err
+    assert "--out" in err and "Traceback" not in err
+    assert main(["eval", "run", "one.jsonl", "--tiers", "fast", "--no-progress", "--out", "out"]) == 0
+    capsys.readouterr()
+    assert main(["eval", "report", "--html", "nodir/r.html"]) == 2
+    assert "nodir/r.html" in capsys.readouterr().err
+    assert main(["eval", "export-sheet", "nodir/s.csv"]) == 2
+    assert "nodir/s.csv" in capsys.readouterr().err
+    # a threshold out of range is refused, as by eval run, instead of recommending the cheapest tier for everything
+    assert main(["eval", "report", "--threshold", "5"]) == 2
+    assert "--threshold" in capsys.readouterr().err
+
+
+def test_bad_ledger_url_is_a_message(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["eval", "list", "--ledger-url", "nonsense://x"]) == 2
+    err = capsys.readouterr().err
+    assert "ledger.url" in err and "Traceback" not in err

@@ -98,3 +98,12 @@ def test_not_json_and_missing_file(tmp_path):
         load_items(p)
     with pytest.raises(ConfigError, match="not found"):
         load_items(tmp_path / "missing.jsonl")
+
+
+def test_unreadable_inputs_file_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match="not a file"):
+        load_items(tmp_path)
+    p = tmp_path / "bin.jsonl"
+    p.write_bytes(b"\xff\xfe\x00binary\n")
+    with pytest.raises(ConfigError, match="not UTF-8"):
+        load_items(p)

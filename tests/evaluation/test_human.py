@@ -14,6 +14,7 @@ from tierwise.evaluation.graders import load_items
 from tierwise.evaluation.human import export_sheet, import_grades
 from tierwise.evaluation.report import build_report
 from tierwise.evaluation.runner import EvalRunner, RunOptions, make_judge
+from tierwise.evaluation.store import EvalStore
 from tierwise.registry_history import open_db
 from tierwise.upstream.offline import OfflineUpstream
 
@@ -63,3 +64,13 @@ def test_import_rejects_unknown_codes_and_bad_grades(settings, tmp_path):
     bad.write_text(f"code,grade\n{code},maybe\n")
     with pytest.raises(ConfigError, match="bad.csv:2"):
         import_grades(runner.store, "ev_h2", bad)
+
+
+def test_import_of_a_directory_or_binary_file_is_a_config_error(settings, tmp_path):
+    store = EvalStore(open_db(settings))
+    with pytest.raises(ConfigError, match="not a file"):
+        import_grades(store, "ev_x", tmp_path)
+    p = tmp_path / "g.csv"
+    p.write_bytes(b"\xff\xfe\x00code,grade\n")
+    with pytest.raises(ConfigError, match="not UTF-8"):
+        import_grades(store, "ev_x", p)

@@ -77,3 +77,18 @@ def test_apply_edits_the_file_keeps_comments_and_records_history(settings, tmp_p
     email = next(c for c in made if c.task == "draft_email")
     history.undo(email.id, actor="ana")
     assert history.current()["draft_email"] == "balanced"
+
+
+def test_apply_follows_human_grades_imported_after_the_report(settings, tmp_path):
+    cfg = tmp_path / "tierwise.toml"
+    cfg.write_text("[registry]\n")
+    engine = open_db(settings)
+    store = _seed_run(engine, {("tag_ticket", "fast"): [True] * 20, ("tag_ticket", "balanced"): [True] * 20})
+    history = RegistryHistory(settings, engine, path=cfg)
+    rep = build_report(settings, store, "ev_t", threshold=0.2, registry=history.current(), config_path=cfg)
+    assert rep["changes"] == {"tag_ticket": "fast"}
+    for i in range(10):  # people fail half of fast's answers (what tierwise eval import-grades records)
+        store.set_grade("ev_t", f"tag_ticket-{i}", "fast", passed=None, score=None, human=False)
+    made = apply_report(settings, engine, "ev_t", history=history)
+    assert [(c.task, c.new_tier) for c in made] == [("tag_ticket", "balanced")]
+    assert "under 20%" in made[0].reason, "the threshold the report was built with is kept"

@@ -32,7 +32,7 @@ class Scripted:
     async def send(self, path, body, *, headers, stream, model=None):
         self.calls.append(model)
         step = self.script.pop(0) if self.script else "ok"
-        if isinstance(step, APIError):
+        if isinstance(step, BaseException):
             raise step
         msg = synthesize(dict(MSG, model=model))
         if not stream:
@@ -134,6 +134,23 @@ async def test_open_breaker_is_skipped_and_reported():
     b = Scripted("bedrock", [])
     out = await lp.run([target(up), target(b, kind="bedrock")], path="/v1/messages", headers={}, stream=False, attempts=[])
     assert out.target.upstream is b
+
+
+async def test_unexpected_error_frees_the_half_open_probe_and_is_recorded():
+    now = [0.0]
+    br = CircuitBreaker(window=4, min_requests=1, failure_rate=0.5, cooldown=10, clock=lambda: now[0])
+    up = Scripted("a", [UpstreamConnectionError("reset"), RuntimeError("adapter bug")])
+    lp = loop(breaker=br, max_attempts=1)
+    with pytest.raises(UpstreamConnectionError):  # the circuit opens
+        await lp.run([target(up)], path="/v1/messages", headers={}, stream=False, attempts=[])
+    now[0] = 11.0  # half-open: one probe, which dies of something that is not an upstream answer
+    atts: list = []
+    with pytest.raises(RuntimeError):
+        await lp.run([target(up)], path="/v1/messages", headers={}, stream=False, attempts=atts)
+    assert [a["error_type"] for a in atts] == ["api_error"]  # the call is in the ledger row
+    # the probe slot is free again: the circuit is not stuck half-open, refusing every call
+    out = await lp.run([target(up)], path="/v1/messages", headers={}, stream=False, attempts=[])
+    assert out.resp.status == 200 and br.state(target(up).key) == "closed"
 
 
 async def test_stream_retried_only_before_first_byte():

@@ -156,3 +156,25 @@ def test_dashboard_in_a_real_browser(populated, tmp_path):
     assert shot.stat().st_size > 20_000
     DOCS.mkdir(exist_ok=True)
     shutil.copyfile(shot, DOCS / "dashboard.png")
+
+
+def test_savings_leave_out_unpriced_calls_like_the_report(settings):
+    """An answer from a model the catalog cannot price is not a saving (tierwise report's convention)."""
+    from tierwise.dispatch import Dispatcher
+    from tierwise.registry_history import open_db
+    from tierwise.report import totals
+    from tierwise.server.dashboard import collect
+
+    engine = open_db(settings)
+    d = Dispatcher(settings)
+    rows = []
+    for i, model in enumerate([settings.catalog.tiers["fast"], settings.catalog.tiers["fast"], "claude-unknown-9"]):
+        row = d.row(plan=None, requested=model, request_id=f"u{i}", started=time.perf_counter(), wall=time.time(),
+                    usage=Usage(1000, 500), answered_model=model, status=200, upstream="offline")
+        rows.append(row)
+    assert rows[2]["cost_nanos"] is None and rows[2]["default_cost_nanos"]
+    with engine.begin() as conn:
+        conn.execute(calls.insert(), rows)
+    data = collect(settings, engine)
+    assert data["saved_vs_default_usd"] == pytest.approx(totals(engine)["savings_usd"])
+    assert data["default_spend_usd"] == pytest.approx(totals(engine)["default_cost_usd"])

@@ -88,3 +88,16 @@ def test_meter_handles_split_chunks_and_fallback_block():
         meter.feed(stream[i:i + 7])
     assert meter.priced_model == "claude-sonnet-4-5" and meter.usage.input_tokens == 25 and meter.usage.output_tokens == 8
     assert meter.stop_reason == "end_turn" and meter.completed
+
+
+@pytest.mark.parametrize("event", [
+    b'{"type":"message_start","message":"not an object"}',
+    b'{"type":"message_start","message":{"model":"claude-haiku-5-5","usage":{"input_tokens":"lots"}}}',
+    b'{"type":"message_delta","delta":"x","usage":{"output_tokens":"many"}}',
+    b'{"type":"error","error":"overloaded"}',
+])
+def test_meter_survives_malformed_accounting_events(event):
+    # the proxy forwards the bytes unchanged; a malformed accounting field must not break the stream
+    meter = StreamMeter()
+    meter.feed(b"event: x\ndata: " + event + b"\n\nevent: message_stop\ndata: {}\n\n")
+    assert meter.completed

@@ -44,7 +44,12 @@ def load_workload(path: str | os.PathLike[str] | None = None) -> list[dict[str, 
         p = Path(path)
         if not p.is_file():
             raise ConfigError(f"--workload {p}: no such file")
-        text, where = p.read_text(encoding="utf-8"), str(p)
+        try:
+            text, where = p.read_text(encoding="utf-8"), str(p)
+        except UnicodeDecodeError:
+            raise ConfigError(f"--workload {p}: not UTF-8 text (expected a JSONL file)") from None
+        except OSError as exc:
+            raise ConfigError(f"--workload {p}: cannot read: {exc.strerror}") from None
     items = []
     for i, line in enumerate(text.splitlines(), 1):
         if not line.strip():

@@ -39,9 +39,14 @@ def _items_of(run: dict) -> list:
 @eval_app.command("example")
 def example(out: Path = typer.Argument(Path("eval_example.jsonl"), help="Where to write the example inputs.")) -> None:
     """Write the bundled example inputs (a few task types, with checks) to OUT."""
+    from ..errors import ConfigError
+
     src = resources.files("tierwise").joinpath("data/eval_example.jsonl")
     with resources.as_file(src) as p:
-        shutil.copyfile(p, out)
+        try:
+            shutil.copyfile(p, out)
+        except OSError as exc:
+            raise ConfigError(f"{out}: cannot write the example inputs: {exc.strerror}") from None
     n = sum(1 for line in out.read_text(encoding="utf-8").splitlines() if line.strip() and '"type": "task"' not in line)
     console.print(f"wrote {out} ({n} inputs). Next: tierwise eval run {out}")
 
@@ -80,6 +85,8 @@ def run(
         raise typer.BadParameter("--threshold is a fraction between 0 and 1, e.g. 0.05")
     if max_spend is not None and max_spend <= 0:
         raise typer.BadParameter("--max-spend must be more than 0 USD")
+    if out is not None and out.exists() and not out.is_dir():
+        raise typer.BadParameter(f"--out {out}: is a file; give a directory for the report files")
     engine = open_db(settings)
     upstream = build_upstream(settings)
     run_id = run_id_for(items, tier_list, salt=str(time.time()) if new else "")
@@ -130,11 +137,17 @@ def run(
                           config_path=history.path)
     render_terminal(report, console)
     out_dir = out or Path("tierwise-eval") / run_id
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "report.html").write_text(render_html(report), encoding="utf-8")
-    (out_dir / "report.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
-    (out_dir / "registry.diff").write_text(report["diff"], encoding="utf-8")
-    n = write_outcomes_file(runner.store, run_id, items, out_dir / "outcomes.jsonl")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / "report.html").write_text(render_html(report), encoding="utf-8")
+        (out_dir / "report.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
+        (out_dir / "registry.diff").write_text(report["diff"], encoding="utf-8")
+        n = write_outcomes_file(runner.store, run_id, items, out_dir / "outcomes.jsonl")
+    except OSError as exc:
+        from ..errors import ConfigError
+
+        raise ConfigError(f"--out {out_dir}: cannot write the report files ({exc.strerror}); the run is saved: "
+                          f"tierwise eval report {run_id} --html FILE") from None
     console.print(f"wrote {out_dir}/report.html, report.json, registry.diff and outcomes.jsonl ({n} records, "
                   "the router-benchmark format: tierwise train can learn from it)")
 
@@ -149,10 +162,13 @@ def report_cmd(
     ledger_url: Optional[str] = _LEDGER,
 ) -> None:
     """Show a run's report: error rates with CIs, latency, cost per satisfactory output, recommendation."""
+    from ..errors import ConfigError
     from ..evaluation.report import build_report, render_html, render_terminal
     from ..evaluation.store import EvalStore
     from ..registry_history import RegistryHistory, open_db
 
+    if threshold is not None and not 0 < threshold < 1:
+        raise typer.BadParameter("--threshold is a fraction between 0 and 1, e.g. 0.05")
     settings = _settings(config, ledger_url)
     engine = open_db(settings)
     store = EvalStore(engine)
@@ -164,7 +180,10 @@ def report_cmd(
     else:
         render_terminal(rep, console)
     if html:
-        html.write_text(render_html(rep), encoding="utf-8")
+        try:
+            html.write_text(render_html(rep), encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"--html {html}: cannot write the report: {exc.strerror}") from None
         console.print(f"wrote {html}")
 
 

@@ -22,6 +22,11 @@ def _monitor(config, ledger_url, margin, min_samples, webhook):
     from ..monitor import Monitor
     from ..registry_history import open_db
 
+    if margin is not None and not 0 <= margin < 1:
+        raise typer.BadParameter("--margin is a fraction from 0 to 1, e.g. 0.05 (5 points)")
+    if min_samples is not None and min_samples < 1:
+        raise typer.BadParameter("--min-samples must be at least 1")
+
     settings = settings_from(config, ledger={"url": ledger_url},
                              monitor={"margin": margin, "min_samples": min_samples, "webhook": webhook})
     return Monitor(settings, open_db(settings))

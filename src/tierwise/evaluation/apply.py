@@ -23,8 +23,11 @@ def apply_report(settings: "Settings", engine: "sa.Engine", run_id: str | None, 
     store = EvalStore(engine)
     run = store.resolve(run_id)
     history = history or RegistryHistory(settings, engine)
-    report = run["report"] or build_report(settings, store, run["id"], registry=history.current(),
-                                           config_path=history.path)
+    # rebuilt from the grades as they are now (human grades imported since the last report count), with the
+    # threshold and confidence that report was made with
+    last = run["report"] or {}
+    report = build_report(settings, store, run["id"], threshold=last.get("threshold"), confidence=last.get("confidence"),
+                          registry=history.current(), config_path=history.path)
     recs = {r["task"]: r for r in report["recommendations"] if r["change"] and r["recommended"]}
     if tasks:
         wanted = list(tasks)

@@ -180,9 +180,17 @@ def load_items(path: str | Path, *, max_tokens: int = 1024) -> list[EvalItem]:
     p = Path(path)
     if not p.exists():
         raise ConfigError(f"{p}: inputs file not found")
+    if not p.is_file():
+        raise ConfigError(f"{p}: not a file (the inputs are one JSONL file)")
+    try:
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{p}: not UTF-8 text (the inputs are a JSONL file)") from None
+    except OSError as exc:
+        raise ConfigError(f"{p}: cannot read: {exc.strerror}") from None
     defaults: dict[str, dict[str, Any]] = {}
     raw_items: list[tuple[str, dict[str, Any]]] = []
-    for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
+    for n, line in enumerate(text.splitlines(), 1):
         line = line.strip()
         if not line or line.startswith("//"):
             continue

@@ -62,13 +62,16 @@ def export_sheet(store: EvalStore, run_id: str, path: str | Path, catalog: "Cata
     if p.suffix.lower() not in (".csv", ".html", ".htm"):
         raise ConfigError(f"{p}: the sheet is .csv or .html")
     rows = _sheet_rows(store, run_id, catalog, prompts or {})
-    if p.suffix.lower() == ".csv":
-        with p.open("w", newline="", encoding="utf-8") as fh:
-            w = csv.DictWriter(fh, fieldnames=COLUMNS)
-            w.writeheader()
-            w.writerows(rows)
-    else:
-        p.write_text(_html(rows, run_id), encoding="utf-8")
+    try:
+        if p.suffix.lower() == ".csv":
+            with p.open("w", newline="", encoding="utf-8") as fh:
+                w = csv.DictWriter(fh, fieldnames=COLUMNS)
+                w.writeheader()
+                w.writerows(rows)
+        else:
+            p.write_text(_html(rows, run_id), encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{p}: cannot write the sheet: {exc.strerror}") from None
     return len(rows)
 
 
@@ -100,8 +103,15 @@ def import_grades(store: EvalStore, run_id: str, path: str | Path) -> dict[str, 
     p = Path(path)
     if not p.exists():
         raise ConfigError(f"{p}: file not found")
+    if not p.is_file():
+        raise ConfigError(f"{p}: not a file (expected the graded CSV)")
+    try:
+        text = p.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{p}: not UTF-8 text (expected the graded CSV)") from None
+    except OSError as exc:
+        raise ConfigError(f"{p}: cannot read: {exc.strerror}") from None
     by_code = {r["blind_code"]: r for r in store.results(run_id) if r["blind_code"]}
-    text = p.read_text(encoding="utf-8-sig")
     reader = csv.DictReader(io.StringIO(text))
     if not reader.fieldnames or "code" not in reader.fieldnames or "grade" not in reader.fieldnames:
         raise ConfigError(f"{p}: expected a CSV with 'code' and 'grade' columns (from tierwise eval export-sheet)")

@@ -111,6 +111,13 @@ class AttemptLoop:
                 except APIError as exc:
                     err, cost = exc, 0
                     status = None if isinstance(exc, UpstreamConnectionError) else exc.status
+                except Exception:
+                    # not an upstream answer (a bug, a signer or SDK error): list the call, free a
+                    # half-open probe slot (else the circuit stays half-open refusing every call), re-raise
+                    attempts.append(_row(target, None, "api_error", (time.perf_counter() - t0) * 1000.0, 0))
+                    if breaker is not None:
+                        breaker.release(key)
+                    raise
                 attempts.append(_row(target, err.status, err.error_type, (time.perf_counter() - t0) * 1000.0, cost))
                 last = err
                 if breaker is not None:

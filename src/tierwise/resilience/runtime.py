@@ -84,6 +84,12 @@ class Runtime:
             return plan
         tier = plan.tier or model_tier(self.catalog, plan.model_id)
         if key.tier_allowed(tier):
+            cascade = plan.decision.cascade
+            if cascade is not None and not all(key.tier_allowed(t) for t in cascade.ladder):
+                # a cascade escalates only through the key's tiers (none left above: no cascade)
+                ladder = tuple(t for t in cascade.ladder if key.tier_allowed(t))
+                kept = dataclasses.replace(cascade, ladder=ladder) if len(ladder) >= 2 else None
+                plan = dataclasses.replace(plan, decision=dataclasses.replace(plan.decision, cascade=kept))
             return plan
         order = self.catalog.tier_order
         allowed = [t for t in order if key.tier_allowed(t)]
@@ -128,7 +134,14 @@ class Runtime:
                     res = await self.budgets.reserve(scopes, estimate_nanos(m, body_len, min(max_tokens, m.max_output)))
                 except BudgetExceeded:
                     continue
-                return res, self.retarget(plan, body, tier, f"budget: downgraded from {plan.tier} ({exc.scope})")
+                try:
+                    return res, self.retarget(plan, body, tier, f"budget: downgraded from {plan.tier} ({exc.scope})")
+                except BaseException:
+                    try:  # release: this reservation is never handed to the caller
+                        await self.budgets.settle(res, 0)
+                    except Exception:  # noqa: BLE001 - the caller's error matters more
+                        log.exception("could not release a budget reservation")
+                    raise
             raise
 
     # -- attempts ---------------------------------------------------------------------

@@ -21,7 +21,7 @@ from ..dispatch import Dispatcher, validate_body
 from ..errors import APIError, InternalServerError, InvalidRequestError, NotFoundError, error_body
 from ..ledger import Ledger
 from ..upstream import Upstream, build_upstream
-from .messages import handle_messages, new_request_id, read_body, send_error
+from .messages import _hdr, handle_messages, new_request_id, read_body, send_error
 from .feedback_routes import EvidenceState, evidence_routes
 from .state import ProxyState
 
@@ -97,6 +97,8 @@ def create_app(settings: Settings, *, upstream: Upstream | None = None, ledger: 
     async def count_tokens(request: Request) -> Response:
         rid = new_request_id()
         try:
+            # the caller's key first: nothing is routed (or listed in an error) for a caller without one
+            headers = state.guard.admit({k.lower(): v for k, v in request.headers.items()})
             raw = await read_body(request.scope, request.receive, settings.max_body_bytes)
             try:
                 body = orjson.loads(raw)
@@ -106,14 +108,13 @@ def create_app(settings: Settings, *, upstream: Upstream | None = None, ledger: 
                 raise InvalidRequestError("model: field required")
             validate_body(dict(body, max_tokens=body.get("max_tokens", 1)))
             plan = state.dispatcher.plan(body, request.headers.get("x-tierwise-task"))
-            headers = state.guard.admit({k.lower(): v for k, v in request.headers.items()})
             resp = await state.upstream.send("/v1/messages/count_tokens", orjson.dumps(body), headers=headers,
                                              stream=False, model=plan.model_id)
         except APIError as exc:
             return _error_response(exc, rid)
         return Response(resp.body, status_code=resp.status, media_type="application/json",
-                        headers={"x-tierwise-model": plan.model_id, "x-tierwise-request-id": rid,
-                                 "x-tierwise-upstream": resp.headers.get("x-tierwise-upstream", state.upstream.name)})
+                        headers={"x-tierwise-model": _hdr(plan.model_id).decode("latin-1"), "x-tierwise-request-id": rid,
+                                 "x-tierwise-upstream": _hdr(resp.headers.get("x-tierwise-upstream", state.upstream.name)).decode("latin-1")})
 
     async def openapi(request: Request) -> Response:
         return Response(_openapi_document(), media_type="application/json")

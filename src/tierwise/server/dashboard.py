@@ -35,7 +35,9 @@ def collect(settings: "Settings", engine: sa.Engine, days: int = 30) -> dict[str
     with engine.connect() as conn:
         daily = conn.execute(sa.select(c.day, c.tier, sa.func.sum(c.cost_nanos), sa.func.count())
                              .where(where).group_by(c.day, c.tier).order_by(c.day)).all()
-        totals = conn.execute(sa.select(sa.func.count(), sa.func.sum(c.cost_nanos), sa.func.sum(c.default_cost_nanos),
+        totals = conn.execute(sa.select(sa.func.count(), sa.func.sum(c.cost_nanos),
+                                        # like tierwise report: an unpriced call is never counted as a saving
+                                        sa.func.sum(sa.case((c.cost_nanos.is_not(None), c.default_cost_nanos), else_=None)),
                                         sa.func.sum(sa.case((c.status >= 400, 1), else_=0)),
                                         sa.func.sum(sa.case((c.escalations > 0, 1), else_=0)),
                                         sa.func.sum(sa.case((c.fallbacks > 0, 1), else_=0)),

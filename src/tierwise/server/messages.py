@@ -50,8 +50,12 @@ def new_request_id() -> str:
     return f"{_RID_PREFIX}{next(_RID_COUNTER):010x}"
 
 
+# control characters (a header value may not hold them: uvicorn refuses the response) -> space
+_NO_CTL = bytes(32 if b < 32 and b != 9 or b == 127 else b for b in range(256))
+
+
 def _hdr(value: str, limit: int = 512) -> bytes:
-    return value[:limit].encode("latin-1", "replace")
+    return value[:limit].encode("latin-1", "replace").translate(_NO_CTL)
 
 
 async def read_body(scope: dict[str, Any], receive: Receive, limit: int) -> bytes:
@@ -237,6 +241,10 @@ async def handle_messages(state: "ProxyState", scope: dict[str, Any], receive: R
     except asyncio.CancelledError:
         if watch is not None:
             watch.cancel()
+        # cancelled from outside (e.g. the server's graceful-shutdown timeout): the row and the
+        # budget reservation must not vanish with the task
+        call.count_moves(rt.catalog.tier_order)
+        await _finish_error(state, rt, call, 503, "cancelled", upstream_name, body)
         raise
     except ClientGone:
         call.count_moves(rt.catalog.tier_order)
@@ -284,7 +292,7 @@ async def handle_messages(state: "ProxyState", scope: dict[str, Any], receive: R
             usage = Usage.from_api(msg.get("usage"))
             answered = _answered_model(msg) or answered
             stop_reason = msg.get("stop_reason")
-        except (orjson.JSONDecodeError, AttributeError):
+        except (ValueError, TypeError, AttributeError):  # not JSON, or a malformed usage: pass it on unpriced
             state.log.warning("upstream returned a non-JSON body for %s", call.request_id)
         model = state.settings.catalog.get(answered)
         cost = cost_nanos(model, usage) if model is not None else None
@@ -351,7 +359,8 @@ async def _settle(rt: "Runtime", call: _Call, total: int, state: "ProxyState") -
 
 async def _finish_error(state: "ProxyState", rt: "Runtime", call: _Call, status: int, error_type: str, upstream: str,
                         body: dict[str, Any] | None, disconnected: bool = False) -> None:
-    failed = call.failed_cost()
+    # the request failed: everything it paid for is a failed cost (a cascade's answered rungs included)
+    failed = sum(a["cost_nanos"] or 0 for a in call.attempts)
     _record(state, call, usage=None, answered=None, status=status, error_type=error_type, upstream=upstream,
             failed=failed, disconnected=disconnected)
     await _settle(rt, call, failed, state)
@@ -409,6 +418,13 @@ async def _stream(state: "ProxyState", rt: "Runtime", send: Send, watch: "asynci
                 await pump_task
             except (asyncio.CancelledError, Exception):  # noqa: BLE001
                 pass
+    except asyncio.CancelledError:
+        # cancelled from outside (e.g. the server's graceful-shutdown timeout): stop both helpers
+        pump_task.cancel()
+        watch.cancel()
+        if not meter.completed:
+            status, error_type = 503, "cancelled"
+        raise
     finally:
         await resp.aclose()
         if meter.error_type and error_type is None:
@@ -445,6 +461,12 @@ async def _cascade(state: "ProxyState", rt: "Runtime", send: Send, call: _Call, 
     async def send_rung(data: bytes, model_id: str) -> Any:
         target = Target(state.upstream, model_id, catalog.tier_of(model_id), "primary", data, [])
         outcome = await rt.loop.run([target], path="/v1/messages", headers=headers, stream=False, attempts=call.attempts)
+        try:  # priced now: if a later rung fails, this paid answer still counts
+            usage = Usage.from_api(orjson.loads(outcome.resp.body or b"{}").get("usage"))
+            model = catalog.get(model_id)
+            call.attempts[-1]["cost_nanos"] = cost_nanos(model, usage) if model is not None else 0
+        except (ValueError, TypeError, AttributeError):
+            pass
         return outcome.resp
 
     upstream_name = state.upstream.name

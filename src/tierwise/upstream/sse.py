@@ -63,6 +63,12 @@ class StreamMeter:
             return
         if not isinstance(obj, dict):
             return
+        try:
+            self._event(obj)
+        except (AttributeError, TypeError, ValueError):
+            pass  # a malformed accounting field: the bytes still pass through unchanged
+
+    def _event(self, obj: dict[str, Any]) -> None:
         kind = obj.get("type")
         if kind == "message_start":
             msg = obj.get("message") or {}
@@ -78,7 +84,9 @@ class StreamMeter:
             if block.get("type") == "fallback":
                 self.answered_model = ((block.get("to") or {}).get("model")) or self.answered_model
         elif kind == "error":
-            err = obj.get("error") or {}
+            err = obj.get("error")
+            if not isinstance(err, dict):
+                err = {}
             self.error_type = err.get("type") or "api_error"
             self.error_message = err.get("message")
 
