@@ -97,3 +97,17 @@ def test_journal_is_emptied_after_writes_and_removed_on_close(tmp_path):
     assert os.path.getsize(led.journal) == 0
     led.close()
     assert not os.path.exists(led.journal)
+
+
+def test_a_row_the_database_refuses_costs_only_that_row(pg_url):
+    """PostgreSQL enforces column sizes: one bad row must not take its whole batch down with it."""
+    led = Ledger(pg_url, flush_interval=60, journal="off")
+    rows = [_row(i) for i in range(10)]
+    rows[3]["day"] = "x" * 50  # VARCHAR(10)
+    for r in rows:
+        led.record(r)
+    assert led.flush(30)
+    ids = {r["request_id"] for r in led.rows()}
+    assert ids == {f"req_{i}" for i in range(10)} - {"req_3"}
+    assert led.writer.dropped == 1 and led.writer.written == 9
+    led.close()

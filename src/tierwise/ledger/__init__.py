@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -30,7 +31,8 @@ def make_engine(url: str) -> sa.Engine:
     try:
         parsed = sa.engine.make_url(url)
     except sa.exc.ArgumentError:
-        raise ConfigError(f"ledger.url: not a database URL: {url!r} (try sqlite:///tierwise.db or postgresql://host/db)") from None
+        shown = re.sub(r"://([^:/@]*):[^@]*@", r"://\1:***@", url)  # never repeat a password
+        raise ConfigError(f"ledger.url: not a database URL: {shown!r} (try sqlite:///tierwise.db or postgresql://host/db)") from None
     if parsed.get_backend_name() == "sqlite":
         db = parsed.database
         if db and db != ":memory:":

@@ -88,13 +88,15 @@ class LedgerWriter:
     def _drain(self) -> None:
         buf = self._buf
         wrote = False
+        dropped_before = self.dropped
         while buf:
             batch = []
             while buf and len(batch) < self.batch_size:
                 batch.append(buf.popleft())
             self._write(batch)
             wrote = True
-        if wrote and self._jfd is not None:
+        if wrote and self._jfd is not None and self.dropped == dropped_before:
+            # (after a batch the database could not take, the journal keeps everything: recovery retries it)
             with self._jlock:  # record() appends under the same lock: nothing slips in between
                 if not self._buf and self._done >= self._n_recorded:
                     os.ftruncate(self._jfd, 0)
@@ -130,24 +132,43 @@ class LedgerWriter:
         conn.exec_driver_sql(sql, [tuple(row.get(c, defaults[c]) for c in cols) for row in batch])
 
     def _write(self, batch: list[dict[str, Any]]) -> None:
-        ok = False
+        written, dropped = 0, 0
         for attempt in range(6):
             try:
                 with self.engine.begin() as conn:
                     self._insert(conn, batch)
-                ok = True
+                written = len(batch)
                 break
-            except Exception:  # noqa: BLE001 - a ledger failure must not kill the writer
+            except (sa.exc.DataError, sa.exc.IntegrityError) as exc:
+                # Something in one row the database refuses: write the rows one by one, so only that row is lost.
+                log.error("ledger: a batch of %d rows was refused (%s); writing them one by one", len(batch),
+                          type(exc.orig if getattr(exc, "orig", None) is not None else exc).__name__)
+                written, dropped = self._write_one_by_one(batch)
+                break
+            except Exception:  # noqa: BLE001 - the database is down or busy: wait and try again
                 self.failed_batches += 1
                 log.exception("ledger write failed (attempt %d, %d rows)", attempt + 1, len(batch))
                 time.sleep(min(0.1 * 2**attempt, 2.0))
+        else:
+            dropped = len(batch)
+            log.error("ledger: gave up on %d rows after repeated failures; they stay in the journal (if any) and are "
+                      "written when the ledger next opens", len(batch))
         with self._cond:
-            if ok:
-                self.written += len(batch)
-            else:
-                self.dropped += len(batch)
-                log.error("ledger: gave up on %d rows after repeated failures", len(batch))
+            self.written += written
+            self.dropped += dropped
             self._done += len(batch)
+
+    def _write_one_by_one(self, batch: list[dict[str, Any]]) -> tuple[int, int]:
+        ok = bad = 0
+        for row in batch:
+            try:
+                with self.engine.begin() as conn:
+                    self._insert(conn, [row])
+                ok += 1
+            except Exception:  # noqa: BLE001
+                bad += 1
+                log.error("ledger: dropped the row of request %s: the database refused it", row.get("request_id"))
+        return ok, bad
 
     @property
     def pending(self) -> int:

@@ -266,8 +266,8 @@ async def handle_messages(state: "ProxyState", scope: dict[str, Any], receive: R
             watch.cancel()
         state.log.exception("internal error routing request %s", call.request_id)
         err = InternalServerError(f"tierwise internal error ({type(exc).__name__}); request id {call.request_id}")
+        await _finish_error(state, rt, call, 500, "api_error", upstream_name, body)  # the row first, as on every path
         await send_error(send, err, call.request_id)
-        await _finish_error(state, rt, call, 500, "api_error", upstream_name, body)
         return
 
     call.count_moves(rt.catalog.tier_order)
