@@ -8,7 +8,7 @@ import orjson
 import pytest
 
 from tierwise.config import load_settings
-from tierwise.errors import (APIError, InvalidRequestError, OverloadedError, RateLimitError, UpstreamConnectionError)
+from tierwise.errors import (InvalidRequestError, OverloadedError, RateLimitError, UpstreamConnectionError)
 from tierwise.resilience.attempts import AttemptLoop
 from tierwise.resilience.breaker import CircuitBreaker
 from tierwise.resilience.fallback import Target, build_chain

@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 import pytest
 
-from tierwise.errors import APIError, InvalidRequestError
+from tierwise.errors import InvalidRequestError
 from tierwise.server import create_app
 from tierwise.upstream.base import UpstreamResponse
 from tierwise.upstream.offline import stream_events, synthesize
