@@ -33,6 +33,9 @@ def test_registry_defaults_and_overrides(tmp_path):
     ('[registry]\nclassify_intent = "cheap"\n', r"registry.classify_intent: unknown tier 'cheap' \(tiers: fast, balanced"),
     ('[upstream]\nkind = "openai"\n', r"upstream.kind: expected auto, anthropic or offline"),
     ('[server\n', r"tierwise.toml: not valid TOML"),
+    ('[monitor]\nmin_samples = 0\n', r"tierwise.toml: monitor.min_samples: must be at least 1, got 0"),
+    ('[eval]\nthreshold = 5\n', r"eval.threshold: must be a share between 0 and 1, e.g. 0.05, got 5.0"),
+    ('[budgets]\naction = "warn"\n', r"budgets.action: must be refuse or downgrade, got 'warn'"),
 ])
 def test_config_errors_name_file_key_and_problem(tmp_path, text, message):
     cfg = tmp_path / "tierwise.toml"

@@ -260,8 +260,47 @@ def load_settings(config_path: str | os.PathLike[str] | None = None, *, override
     return _validate(raw, source)
 
 
+# (section, key) -> (check, what it must be): values that parse but make no sense are refused here,
+# naming the key, instead of surprising the user later (a monitor that reverts on one sample...).
+RANGES: dict[tuple[str, ...], tuple[Any, str]] = {
+    ("server", "max_body_bytes"): (lambda v: v >= 1, "at least 1"),
+    ("ledger", "batch_size"): (lambda v: v >= 1, "at least 1"),
+    ("ledger", "flush_interval"): (lambda v: v > 0, "more than 0 seconds"),
+    ("resilience", "max_attempts"): (lambda v: v >= 1, "at least 1"),
+    ("resilience", "max_retry_time"): (lambda v: v >= 0, "0 or more seconds"),
+    ("resilience", "breaker", "failure_rate"): (lambda v: 0 < v <= 1, "between 0 (excluded) and 1"),
+    ("resilience", "breaker", "window"): (lambda v: v >= 1, "at least 1"),
+    ("resilience", "breaker", "min_requests"): (lambda v: v >= 1, "at least 1"),
+    ("resilience", "breaker", "cooldown"): (lambda v: v > 0, "more than 0 seconds"),
+    ("budgets", "action"): (lambda v: v in ("refuse", "downgrade"), "refuse or downgrade"),
+    ("budgets", "daily_usd"): (lambda v: v >= 0, "0 (no budget) or more"),
+    ("eval", "threshold"): (lambda v: 0 < v < 1, "a share between 0 and 1, e.g. 0.05"),
+    ("eval", "confidence"): (lambda v: 0 < v < 1, "between 0 and 1, e.g. 0.95"),
+    ("eval", "concurrency"): (lambda v: v >= 1, "at least 1"),
+    ("eval", "max_spend_usd"): (lambda v: v >= 0, "0 or more"),
+    ("eval", "judge_pass"): (lambda v: 0 <= v <= 1, "between 0 and 1"),
+    ("monitor", "interval"): (lambda v: v >= 0, "0 (off) or more seconds"),
+    ("monitor", "margin"): (lambda v: 0 <= v < 1, "a share between 0 and 1"),
+    ("monitor", "min_samples"): (lambda v: v >= 1, "at least 1"),
+    ("monitor", "max_error_rate"): (lambda v: 0 < v <= 1, "a share between 0 (excluded) and 1"),
+}
+
+
+def _check_ranges(raw: dict[str, Any], where: str) -> None:
+    for path, (ok, what) in RANGES.items():
+        node: Any = raw
+        for p in path:
+            if not isinstance(node, dict) or p not in node:
+                node = None
+                break
+            node = node[p]
+        if node is not None and not ok(node):
+            raise ConfigError(f"{where}{'.'.join(path)}: must be {what}, got {node!r}")
+
+
 def _validate(raw: dict[str, Any], source: str) -> Settings:
     where = f"{source}: " if source != "defaults" else ""
+    _check_ranges(raw, where)
     try:
         catalog = load_catalog(raw.get("catalog"))
     except ConfigError as exc:
