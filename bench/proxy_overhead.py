@@ -139,6 +139,7 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=2000, help="requests per target per c=1 round, 3 rounds (after 200 warm-up)")
     ap.add_argument("--duration", type=float, default=10.0, help="seconds per concurrency-64 run")
     ap.add_argument("--concurrency", type=int, default=64)
+    ap.add_argument("--router", default=None, help="the auto strategy to run the proxy with (default: the configured default)")
     args = ap.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="tierwise-bench-"))
@@ -149,6 +150,8 @@ def main() -> None:
         procs.append(subprocess.Popen([PY, str(ROOT / "bench" / "fast_upstream.py"), str(up_port)], stdout=subprocess.DEVNULL))
         wait_port(up_port)
         db = tmp / "bench.db"
+        if args.router:
+            (tmp / "tierwise.toml").write_text(f'[routing]\nauto = "{args.router}"\n')
         proxy = subprocess.Popen([PY, "-m", "tierwise", "serve", "--port", str(px_port), "--upstream-url",
                                   f"http://127.0.0.1:{up_port}", "--ledger-url", f"sqlite:///{db}", "--log-level", "warning"],
                                  cwd=tmp, env=env, stdout=subprocess.DEVNULL)
@@ -159,7 +162,7 @@ def main() -> None:
         proxied = 0
 
         print(f"tierwise proxy overhead  (python {sys.version.split()[0]}, {os.cpu_count()} cores, "
-              f"auto routing + SQLite ledger on; c=1: 3 interleaved rounds of {args.n} requests per target)\n")
+              f"auto routing ({args.router or 'default strategy'}) + SQLite ledger on; c=1: 3 interleaved rounds of {args.n} requests per target)\n")
         results = {}
         for stream in (False, True):
             kind = "stream" if stream else "non-stream"
