@@ -16,7 +16,6 @@ import urllib.request
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from importlib import resources
-from pathlib import Path
 from typing import Any, Optional
 
 import typer
@@ -41,15 +40,9 @@ def load_workload(path: str | os.PathLike[str] | None = None) -> list[dict[str, 
         text = resources.files("tierwise").joinpath("data/demo_workload.jsonl").read_text(encoding="utf-8")
         where = "demo_workload.jsonl"
     else:
-        p = Path(path)
-        if not p.is_file():
-            raise ConfigError(f"--workload {p}: no such file")
-        try:
-            text, where = p.read_text(encoding="utf-8"), str(p)
-        except UnicodeDecodeError:
-            raise ConfigError(f"--workload {p}: not UTF-8 text (expected a JSONL file)") from None
-        except OSError as exc:
-            raise ConfigError(f"--workload {p}: cannot read: {exc.strerror}") from None
+        from ..files import read_user_text
+
+        text, where = read_user_text(path, "a JSONL file", label="--workload"), str(path)
     items = []
     for i, line in enumerate(text.splitlines(), 1):
         if not line.strip():

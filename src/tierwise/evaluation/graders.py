@@ -177,17 +177,10 @@ def _load_callable(spec: str, base: Path | None, where: str) -> Callable[..., An
 
 def load_items(path: str | Path, *, max_tokens: int = 1024) -> list[EvalItem]:
     """Parse and validate an inputs file; errors name the file and line."""
+    from ..files import read_user_text
+
     p = Path(path)
-    if not p.exists():
-        raise ConfigError(f"{p}: inputs file not found")
-    if not p.is_file():
-        raise ConfigError(f"{p}: not a file (the inputs are one JSONL file)")
-    try:
-        text = p.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise ConfigError(f"{p}: not UTF-8 text (the inputs are a JSONL file)") from None
-    except OSError as exc:
-        raise ConfigError(f"{p}: cannot read: {exc.strerror}") from None
+    text = read_user_text(p, "the inputs: one JSONL file", kind="inputs file")
     defaults: dict[str, dict[str, Any]] = {}
     raw_items: list[tuple[str, dict[str, Any]]] = []
     for n, line in enumerate(text.splitlines(), 1):

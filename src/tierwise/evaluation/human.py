@@ -100,17 +100,10 @@ def _html(rows: list[dict[str, str]], run_id: str) -> str:
 
 def import_grades(store: EvalStore, run_id: str, path: str | Path) -> dict[str, int]:
     """Read a filled sheet (CSV with ``code`` and ``grade`` columns); returns counts."""
+    from ..files import read_user_text
+
     p = Path(path)
-    if not p.exists():
-        raise ConfigError(f"{p}: file not found")
-    if not p.is_file():
-        raise ConfigError(f"{p}: not a file (expected the graded CSV)")
-    try:
-        text = p.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError:
-        raise ConfigError(f"{p}: not UTF-8 text (expected the graded CSV)") from None
-    except OSError as exc:
-        raise ConfigError(f"{p}: cannot read: {exc.strerror}") from None
+    text = read_user_text(p, "the graded CSV", encoding="utf-8-sig")
     by_code = {r["blind_code"]: r for r in store.results(run_id) if r["blind_code"]}
     reader = csv.DictReader(io.StringIO(text))
     if not reader.fieldnames or "code" not in reader.fieldnames or "grade" not in reader.fieldnames:

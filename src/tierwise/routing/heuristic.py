@@ -7,10 +7,10 @@ to the nearest threshold. Every contributing signal becomes a reason.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from .base import Decision, RouteRequest, register
-from .signals import DESCRIPTIONS
+from .signals import DESCRIPTIONS, Signals
 
 if TYPE_CHECKING:
     from ..config import Settings
@@ -35,6 +35,27 @@ WEIGHTS: dict[str, float] = {
 }
 
 
+_NONE: Callable[[Signals], dict[str, Any]] = lambda s: {}
+
+# (signal, does it fire, the values its reason shows), in the order reasons are listed
+RULES: tuple[tuple[str, Callable[[Signals], bool], Callable[[Signals], dict[str, Any]]], ...] = (
+    ("long_prompt", lambda s: s.tokens > 2000, lambda s: {"tokens": s.tokens}),
+    ("very_long_prompt", lambda s: s.tokens > 50_000, lambda s: {"tokens": s.tokens}),
+    ("conditional", lambda s: s.conditionals >= 2, lambda s: {"n": s.conditionals}),
+    ("multi_step", lambda s: s.multi_step, _NONE),
+    ("analysis", lambda s: s.analysis, _NONE),
+    ("documents", lambda s: s.documents >= 2, lambda s: {"n": s.documents}),
+    ("code", lambda s: s.code, _NONE),
+    ("code_task", lambda s: s.code_task, _NONE),
+    ("turns", lambda s: s.turns > 6, lambda s: {"n": s.turns}),
+    ("tools", lambda s: bool(s.tools), lambda s: {"n": s.tools}),
+    ("math", lambda s: s.math, _NONE),
+    ("stakes", lambda s: s.stakes, _NONE),
+    ("short_output", lambda s: s.short_output, _NONE),
+    ("short_prompt", lambda s: s.chars < 200 and not s.code, _NONE),
+)
+
+
 @register("heuristic")
 class HeuristicRouter:
     name = "heuristic"
@@ -50,78 +71,21 @@ class HeuristicRouter:
         self.weights = {**WEIGHTS, **(weights or {})}
 
     def score(self, request: RouteRequest) -> tuple[float, list[tuple[str, str]]]:
+        """The complexity score and, for each signal that fired, its reason."""
         s = request.signals
-        hits: list[tuple[str, dict[str, Any]]] = []
-        if s.tokens > 2000:
-            hits.append(("long_prompt", {"tokens": s.tokens}))
-        if s.tokens > 50_000:
-            hits.append(("very_long_prompt", {"tokens": s.tokens}))
-        if s.conditionals >= 2:
-            hits.append(("conditional", {"n": s.conditionals}))
-        if s.multi_step:
-            hits.append(("multi_step", {}))
-        if s.analysis:
-            hits.append(("analysis", {}))
-        if s.documents >= 2:
-            hits.append(("documents", {"n": s.documents}))
-        if s.code:
-            hits.append(("code", {}))
-        if s.code_task:
-            hits.append(("code_task", {}))
-        if s.turns > 6:
-            hits.append(("turns", {"n": s.turns}))
-        if s.tools:
-            hits.append(("tools", {"n": s.tools}))
-        if s.math:
-            hits.append(("math", {}))
-        if s.stakes:
-            hits.append(("stakes", {}))
-        if s.short_output:
-            hits.append(("short_output", {}))
-        if s.chars < 200 and not s.code:
-            hits.append(("short_prompt", {}))
         total = 0.0
         reasons: list[tuple[str, str]] = []
-        for key, fmt in hits:
-            w = self.weights.get(key, 0.0)
-            total += w
-            reasons.append((key, DESCRIPTIONS[key].format(**fmt)))
+        for key, fired, fmt in RULES:
+            if fired(s):
+                total += self.weights.get(key, 0.0)
+                reasons.append((key, DESCRIPTIONS[key].format(**fmt(s))))
         return total, reasons
 
     def total(self, request: RouteRequest) -> float:
         """The complexity score alone (no reason strings): for callers that only compare it."""
         s = request.signals
         w = self.weights
-        t = 0.0
-        if s.tokens > 2000:
-            t += w["long_prompt"]
-        if s.tokens > 50_000:
-            t += w["very_long_prompt"]
-        if s.conditionals >= 2:
-            t += w["conditional"]
-        if s.multi_step:
-            t += w["multi_step"]
-        if s.analysis:
-            t += w["analysis"]
-        if s.documents >= 2:
-            t += w["documents"]
-        if s.code:
-            t += w["code"]
-        if s.code_task:
-            t += w["code_task"]
-        if s.turns > 6:
-            t += w["turns"]
-        if s.tools:
-            t += w["tools"]
-        if s.math:
-            t += w["math"]
-        if s.stakes:
-            t += w["stakes"]
-        if s.short_output:
-            t += w["short_output"]
-        if s.chars < 200 and not s.code:
-            t += w["short_prompt"]
-        return t
+        return sum(w.get(key, 0.0) for key, fired, _ in RULES if fired(s))
 
     def decide(self, request: RouteRequest) -> Decision:
         total, hits = self.score(request)
