@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as _dt
 import json
 from typing import Optional
 
@@ -10,8 +9,8 @@ import typer
 from rich.table import Table
 
 from . import app
-from ._common import settings_from
-from .report import fail, fmt_int, fmt_pct, new_console
+from ._common import fail, parse_day, settings_from
+from .report import fmt_int, fmt_pct, new_console
 
 
 @app.command()
@@ -28,7 +27,15 @@ def cost(
     config: Optional[str] = typer.Option(None, "--config", "-c", help="Path to tierwise.toml."),
 ) -> None:
     """What a workload costs per month on each tier and on a routed mix, and what the mix saves."""
-    from ..costmatrix import SEED_PRICES, SEED_PRICES_LABEL, catalog_prices, monthly_matrix, parse_mix, parse_tiers, seed_prices
+    from ..costmatrix import (
+        SEED_PRICES,
+        SEED_PRICES_LABEL,
+        catalog_prices,
+        monthly_matrix,
+        parse_mix,
+        parse_tiers,
+        seed_prices,
+    )
     from ..errors import TierwiseError
     from ..report import fmt_usd
 
@@ -37,12 +44,7 @@ def cost(
     try:
         settings = settings_from(config)
         catalog = settings.catalog
-        when = None
-        if on:
-            try:
-                when = _dt.date.fromisoformat(on)
-            except ValueError:
-                fail(f"--on {on!r}: expected a date like 2026-11-21 (YYYY-MM-DD)")
+        when = parse_day(on)
         known = list(SEED_PRICES) if prices == "seed" else catalog.tier_order
         tier_list = parse_tiers(tiers, known)
         shares = parse_mix(mix, len(tier_list))

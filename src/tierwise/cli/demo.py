@@ -22,8 +22,8 @@ import typer
 from rich.table import Table
 
 from . import app
-from ._common import settings_from
-from .report import fail, fmt_int, money_table, new_console
+from ._common import fail, settings_from
+from .report import fmt_int, money_table, new_console
 
 __all__ = ["load_workload", "DemoResult", "summarize_results"]
 
@@ -230,7 +230,13 @@ def demo(
     config: Optional[str] = typer.Option(None, "--config", "-c", help="Path to tierwise.toml (catalog and default tier)."),
 ) -> None:
     """Send a sample workload through the running proxy and show which tier got what, and the savings."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
 
     from ..errors import TierwiseError
     from ..report import fmt_usd, savings_sentence, usd_places

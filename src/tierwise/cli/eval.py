@@ -73,7 +73,14 @@ def run(
     from ..evaluation.batches import batches_for
     from ..evaluation.graders import load_items
     from ..evaluation.report import build_report, render_html, render_terminal
-    from ..evaluation.runner import EvalRunner, RunOptions, make_judge, parse_tiers, run_id_for, write_outcomes_file
+    from ..evaluation.runner import (
+        EvalRunner,
+        RunOptions,
+        make_judge,
+        parse_tiers,
+        run_id_for,
+        write_outcomes_file,
+    )
     from ..registry_history import RegistryHistory, open_db
     from ..upstream import build_upstream
 
@@ -103,7 +110,13 @@ def run(
     async def go():
         try:
             if progress:
-                from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+                from rich.progress import (
+                    BarColumn,
+                    MofNCompleteColumn,
+                    Progress,
+                    TextColumn,
+                    TimeElapsedColumn,
+                )
 
                 with Progress(TextColumn("{task.description:>8}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                               console=err_console, transient=False) as bar:

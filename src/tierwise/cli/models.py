@@ -11,8 +11,8 @@ import typer
 from rich.table import Table
 
 from . import app
-from ._common import settings_from
-from .report import fail, new_console
+from ._common import fail, parse_day, settings_from
+from .report import new_console
 
 
 def _usd(v: Decimal) -> str:
@@ -52,12 +52,7 @@ def models(
         settings = settings_from(config)
     except TierwiseError as exc:
         fail(str(exc))
-    when = None
-    if on:
-        try:
-            when = _dt.date.fromisoformat(on)
-        except ValueError:
-            fail(f"--on {on!r}: expected a date like 2026-11-21 (YYYY-MM-DD)")
+    when = parse_day(on)
     catalog = settings.catalog
     day = when or _dt.datetime.now(_dt.timezone.utc).date()
     listed = [m for m in catalog.listed() if include_retired or not m.retired]

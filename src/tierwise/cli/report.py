@@ -8,27 +8,19 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any, NoReturn, Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from . import app
-from ._common import err_console, settings_from
+from ._common import fail, settings_from
 
-__all__ = ["report", "fail", "new_console", "fmt_int", "fmt_ms", "fmt_pct", "masked_url"]
+__all__ = ["report", "new_console", "fmt_int", "fmt_ms", "fmt_pct", "masked_url"]
 
 
 # ---------------------------------------------------------------------------- shared helpers
-def fail(message: str) -> NoReturn:
-    """A user mistake: one line on stderr, exit code 2, no traceback."""
-    from rich.markup import escape
-
-    err_console.print(f"[bold red]error:[/bold red] {escape(message)}", highlight=False)
-    raise typer.Exit(2)
-
-
 def new_console() -> Console:
     """A console resolved now (so the terminal width, or ``$COLUMNS``, is read at run time)."""
     return Console(highlight=False)
@@ -149,7 +141,15 @@ def report(
 
     from ..errors import TierwiseError
     from ..ledger import make_engine
-    from ..report import GROUPS, fmt_usd, has_ledger, parse_day, savings_sentence, summarize, usd_places
+    from ..report import (
+        GROUPS,
+        fmt_usd,
+        has_ledger,
+        parse_day,
+        savings_sentence,
+        summarize,
+        usd_places,
+    )
 
     groups = list(by or ["tier", "task", "day"])
     bad = [g for g in groups if g not in GROUPS]

@@ -10,8 +10,8 @@ import typer
 from rich.table import Table
 
 from . import app
-from ._common import settings_from
-from .report import fail, new_console
+from ._common import fail, settings_from
+from .report import new_console
 
 
 def _known_tasks_message(task: str, registry: dict[str, str]) -> str:
