@@ -76,3 +76,84 @@ async def test_failed_reservation_reserves_nothing_anywhere(budgets):
     assert exc.value.scope == a
     assert await budgets.spent(b) == (0, 0)
     await budgets.aclose()
+
+
+def _pause_after_write(b: Budgets) -> tuple[asyncio.Event, asyncio.Event]:
+    """Make ``b``'s reservation write land, then hold its answer until ``go`` is set: the round trip in flight."""
+    landed, go = asyncio.Event(), asyncio.Event()
+    if b.store == "redis":
+        script = b._reserve
+
+        async def paused_script(**kw):
+            out = await script(**kw)
+            landed.set()
+            await go.wait()
+            return out
+
+        b._reserve = paused_script
+    else:
+        import threading
+
+        loop = asyncio.get_running_loop()
+        go_thread = threading.Event()
+        write = b._reserve_db
+
+        def paused_db(*args):
+            out = write(*args)  # committed
+            loop.call_soon_threadsafe(landed.set)
+            go_thread.wait()
+            return out
+
+        b._reserve_db = paused_db
+        asyncio.ensure_future(go.wait()).add_done_callback(lambda _: go_thread.set())
+    return landed, go
+
+
+async def test_reservation_cancelled_mid_write_is_released(budgets):
+    """A request cancelled while its reservation is being written: the reservation lands, then is released."""
+    scope = f"key:cancel_{uuid.uuid4().hex[:8]}"
+    landed, go = _pause_after_write(budgets)
+    task = asyncio.ensure_future(budgets.reserve([(scope, 10_000)], 4_000))
+    await landed.wait()
+    assert await budgets.spent(scope) == (0, 4_000)  # the write is in; its answer is not back yet
+    task.cancel()
+    go.set()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await budgets.drain()
+    assert await budgets.spent(scope) == (0, 0)
+    # and the budget is whole again for the next request
+    res = await budgets.reserve([(scope, 10_000)], 10_000)
+    await budgets.settle(res, 0)
+    await budgets.aclose()
+
+
+async def test_settle_cancelled_mid_write_still_completes(budgets):
+    scope = f"key:settle_{uuid.uuid4().hex[:8]}"
+    res = await budgets.reserve([(scope, 10_000)], 4_000)
+    go = asyncio.Event()
+    if budgets.store == "redis":
+        script = budgets._settle
+
+        async def paused(**kw):
+            await go.wait()
+            return await script(**kw)
+
+        budgets._settle = paused
+    else:
+        real = budgets._settle_write
+
+        async def paused(*args):
+            await go.wait()
+            return await real(*args)
+
+        budgets._settle_write = paused
+    task = asyncio.ensure_future(budgets.settle(res, 1_500))
+    await asyncio.sleep(0)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    go.set()
+    await budgets.drain()
+    assert await budgets.spent(scope) == (1_500, 0)
+    await budgets.aclose()

@@ -145,3 +145,50 @@ def test_monitor_cli_refuses_nonsense_thresholds(tmp_path, monkeypatch, capsys):
     assert "--min-samples" in capsys.readouterr().err
     assert main(["monitor", "status", "--margin", "-0.1"]) == 2
     assert "--margin" in capsys.readouterr().err
+
+
+def _rows(engine, ts, task, arm, n, bad, tag):
+    from tierwise.feedback import record_feedback
+    from tierwise.ledger.schema import calls
+
+    rows = [{"ts": ts + i * 1e-3, "day": "2026-01-01", "request_id": f"{tag}-{i}", "task": task, "status": 200,
+             "arm": arm} for i in range(n)]
+    with engine.begin() as conn:
+        conn.execute(calls.insert(), rows)
+    for i, r in enumerate(rows):
+        record_feedback(engine, {"request_id": r["request_id"], "outcome": "bad" if i < bad else "ok"})
+
+
+@pytest.mark.parametrize("source", ["config", "experiments table"])
+def test_ab_arm_overriding_the_registry_is_not_blamed_on_the_registry_entry(tmp_path, source):
+    """After a registry change, an A/B arm that pins the task elsewhere fails badly: the registry entry it
+    did not serve is neither alerted on nor reverted; the control arm's (and arm-less) traffic counts."""
+    from tierwise.ab import record_experiment
+    from tierwise.registry_history import open_db
+
+    from .conftest import make_settings
+
+    arms = {"A": {}, "B": {"registry": {"draft_email": "deep"}}}
+    ab = {"enabled": True, "name": "pin", "key": "user", "arms": arms} if source == "config" else {}
+    settings = make_settings(tmp_path, ab=ab, monitor={"min_samples": 20, "margin": 0.05})
+    engine = open_db(settings)
+    if source == "experiments table":  # an experiment since ended: no [ab] left in the config
+        record_experiment(engine, "pin", "user", arms)
+    history = RegistryHistory(settings, engine, path=tmp_path / "tierwise.toml")
+    import time
+
+    assert history.current()["draft_email"] == "balanced"
+    _rows(engine, time.time() - 100, "draft_email", None, 30, 1, "before")
+    change = history.set("draft_email", "fast", reason="try haiku", actor="t")
+    _rows(engine, change.ts + 1, "draft_email", "pin/A", 15, 0, "ctl")
+    _rows(engine, change.ts + 2, "draft_email", None, 15, 1, "plain")
+    _rows(engine, change.ts + 3, "draft_email", "pin/B", 30, 20, "armb")   # the arm served on deep, 2 in 3 bad
+    _rows(engine, change.ts + 4, "summarize_short", "pin/B", 5, 5, "other")  # B does not override this task
+    mon = Monitor(settings, engine, history=history)
+    h = {x.task: x for x in mon.evaluate()}["draft_email"]
+    assert (h.n_before, h.bad_before, h.n_after, h.bad_after) == (30, 1, 30, 1)
+    assert not h.alert
+    assert mon.check(auto_revert=True) == []
+    assert history.current()["draft_email"] == "fast", "nothing reverted"
+    # the arm's failures on a task it does not override still count against that task's entry
+    assert mon._counts("summarize_short", 0.0, change.ts) == (0, 0, 5, 5)

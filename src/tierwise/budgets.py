@@ -12,6 +12,11 @@ When a reservation fails the configured action applies: ``refuse`` (429 ``rate_l
 naming the budget and when it resets, with ``x-should-retry: false``) or ``downgrade`` (the
 cheapest-first search for a lower tier the caller's key allows whose estimate fits).
 
+A reservation survives no cancellation unnoticed: the write runs shielded from the caller, and
+when the caller is cancelled mid-write (a client disconnect, a shutdown) the reservation, if it
+was made, is released (settled at 0) as soon as the write lands, so the budget is never held until
+the day rolls over. ``drain()`` (called by ``aclose()``) waits for such releases.
+
 With no budget configured (no ``daily_usd``, no ``tasks``, no key with a budget) nothing here
 runs on the request path.
 """
@@ -20,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as _dt
+import logging
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Mapping
@@ -36,6 +42,8 @@ if TYPE_CHECKING:
 __all__ = ["Budgets", "BudgetExceeded", "Reservation", "estimate_nanos", "utc_day"]
 
 NANOS = 1_000_000_000
+
+log = logging.getLogger("tierwise.budgets")
 
 
 def utc_day(now: _dt.datetime | None = None) -> str:
@@ -122,6 +130,7 @@ class Budgets:
         elif engine is None and (self.daily or self.tasks):
             raise ConfigError("budgets: need a ledger database (ledger.url) or resilience.redis_url")
         self.prefix = "tierwise:budget:"
+        self._detached: set[asyncio.Future[Any]] = set()  # writes and releases outliving a cancelled caller
 
     @property
     def store(self) -> str:
@@ -139,7 +148,40 @@ class Budgets:
 
     # -- reserve / settle -------------------------------------------------------------
     async def reserve(self, scopes: list[tuple[str, int]], amount: int, day: str | None = None) -> Reservation:
-        day = day or utc_day()
+        """Reserve ``amount`` in every scope at once; cancellation-safe (see the module's docstring)."""
+        write = asyncio.ensure_future(self._write(scopes, amount, day or utc_day()))
+        try:
+            return await asyncio.shield(write)
+        except asyncio.CancelledError:
+            # the caller is gone but the write may land (or have landed): release what it reserved
+            self._track(asyncio.ensure_future(self._release_when_written(write)))
+            raise
+
+    async def _release_when_written(self, write: "asyncio.Future[Reservation]") -> None:
+        try:
+            res = await write
+        except Exception:  # noqa: BLE001 - refused or failed: nothing was reserved
+            return
+        try:
+            await self.settle(res, 0)
+        except Exception:  # noqa: BLE001
+            log.exception("could not release the budget reservation of a cancelled request")
+
+    def _track(self, task: "asyncio.Future[Any]") -> None:
+        self._detached.add(task)
+        task.add_done_callback(self._untrack)
+
+    def _untrack(self, task: "asyncio.Future[Any]") -> None:
+        self._detached.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("a budget write for a cancelled request failed: %r", task.exception())
+
+    async def drain(self) -> None:
+        """Wait for the releases and settlements still running for cancelled callers."""
+        while self._detached:
+            await asyncio.gather(*list(self._detached), return_exceptions=True)
+
+    async def _write(self, scopes: list[tuple[str, int]], amount: int, day: str) -> Reservation:
         if self._redis is not None:
             keys = [f"{self.prefix}{s}:{day}" for s, _ in scopes]
             idx, used = await self._reserve(keys=keys, args=[amount, *[lim for _, lim in scopes]])
@@ -150,9 +192,18 @@ class Budgets:
         return await asyncio.to_thread(self._reserve_db, scopes, amount, day)
 
     async def settle(self, res: Reservation, actual: int) -> None:
+        """Replace the reservation by ``actual``; once started, it completes even if the caller is cancelled."""
         if res.settled:
             return
         res.settled = True
+        write = asyncio.ensure_future(self._settle_write(res, actual))
+        try:
+            await asyncio.shield(write)
+        except asyncio.CancelledError:
+            self._track(write)
+            raise
+
+    async def _settle_write(self, res: Reservation, actual: int) -> None:
         if self._redis is not None:
             await self._settle(keys=[f"{self.prefix}{s}:{res.day}" for s, _ in res.scopes], args=[res.amount, actual])
             return
@@ -207,5 +258,6 @@ class Budgets:
         return await asyncio.to_thread(q)
 
     async def aclose(self) -> None:
+        await self.drain()
         if self._redis is not None:
             await self._redis.aclose()

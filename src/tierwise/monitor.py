@@ -12,6 +12,11 @@ An alert is a log line, a metric (``tierwise_monitor_alerts_total``), an optiona
 (JSON with a Slack-style ``text``), a row in ``monitor_alerts``; with ``monitor.auto_revert`` the
 previous registry entry is restored (recorded in the history with actor ``monitor`` and the
 numbers as the reason). Each change alerts once; the monitor never auto-reverts its own reverts.
+
+Only traffic the registry entry served counts: calls of an A/B arm whose ``registry`` override
+pins the task (``[ab.arms.B] registry = { draft_email = "fast" }``, the running experiment's or
+any recorded in ``experiments``) went to the arm's tier whatever the registry said, so they are
+left out on both sides of a change; the control arm's calls, and calls in no arm, count.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import sqlalchemy as sa
 
-from .ledger.evidence_schema import feedback, monitor_alerts
+from .ledger.evidence_schema import experiments, feedback, monitor_alerts
 from .registry_history import Change, RegistryHistory
 
 if TYPE_CHECKING:
@@ -84,16 +89,36 @@ class Monitor:
         self.on_change = on_change
         self._lock = threading.Lock()
 
+    def _overriding_arms(self, task: str) -> list[str]:
+        """The ``<experiment>/<arm>`` labels of A/B arms whose registry override pins ``task``."""
+        found: list[tuple[str, Any]] = []
+        ab = self.settings.raw.get("ab") or {}
+        if ab.get("enabled"):
+            found.append((str(ab.get("name") or ""), ab.get("arms")))
+        with self.engine.connect() as conn:
+            for name, arms in conn.execute(sa.select(experiments.c.name, experiments.c.arms)):
+                try:
+                    found.append((name, json.loads(arms or "{}")))
+                except ValueError:
+                    log.warning("experiment %s: arms are not JSON; its traffic counts as the registry's", name)
+        labels = {f"{name}/{arm}" for name, arms in found if isinstance(arms, dict)
+                  for arm, pol in arms.items() if isinstance(pol, dict) and task in (pol.get("registry") or {})}
+        return sorted(labels)
+
     def _counts(self, task: str, start: float, split: float) -> tuple[int, int, int, int]:
         from .ledger.schema import calls
 
         fb = (sa.select(feedback.c.request_id, sa.func.max(sa.case((feedback.c.error, 1), else_=0)).label("bad"))
               .group_by(feedback.c.request_id).subquery())
         after = sa.case((calls.c.ts >= split, 1), else_=0).label("after")
+        where = [calls.c.task == task, calls.c.ts >= start,
+                 sa.or_(calls.c.router.is_(None), calls.c.router.not_in(_EVAL_ROUTERS))]
+        pinned = self._overriding_arms(task)
+        if pinned:  # served by an arm's own tier, not by the registry entry under watch
+            where.append(sa.or_(calls.c.arm.is_(None), calls.c.arm.not_in(pinned)))
         q = (sa.select(after, sa.func.count(), sa.func.sum(fb.c.bad))
              .select_from(calls.join(fb, fb.c.request_id == calls.c.request_id))
-             .where(calls.c.task == task, calls.c.ts >= start,
-                    sa.or_(calls.c.router.is_(None), calls.c.router.not_in(_EVAL_ROUTERS)))
+             .where(*where)
              .group_by(after))
         nb = bb = na = ba = 0
         with self.engine.connect() as conn:

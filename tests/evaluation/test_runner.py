@@ -141,3 +141,87 @@ def test_parse_tiers_rejects_unknown(settings):
     assert parse_tiers("deep,fast", settings) == ["fast", "deep"]
     with pytest.raises(ConfigError, match="unknown tier"):
         parse_tiers("fast,tiny", settings)
+
+
+class JudgingUpstream(OfflineUpstream):
+    """Offline answers; the judge's prompts scored from each response's text; ``down`` models fail (529)."""
+
+    def __init__(self, down: tuple[str, ...] = ()) -> None:
+        super().__init__(latency_scale=0.0)
+        self.down = down
+        self.judge_prompts: list[list[str]] = []   # per judge call: the responses it was shown, in order
+
+    @staticmethod
+    def score(text: str) -> int:
+        return sum(text.encode()) % 11
+
+    async def send(self, path, body, *, headers, stream, model=None):
+        import json
+        import re
+
+        import orjson
+
+        from tierwise.upstream.base import UpstreamResponse
+
+        params = orjson.loads(body)
+        prompt = params["messages"][0]["content"]
+        if isinstance(prompt, str) and prompt.startswith("You are grading answers"):
+            shown = re.findall(r'<response id="(\d+)">\n(.*?)\n</response>', prompt, re.S)
+            self.judge_prompts.append([t for _, t in shown])
+            scores = [{"response": int(i), "score": self.score(t), "reason": "scripted"} for i, t in shown]
+            msg = {"id": "msg_j", "type": "message", "role": "assistant", "model": params["model"],
+                   "content": [{"type": "text", "text": json.dumps({"scores": scores})}], "stop_reason": "end_turn",
+                   "usage": {"input_tokens": 300 + 100 * len(shown), "output_tokens": 40 * len(shown)}}
+            return UpstreamResponse(200, {}, body=orjson.dumps(msg), upstream=self.name)
+        if model in self.down:
+            raise OverloadedError("overloaded (test)")
+        return await super().send(path, body, headers=headers, stream=stream, model=model)
+
+
+def test_resume_never_pays_the_judge_twice(settings):
+    """An item judged on fast and balanced gets its deep answer on a resume: the judge sees only the new
+    answer, the old grades stay; a re-grade of answers already judged is served from the cache."""
+    import sqlalchemy as sa
+
+    from tierwise.evaluation.graders import EvalItem
+    from tierwise.evaluation.judge import LLMJudge, redact
+    from tierwise.ledger.evidence_schema import eval_results
+
+    items = [EvalItem(id=f"j{i}", task="draft_email", prompt=f"Write to customer {i}.",
+                      messages=[{"role": "user", "content": f"Write a polite note to customer {i}."}],
+                      checks=[{"type": "judge", "rubric": "Polite and complete.", "pass": 0.5}]) for i in range(3)]
+    engine = open_db(settings)
+    deep = settings.catalog.tiers["deep"]
+    rid = run_id_for(items, TIERS)
+
+    def run(up):
+        runner = EvalRunner(settings, up, engine)
+        judge = LLMJudge(up, settings.catalog.tiers["balanced"], settings.catalog)
+        return runner, asyncio.run(runner.run(items, rid, RunOptions(tiers=TIERS, judge=judge)))
+
+    first = JudgingUpstream(down=(deep,))
+    runner, _ = run(first)
+    assert [len(p) for p in first.judge_prompts] == [2, 2, 2]  # fast and balanced, per item
+    judge_rows = _count_calls(engine, "eval-judge")
+    second = JudgingUpstream()
+    runner, summary = run(second)
+    assert summary.calls_made == 3  # the deep answers
+    assert [len(p) for p in second.judge_prompts] == [1, 1, 1], "only the new answer goes to the judge"
+    assert _count_calls(engine, "eval-judge") == judge_rows + 3
+    rows = runner.store.results(rid)
+    assert len(rows) == 9 and all(r["passed"] is not None for r in rows)
+    for r in rows:  # every grade is the one the judge gave that very answer (blind order mapped back right)
+        g = next(g for g in r["grades"] if g["grader"] == "judge")
+        assert g["score"] == JudgingUpstream.score(redact(r["output"], settings.catalog)) / 10
+    # grading interrupted after the judge was paid (nothing written back): the re-grade comes from the cache
+    with engine.begin() as conn:
+        conn.execute(eval_results.update().where(eval_results.c.run_id == rid).values(passed=None, score=None, grades=None))
+    third = JudgingUpstream()
+    runner, summary = run(third)
+    assert third.judge_prompts == [] and third.calls == 0
+    assert _count_calls(engine, "eval-judge") == judge_rows + 3
+    regraded = runner.store.results(rid)
+    assert [(r["passed"], r["score"], r["grades"]) for r in regraded] == [(r["passed"], r["score"], r["grades"]) for r in rows]
+    with engine.connect() as conn:
+        n = conn.execute(sa.text("SELECT count(*) FROM eval_judgements WHERE run_id = :r"), {"r": rid}).scalar()
+    assert n == 9

@@ -12,6 +12,7 @@ PINNED = [
     (1, "calls ledger"),
     (2, "proxy keys and budgets"),
     (3, "evidence: feedback, registry history, alerts, evaluations, experiments"),
+    (4, "eval judgement cache"),
 ]
 
 CALLS_COLUMNS_V1 = {
@@ -35,6 +36,7 @@ def _check(url: str) -> None:
         insp = sa.inspect(led.engine)
         cols = {c["name"] for c in insp.get_columns("calls")}
         assert CALLS_COLUMNS_V1 <= cols
+        assert "eval_judgements" in insp.get_table_names()
         # migrating again is a no-op
         again = Ledger(url)
         assert again.version == led.version
@@ -70,8 +72,9 @@ def test_a_missing_lower_migration_is_still_applied(tmp_path):
         schema_version.create(conn)
         conn.execute(schema_version.insert(), [{"version": 1, "name": "calls ledger", "applied_at": time.time()},
                                                {"version": 3, "name": "x", "applied_at": time.time()}])
-    assert migrate(eng) == 3
+    assert migrate(eng) == len(MIGRATIONS)
     with eng.connect() as conn:
-        assert [r[0] for r in conn.execute(sa.text("SELECT version FROM tierwise_schema_version ORDER BY version"))] == [1, 2, 3]
+        assert [r[0] for r in conn.execute(sa.text("SELECT version FROM tierwise_schema_version ORDER BY version"))] == \
+            list(range(1, len(MIGRATIONS) + 1))
     assert "tierwise_keys" in sa.inspect(eng).get_table_names()
     eng.dispose()

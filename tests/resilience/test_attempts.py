@@ -8,7 +8,8 @@ import orjson
 import pytest
 
 from tierwise.config import load_settings
-from tierwise.errors import (InvalidRequestError, OverloadedError, RateLimitError, UpstreamConnectionError)
+from tierwise.errors import (InternalServerError, InvalidRequestError, NotFoundError, OverloadedError, PermissionDeniedError,
+                             RateLimitError, UpstreamConnectionError)
 from tierwise.resilience.attempts import AttemptLoop
 from tierwise.resilience.breaker import CircuitBreaker
 from tierwise.resilience.fallback import Target, build_chain
@@ -82,6 +83,62 @@ async def test_non_retryable_fails_at_once():
     with pytest.raises(InvalidRequestError):
         await loop().run([target(up), target(Scripted("b", []))], path="/v1/messages", headers={}, stream=False, attempts=atts)
     assert len(atts) == 1
+
+
+@pytest.mark.parametrize("refusal", [PermissionDeniedError("bedrock: access denied"), NotFoundError("bedrock: no such model"),
+                                     InvalidRequestError("bedrock: model not available in this region")])
+async def test_fallback_refusal_does_not_mask_the_primary_error(refusal):
+    """Primary 529, then Bedrock refuses with a 4xx about itself: the client gets the 529 (retry), both in attempts."""
+    a = Scripted("anthropic", [OverloadedError("Overloaded")] * 5)
+    b = Scripted("bedrock", [refusal])
+    atts: list = []
+    with pytest.raises(OverloadedError) as exc:
+        await loop(retries_per_target=0).run([target(a), target(b, kind="bedrock")], path="/v1/messages", headers={},
+                                             stream=False, attempts=atts)
+    assert exc.value.message == "Overloaded"
+    assert [(x["upstream"], x["status"], x["error_type"]) for x in atts] == [
+        ("anthropic", 529, "overloaded_error"), ("bedrock", refusal.status, refusal.error_type)]
+
+
+async def test_fallback_refusal_moves_on_down_the_chain():
+    a = Scripted("anthropic", [OverloadedError("o")])
+    b = Scripted("bedrock", [PermissionDeniedError("bedrock: access denied")])
+    c = Scripted("anthropic", [])
+    atts: list = []
+    out = await loop(retries_per_target=0).run([target(a), target(b, kind="bedrock"),
+                                                target(c, "claude-sonnet-5-5", kind="tier")],
+                                               path="/v1/messages", headers={}, stream=False, attempts=atts)
+    assert out.index == 2 and [x["status"] for x in atts] == [529, 403, 200]
+    # ...but never past max_attempts: a refusal uses up a call too
+    a, b, c = Scripted("anthropic", [OverloadedError("o")]), Scripted("bedrock", [NotFoundError("nf")]), Scripted("x", [])
+    with pytest.raises(OverloadedError):
+        await loop(retries_per_target=0, max_attempts=2).run(
+            [target(a), target(b, kind="bedrock"), target(c, "claude-sonnet-5-5", kind="tier")],
+            path="/v1/messages", headers={}, stream=False, attempts=[])
+    assert c.calls == []
+
+
+async def test_first_server_error_is_reported_when_every_target_fails():
+    a = Scripted("anthropic", [OverloadedError("primary overloaded")])
+    b = Scripted("bedrock", [InternalServerError("bedrock: internal")])
+    with pytest.raises(OverloadedError) as exc:
+        await loop(retries_per_target=0).run([target(a), target(b, kind="bedrock")], path="/v1/messages", headers={},
+                                             stream=False, attempts=[])
+    assert exc.value.message == "primary overloaded"
+
+
+async def test_open_primary_circuit_and_refusing_fallback_is_a_529():
+    br = CircuitBreaker(window=4, min_requests=1, failure_rate=0.5, cooldown=30)
+    a = Scripted("anthropic", [UpstreamConnectionError("reset")])
+    lp = loop(breaker=br, max_attempts=1)
+    with pytest.raises(UpstreamConnectionError):  # the primary's circuit opens
+        await lp.run([target(a)], path="/v1/messages", headers={}, stream=False, attempts=[])
+    b = Scripted("bedrock", [PermissionDeniedError("bedrock: access denied")])
+    atts: list = []
+    with pytest.raises(OverloadedError) as exc:
+        await lp.run([target(a), target(b, kind="bedrock")], path="/v1/messages", headers={}, stream=False, attempts=atts)
+    assert int(exc.value.headers["retry-after"]) >= 29
+    assert [x["error_type"] for x in atts] == ["circuit_open", "permission_error"]
 
 
 async def test_single_deployment_is_not_hammered():

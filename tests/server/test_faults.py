@@ -179,3 +179,24 @@ def test_fallback_to_bedrock_then_next_tier(fake_anthropic, proxy_factory, monke
         assert [(x["upstream"], x["model"], x["status"]) for x in a] == [
             ("anthropic", "claude-haiku-5-5", 529), ("bedrock", "claude-haiku-5-5", 529), ("anthropic", "claude-sonnet-5-5", 200)]
         assert rows[1]["model"] == "claude-sonnet-5-5" and rows[1]["escalations"] == 1
+
+
+@pytest.mark.parametrize("refusal", [403, 404, 400])
+def test_bedrock_refusal_does_not_mask_the_primary_529(fake_anthropic, proxy_factory, monkeypatch, refusal):
+    """Anthropic overloaded, Bedrock refuses for its own reasons: the client gets the 529, both attempts are listed."""
+    pytest.importorskip("botocore")
+    from ..upstream.test_bedrock import FakeBedrock
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret-example")
+    with FakeBedrock() as fb:
+        proxy = proxy_factory(fake_anthropic.url, resilience={
+            "fallbacks": {"fast": ["bedrock"]}, "retries_per_target": 0, "bedrock": {"enabled": True, "endpoint_url": fb.url}})
+        r = httpx2.post(proxy.url + "/v1/messages", json=dict(BODY, model="tierwise/classify_intent"), timeout=10,
+                        headers=dict(H, **{"x-tierwise-fault": "status=529", "x-tierwise-bedrock-fault": f"status={refusal}"}))
+        assert r.status_code == 529 and r.json()["error"]["type"] == "overloaded_error"
+        assert r.headers["x-tierwise-attempts"] == "2" and r.headers["x-tierwise-fallbacks"] == "1"
+        assert len(fb.requests) == 1
+        row = ledger_rows(proxy, 1)[-1]
+        assert row["status"] == 529 and row["error_type"] == "overloaded_error"
+        assert [(x["upstream"], x["status"]) for x in attempts(row)] == [("anthropic", 529), ("bedrock", refusal)]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import concurrent.futures
 
 import httpx2
+import orjson
 import pytest
 
 from .test_sdk_end_to_end import ledger_rows
@@ -119,3 +120,35 @@ def test_input_limits(keyed):
     assert r.status_code == 413 and r.json()["error"]["type"] == "request_too_large"
     rows = ledger_rows(proxy)
     assert [r["status"] for r in rows] == [400, 431, 400, 413]
+
+
+def count(proxy, key=None, body=None):
+    h = dict(V, **({"x-api-key": key} if key else {}))
+    return httpx2.post(proxy.url + "/v1/messages/count_tokens", json=body or {"model": "auto", "messages": BODY["messages"]},
+                       headers=h, timeout=10)
+
+
+def test_count_tokens_counts_against_the_key_rate_limit(keyed):
+    proxy = keyed()
+    _, key = proxy.state.guard.keys.create("slow", rpm=2)
+    assert count(proxy, key).status_code == 200
+    r = count(proxy, key)
+    assert r.status_code == 200 and r.json()["input_tokens"] > 0
+    r = count(proxy, key)
+    assert r.status_code == 429 and r.json()["error"]["type"] == "rate_limit_error" and int(r.headers["retry-after"]) >= 1
+    assert post(proxy, key).status_code == 429  # one budget of requests per minute for both endpoints
+
+
+def test_count_tokens_keeps_to_the_key_pool(keyed, fake_anthropic):
+    proxy = keyed()
+    _, key = proxy.state.guard.keys.create("cheap", allow=["fast", "balanced"])
+    sonnet = proxy.state.settings.catalog.model_for_tier("balanced").id
+    n = len(fake_anthropic.requests)
+    r = count(proxy, key, {"model": "tierwise/security_review", "messages": BODY["messages"]})  # the registry says deep
+    assert r.status_code == 200 and r.headers["x-tierwise-model"] == sonnet
+    path, _, sent = fake_anthropic.requests[-1]
+    assert path == "/v1/messages/count_tokens" and orjson.loads(sent)["model"] == sonnet
+    for model in ("claude-opus-5-5", "claude-opus-4-7"):
+        r = count(proxy, key, {"model": model, "messages": BODY["messages"]})
+        assert r.status_code == 403 and r.json()["error"]["type"] == "permission_error"
+    assert len(fake_anthropic.requests) == n + 1  # refused calls never reach the upstream

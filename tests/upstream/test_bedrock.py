@@ -45,6 +45,14 @@ def chunk_frame(event: dict[str, Any]) -> bytes:
     return eventstream_frame(payload, {":event-type": "chunk", ":content-type": "application/json", ":message-type": "event"})
 
 
+# faults that are about Bedrock itself, as Bedrock sends them
+_REFUSALS = {
+    400: ("ValidationException", "The provided model identifier is invalid."),
+    403: ("AccessDeniedException", "You don't have access to the model with the specified model ID."),
+    404: ("ResourceNotFoundException", "Model not found in this region."),
+}
+
+
 class FakeBedrock:
     """A local stand-in for bedrock-runtime: verifies the request the way Bedrock would refuse it."""
 
@@ -74,6 +82,9 @@ class FakeBedrock:
             return web.json_response({"message": f"bad request {request.path}"}, status=400,
                                      headers={"x-amzn-ErrorType": "ValidationException"})
         fault = parse_fault(hdrs.get("x-tierwise-bedrock-fault"))
+        if fault and fault.status in _REFUSALS:
+            kind, message = _REFUSALS[fault.status]
+            return web.json_response({"message": message}, status=fault.status, headers={"x-amzn-ErrorType": kind})
         if fault and fault.status == 429:
             return web.json_response({"message": "Too many requests"}, status=429, headers={"x-amzn-ErrorType": "ThrottlingException"})
         if fault and fault.status:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import random
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Mapping, Protocol
 
 from ..cost import Usage
@@ -25,7 +25,8 @@ if TYPE_CHECKING:
     from ..catalog import Catalog
     from ..upstream.base import Upstream
 
-__all__ = ["Judge", "LLMJudge", "OfflineJudge", "JudgeResult", "redact", "blind_order", "judge_prompt"]
+__all__ = ["Judge", "LLMJudge", "OfflineJudge", "JudgeResult", "redact", "blind_order", "judge_prompt", "answer_hash",
+           "judge_identity"]
 
 _OFFLINE_PREFIX = re.compile(r"^\s*\[offline synthetic answer from [^\]]*\]\s*")
 
@@ -78,6 +79,21 @@ class JudgeResult:
     usage: Usage | None = None
     model: str | None = None
     prompt: str = ""
+    order: list[str] = field(default_factory=list)  # the keys in the order the judge was shown them
+
+
+def answer_hash(text: str) -> str:
+    """What a judgement is cached by: the answer's text, whichever tier wrote it and wherever it was shown."""
+    return hashlib.sha256(text.encode("utf-8", "replace")).hexdigest()
+
+
+def judge_identity(judge: "Judge", item: EvalItem) -> tuple[str, str]:
+    """(the judge and its model, a hash of everything else the judge is told about ``item``: rubric,
+    task input, reference answer, pass mark). With an answer's hash: the key of a cached judgement."""
+    who = f"{judge.name}:{getattr(judge, 'model', None) or '-'}"
+    mark = _pass_mark(item, float(getattr(judge, "pass_mark", 0.6)))
+    context = "\x00".join((_rubric(item), item.prompt, item.reference or "", repr(mark)))
+    return who[:160], hashlib.sha256(context.encode("utf-8", "replace")).hexdigest()
 
 
 class Judge(Protocol):
@@ -124,11 +140,11 @@ class LLMJudge:
             msg = await call_json(self.upstream, params)
         except APIError as exc:
             return JudgeResult({k: None for k in order}, prompt=prompt, model=self.model,
-                               usage=None) if exc.status < 500 else _raise(exc)
+                               usage=None, order=order) if exc.status < 500 else _raise(exc)
         usage = Usage.from_api(msg.get("usage"))
         text = "".join(b.get("text", "") for b in msg.get("content") or () if isinstance(b, dict))
         grades = parse_scores(text, order, self._pass(item))
-        return JudgeResult(grades, usage=usage, model=msg.get("model") or self.model, prompt=prompt)
+        return JudgeResult(grades, usage=usage, model=msg.get("model") or self.model, prompt=prompt, order=order)
 
     def _pass(self, item: EvalItem) -> float:
         return _pass_mark(item, self.pass_mark)
@@ -188,4 +204,4 @@ class OfflineJudge:
             u = int.from_bytes(h, "big") / 2**64
             score = round(0.6 * min(1.0, words / self.target_words) + 0.4 * u, 4)
             grades[key] = Grade("judge", score >= mark, score, f"offline judge: {words} words")
-        return JudgeResult(grades, usage=None, model=None, prompt=prompt)
+        return JudgeResult(grades, usage=None, model=None, prompt=prompt, order=order)

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Protocol
 from ..cost import Usage, cost_nanos
 from ..errors import APIError, ConfigError
 from .graders import EvalItem, Grade, grade_checks
-from .judge import Judge, LLMJudge, OfflineJudge
+from .judge import Judge, LLMJudge, OfflineJudge, answer_hash, judge_identity
 from .store import EvalStore
 
 if TYPE_CHECKING:
@@ -307,24 +307,18 @@ class EvalRunner:
 
         async def one(item: EvalItem) -> None:
             results = by_item[item.id]
-            ok = {t: r for t, r in results.items() if r["status"] == 200 and r["output"] is not None}
+            # only answers not graded yet need the judge; of those, only ones it has not judged get sent
+            ungraded = {t: r["output"] for t, r in results.items()
+                        if r["passed"] is None and r["status"] == 200 and r["output"] is not None}
             judged: dict[str, Grade | None] = {}
-            if item.needs_judge and ok:
+            if item.needs_judge and ungraded:
                 if opts.judge is None:
                     raise ConfigError("this input has a judge check but no judge is configured")
-                async with sem:
-                    est = self._estimate_judge(item, ok)
-                    if state["spent"] + est > cap:
-                        summary.skipped_for_cap += 1
-                        return
-                    started, wall = time.perf_counter(), time.time()
-                    res = await opts.judge.judge(item, {t: r["output"] for t, r in ok.items()}, seed=f"{run_id}:{item.id}")
-                    if res.usage is not None and res.model:
-                        crow = self._calls_row(run_id=run_id, item=item, model=res.model, usage=res.usage, status=200,
-                                               started=started, wall=wall, error_type=None, batch=False, router="eval-judge")
-                        await asyncio.to_thread(self.store.record_call, crow, run_id)
-                        state["spent"] += int(crow["cost_nanos"] or 0)
-                    judged = res.grades
+                got = await self._judged(run_id, item, ungraded, opts.judge, sem, cap, state)
+                if got is None:
+                    summary.skipped_for_cap += 1
+                    return
+                judged = got
             for tier, r in results.items():
                 if r["passed"] is not None:
                     continue
@@ -353,11 +347,40 @@ class EvalRunner:
         await asyncio.gather(*(one(it) for it in todo))
         return state["spent"]
 
-    def _estimate_judge(self, item: EvalItem, ok: dict[str, Any]) -> int:
+    async def _judged(self, run_id: str, item: EvalItem, outputs: dict[str, str], judge: Judge, sem: asyncio.Semaphore,
+                      cap: int, state: dict[str, int]) -> dict[str, Grade | None] | None:
+        """tier -> the judge's grade of its answer (None: no usable score), or None when the cap stops the call.
+
+        Judgements are cached per answer (text hash, judge, rubric; see ``ledger.judgements_schema``):
+        an answer judged before, in any company and any blind order, is never sent again. The judge
+        sees the rest keyed by hash, shuffled by the run's seed, anonymised as always."""
+        hashes = {t: answer_hash(text) for t, text in outputs.items()}
+        who, rubric = judge_identity(judge, item)
+        cached = await asyncio.to_thread(self.store.judgements, run_id, item.id, who, rubric)
+        fresh = {h: outputs[t] for t, h in hashes.items() if h not in cached}
+        if fresh:
+            async with sem:
+                est = self._estimate_judge(item, list(fresh.values()))
+                if state["spent"] + est > cap:
+                    return None
+                started, wall = time.perf_counter(), time.time()
+                res = await judge.judge(item, fresh, seed=f"{run_id}:{item.id}")
+                crow = None
+                if res.usage is not None and res.model:
+                    crow = self._calls_row(run_id=run_id, item=item, model=res.model, usage=res.usage, status=200,
+                                           started=started, wall=wall, error_type=None, batch=False, router="eval-judge")
+                    state["spent"] += int(crow["cost_nanos"] or 0)
+                new = {h: g.to_json() for h, g in res.grades.items() if g is not None and h in fresh}
+                await asyncio.to_thread(self.store.save_judgements, run_id, item.id, who, rubric, new,
+                                        shown=list(res.order), calls_row=crow)
+                cached.update(new)
+        return {t: Grade(**cached[h]) if h in cached else None for t, h in hashes.items()}
+
+    def _estimate_judge(self, item: EvalItem, texts: list[str]) -> int:
         if not isinstance(self._judge_model(), str):
             return 0
-        text_len = len(item.prompt) + sum(len(r["output"] or "") for r in ok.values()) + 800
-        usage = Usage(input_tokens=text_len // 3, output_tokens=200 + 80 * len(ok))
+        text_len = len(item.prompt) + sum(len(t or "") for t in texts) + 800
+        usage = Usage(input_tokens=text_len // 3, output_tokens=200 + 80 * len(texts))
         return cost_nanos(self.catalog.get(self._judge_model()), usage)  # type: ignore[arg-type]
 
     def _judge_model(self) -> str | None:

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 
 from ..errors import ConfigError
 from ..ledger.evidence_schema import eval_results, eval_runs
+from ..ledger.judgements_schema import eval_judgements
 
 __all__ = ["EvalStore"]
 
@@ -123,12 +124,33 @@ class EvalStore:
                 (eval_results.c.run_id == run_id) & (eval_results.c.item_id == item_id) & (eval_results.c.tier == tier)
             ).values(**values))
 
-    def record_call(self, calls_row: dict[str, Any], run_id: str) -> None:
-        """A judge call: into the calls ledger and the run's spend."""
+    # -- the judge's verdicts, cached per answer -------------------------------------
+    def judgements(self, run_id: str, item_id: str, judge: str, rubric_hash: str) -> dict[str, dict[str, Any]]:
+        """answer hash -> the grade the judge gave that answer of ``item_id`` (same judge and rubric)."""
+        j = eval_judgements.c
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(j.answer_hash, j.grade).where(
+                j.run_id == run_id, j.item_id == item_id, j.judge == judge, j.rubric_hash == rubric_hash))
+            return {h: json.loads(g) for h, g in rows}
+
+    def save_judgements(self, run_id: str, item_id: str, judge: str, rubric_hash: str, grades: dict[str, dict[str, Any]],
+                        *, shown: list[str], calls_row: dict[str, Any] | None = None) -> None:
+        """Cache the judge's grades (answer hash -> grade); its ledger row and spend in the same transaction."""
         from ..ledger.schema import calls
 
+        ts = time.time()
         with self.engine.begin() as conn:
-            conn.execute(calls.insert().values(**calls_row))
-            if calls_row.get("cost_nanos"):
-                conn.execute(eval_runs.update().where(eval_runs.c.id == run_id)
-                             .values(spent_nanos=eval_runs.c.spent_nanos + int(calls_row["cost_nanos"])))
+            if calls_row is not None:
+                conn.execute(calls.insert().values(**calls_row))
+                if calls_row.get("cost_nanos"):
+                    conn.execute(eval_runs.update().where(eval_runs.c.id == run_id)
+                                 .values(spent_nanos=eval_runs.c.spent_nanos + int(calls_row["cost_nanos"])))
+            if not grades:
+                return
+            if conn.dialect.name == "postgresql":
+                from sqlalchemy.dialects.postgresql import insert
+            else:
+                from sqlalchemy.dialects.sqlite import insert
+            conn.execute(insert(eval_judgements).on_conflict_do_nothing(), [
+                {"ts": ts, "run_id": run_id, "item_id": item_id, "answer_hash": h, "judge": judge,
+                 "rubric_hash": rubric_hash, "grade": json.dumps(g), "shown": json.dumps(shown)} for h, g in grades.items()])

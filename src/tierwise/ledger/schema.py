@@ -11,6 +11,7 @@ from typing import Callable
 import sqlalchemy as sa
 
 from .evidence_schema import upgrade as _m3_evidence
+from .judgements_schema import upgrade_judgements
 from .keys_schema import upgrade_keys
 
 __all__ = ["metadata", "calls", "schema_version", "MIGRATIONS", "migrate", "current_version"]
@@ -83,6 +84,7 @@ MIGRATIONS: list[tuple[int, str, Callable[[sa.Connection], None]]] = [
     (1, "calls ledger", _m1_calls),
     (2, "proxy keys and budgets", upgrade_keys),
     (3, "evidence: feedback, registry history, alerts, evaluations, experiments", _m3_evidence),
+    (4, "eval judgement cache", upgrade_judgements),
 ]
 
 

@@ -7,7 +7,13 @@ Rules (the issue's "three failed attempts on every request" complaint is the rea
 - ``retries_per_target`` retries on one target, then the next target in the chain;
 - a target whose circuit is open is skipped without a call (recorded as ``circuit_open``); when
   every target is skipped the caller gets a 529 with ``retry-after`` = the time to the half-open probe;
-- a non-retryable error (any 4xx but 408/409/429) ends the loop at once: it would fail anywhere;
+- a non-retryable error (any 4xx but 408/409/429) from the primary ends the loop at once: the
+  request is invalid and would fail anywhere. From a fallback it is about that fallback (Bedrock
+  access denied, a model not enabled in the region, its credentials): it ends that target only;
+- when every target fails, the caller gets the first retryable (server-side) error an upstream
+  returned, normally the primary's 529/5xx, so a client told to retry is never shown a fallback's
+  403/404/400 instead; with none (the primary skipped for its open circuit, the fallbacks refusing)
+  the circuit-open 529. The fallbacks' failures are in ``attempts``;
 - a stream is retried only before its first byte reaches the client: the loop reads the first
   chunk itself; once it has been handed over, nothing is ever replayed.
 
@@ -70,7 +76,7 @@ class AttemptLoop:
         breaker = self.breaker
         calls = 0
         waited = 0.0
-        last: APIError | None = None
+        reported: APIError | None = None  # the first retryable failure: what the caller gets if all fail
         skipped_retry_in: float | None = None
         for index, target in enumerate(chain):
             key = target.key
@@ -119,7 +125,6 @@ class AttemptLoop:
                         breaker.release(key)
                     raise
                 attempts.append(_row(target, err.status, err.error_type, (time.perf_counter() - t0) * 1000.0, cost))
-                last = err
                 if breaker is not None:
                     if counts_as_failure(status):
                         breaker.record(key, False)
@@ -130,9 +135,14 @@ class AttemptLoop:
                         (status is None or status >= 500 or status in (408, 409, 429)):
                     delay = -1.0  # retryable, but not here (e.g. retry-after past the cap): next target only
                 if delay is None:
-                    raise err  # not retryable anywhere
+                    if index == 0:
+                        raise err  # the request itself was refused: it would fail anywhere
+                    if calls >= self.max_attempts:
+                        raise _all_failed(reported, skipped_retry_in, chain)
+                    break  # a fallback refusing for its own reasons: the next target, the primary's error kept
+                reported = reported or err
                 if calls >= self.max_attempts:
-                    raise err
+                    raise reported
                 if delay >= 0 and retries < self.retries_per_target and waited + delay <= self.max_retry_time \
                         and (breaker is None or breaker.allow(key)):
                     retries += 1
@@ -141,12 +151,17 @@ class AttemptLoop:
                         await self.sleep(delay)
                     continue
                 break  # next target
-        if last is not None:
-            raise last
-        wait = skipped_retry_in or 0.0
-        model = chain[0].model_id
-        raise OverloadedError(f"upstream {chain[0].upstream.name} for {model} is failing: circuit open, next probe in "
-                              f"{wait:.1f}s", headers={"retry-after": str(max(1, math.ceil(wait)))})
+        raise _all_failed(reported, skipped_retry_in, chain)
+
+
+def _all_failed(reported: APIError | None, skipped_retry_in: float | None, chain: list["Target"]) -> APIError:
+    """What the caller gets when no target answered: the first retryable error, else the open circuit's 529."""
+    if reported is not None:
+        return reported
+    wait = skipped_retry_in or 0.0
+    model = chain[0].model_id
+    return OverloadedError(f"upstream {chain[0].upstream.name} for {model} is failing: circuit open, next probe in "
+                           f"{wait:.1f}s", headers={"retry-after": str(max(1, math.ceil(wait)))})
 
 
 async def _first_chunk(resp: "UpstreamResponse") -> bytes:

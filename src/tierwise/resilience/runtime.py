@@ -67,15 +67,21 @@ class Runtime:
         self._budget_static = bool(self.budgets.daily or self.budgets.tasks)
 
     # -- keys and pools ---------------------------------------------------------------
-    def admit(self, headers: dict[str, str]) -> dict[str, str]:
-        """Check the caller's proxy key (when keys are enforced) and strip it: for side endpoints."""
-        if self.keys is not None:
-            self.keys.maybe_refresh()
-            if self.keys.enforced:
-                self.keys.authenticate(headers)
-                headers.pop("x-api-key", None)
-                headers.pop("authorization", None)
-        return headers
+    async def admit(self, headers: dict[str, str]) -> KeyRecord | None:
+        """For side endpoints, the rules ``/v1/messages`` applies before reading a body: check the
+        caller's proxy key (when keys are enforced), strip it from ``headers``, and count the call
+        against the key's requests per minute. The key, or None when keys are off."""
+        if self.keys is None:
+            return None
+        self.keys.maybe_refresh()
+        if not self.keys.enforced:
+            return None
+        key = self.keys.authenticate(headers)
+        headers.pop("x-api-key", None)
+        headers.pop("authorization", None)
+        if key.rpm:
+            await self.limiter.check(key.id, key.rpm)
+        return key
 
     def clamp_to_pool(self, plan: "Plan", body: dict[str, Any], key: KeyRecord) -> "Plan":
         """A routed plan moved into the key's allowed tiers; an explicit model outside them is a 403."""

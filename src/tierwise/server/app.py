@@ -30,8 +30,11 @@ __all__ = ["create_app", "ProxyApp"]
 
 def _error_response(exc: APIError, request_id: str | None = None) -> Response:
     rid = request_id or new_request_id()
-    return Response(exc.to_body(rid), status_code=exc.status, media_type="application/json",
-                    headers={"x-tierwise-request-id": rid})
+    headers = {"x-tierwise-request-id": rid}
+    for h in ("retry-after", "retry-after-ms", "x-should-retry"):  # as send_error on /v1/messages
+        if h in exc.headers:
+            headers[h] = _hdr(str(exc.headers[h])).decode("latin-1")
+    return Response(exc.to_body(rid), status_code=exc.status, media_type="application/json", headers=headers)
 
 
 @functools.cache
@@ -97,8 +100,10 @@ def create_app(settings: Settings, *, upstream: Upstream | None = None, ledger: 
     async def count_tokens(request: Request) -> Response:
         rid = new_request_id()
         try:
-            # the caller's key first: nothing is routed (or listed in an error) for a caller without one
-            headers = state.guard.admit({k.lower(): v for k, v in request.headers.items()})
+            # the caller's key first: nothing is routed (or listed in an error) for a caller without one;
+            # then the key's rules as on /v1/messages: its requests per minute, its pool of tiers
+            headers = {k.lower(): v for k, v in request.headers.items()}
+            key = await state.guard.admit(headers)
             raw = await read_body(request.scope, request.receive, settings.max_body_bytes)
             try:
                 body = orjson.loads(raw)
@@ -108,6 +113,8 @@ def create_app(settings: Settings, *, upstream: Upstream | None = None, ledger: 
                 raise InvalidRequestError("model: field required")
             validate_body(dict(body, max_tokens=body.get("max_tokens", 1)))
             plan = state.dispatcher.plan(body, request.headers.get("x-tierwise-task"))
+            if key is not None and key.restricted:
+                plan = state.guard.clamp_to_pool(plan, body, key)
             resp = await state.upstream.send("/v1/messages/count_tokens", orjson.dumps(body), headers=headers,
                                              stream=False, model=plan.model_id)
         except APIError as exc:
