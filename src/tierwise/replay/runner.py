@@ -29,6 +29,9 @@ class LearnedConfig:
     spec: FeatureSpec = field(default_factory=FeatureSpec)
     use_category: bool = True
     cascade: bool = True          # also evaluate router-free verifier cascades when answers exist
+    # when set, every training run picks its ridge strength among these by an inner 3-fold CV on
+    # its own training rows only (nested: the rows it is tested on never take part in the choice)
+    lambdas: tuple[float, ...] | None = None
 
 
 @dataclass
@@ -42,12 +45,16 @@ class ReplayResult:
     notes: list[str] = field(default_factory=list)
 
 
-def _train(records: Sequence[Record], rungs: Sequence[Sequence[str]], prices: Mapping[str, Any], cfg: LearnedConfig,
+def _train(train_m: OutcomeMatrix, rungs: Sequence[Sequence[str]], prices: Mapping[str, Any], cfg: LearnedConfig,
            verifiers: bool) -> Any:
     from ..routing.learned import train
 
+    lam = cfg.lam
+    if cfg.lambdas:
+        scores = inner_cv_apgr(train_m, cfg.spec, cfg.lambdas, folds=3, seed=1, use_category=cfg.use_category)
+        lam = max(cfg.lambdas, key=lambda x: scores[x])
     spec = FeatureSpec.from_json(cfg.spec.to_json())
-    return train(records, rungs, prices, lam=cfg.lam, spec=spec, use_category=cfg.use_category, verifiers=verifiers)
+    return train(train_m.records, rungs, prices, lam=lam, spec=spec, use_category=cfg.use_category, verifiers=verifiers)
 
 
 def learned_oof(train_m: OutcomeMatrix, test_m: OutcomeMatrix | None, rungs: Sequence[Sequence[str]],
@@ -57,7 +64,7 @@ def learned_oof(train_m: OutcomeMatrix, test_m: OutcomeMatrix | None, rungs: Seq
     trained on ``train_m`` when ``test_m`` is given, else out-of-fold on ``train_m`` (k-fold by id)."""
     R = len(rungs)
     if test_m is not None:
-        art = _train(train_m.records, rungs, prices, cfg, verifiers)
+        art = _train(train_m, rungs, prices, cfg, verifiers)
         P = art.predict(test_m.prompts, test_m.categories if cfg.use_category else None)
         V = verifier_matrix(art.verifiers, test_m) if verifiers else np.full((test_m.n, R - 1), np.nan)
         return P, V
@@ -70,7 +77,7 @@ def learned_oof(train_m: OutcomeMatrix, test_m: OutcomeMatrix | None, rungs: Seq
         if te.size == 0 or tr.size < 2:
             continue
         sub_tr, sub_te = train_m.take(tr), train_m.take(te)
-        art = _train(sub_tr.records, rungs, prices, cfg, verifiers)
+        art = _train(sub_tr, rungs, prices, cfg, verifiers)
         P[te] = art.predict(sub_te.prompts, sub_te.categories if cfg.use_category else None)
         if verifiers:
             V[te] = verifier_matrix(art.verifiers, sub_te)
@@ -79,8 +86,8 @@ def learned_oof(train_m: OutcomeMatrix, test_m: OutcomeMatrix | None, rungs: Seq
 
 def inner_cv_apgr(m: OutcomeMatrix, spec: FeatureSpec, lambdas: Sequence[float], folds: int = 3, seed: int = 1,
                   use_category: bool = True) -> dict[float, float]:
-    """APGR (calls axis) of out-of-fold predictions on ``m`` for each ridge strength: for choosing
-    hyper-parameters inside a training split. The prompts are featurised once (the same features as
+    """APGR (calls axis; AIQ for ladders of 3 or more rungs) of out-of-fold predictions on ``m`` for
+    each ridge strength: for choosing hyper-parameters inside a training split. The prompts are featurised once (the same features as
     :func:`learned_oof`'s artifacts), then one ridge fit per fold and lambda."""
     from ..routing.features import Featurizer
     from ..routing.learned import ridge_cg
@@ -99,7 +106,8 @@ def inner_cv_apgr(m: OutcomeMatrix, spec: FeatureSpec, lambdas: Sequence[float],
         for te, Xte, tr, Xtr in subsets:
             W, mu = ridge_cg(Xtr, m.Q[tr], lam)
             P[te] = np.clip(Xte.dot(np.asarray(W, dtype=np.float32).astype(np.float64)) + mu, 0.0, 1.0)
-        out[lam] = float(metric_row(learned_curve("inner cv", P, m), m)["APGR"] or 0.0)
+        row = metric_row(learned_curve("inner cv", P, m), m)
+        out[lam] = float(row["APGR"] if row["APGR"] is not None else row["AIQ"] or 0.0)
     return out
 
 
