@@ -8,6 +8,8 @@ at the fake and through the proxy, and prints both. Concurrency 64 uses `wrk` wh
     .venv/bin/python bench/proxy_overhead.py [--n 3000] [--duration 10]
 
 Targets (2-core machine, one proxy process): p50 added <= 0.5 ms at c=1; >= 2,000 req/s at c=64.
+Wall-clock figures on a shared VM drift by 2x between slow and fast phases; for a deterministic
+count of the CPU work per request (before/after a change) use bench/hotpath_instructions.py.
 """
 
 from __future__ import annotations

@@ -108,6 +108,7 @@ class Dispatcher:
             self.per_task[task] = build_router(strategy, settings, upstream=upstream,
                                                **{**opts.get(strategy, {}), **task_opts})
         self.default_model = self.catalog.model_for_tier(settings.default_tier)
+        self._tiers: dict[str, str | None] = {}  # model id -> tier, for ledger rows (the catalog never changes)
         self.unknown_model_passthrough = routing.get("unknown_model", "error") == "passthrough"
         from .ab import build_ab  # A/B test arms: None unless [ab] is enabled
 
@@ -184,7 +185,9 @@ class Dispatcher:
                 return m
         tier = decision.tier or self.settings.default_tier
         model = self.catalog.model_for_tier(tier)
-        need = request.signals.tokens + int(request.body.get("max_tokens") or 0)
+        # the prompt's estimated tokens, as Signals.tokens counts them, without extracting every signal
+        # (strategies that do not read the signals, e.g. the registry, then never pay for them)
+        need = (len(request.text) + 3) // 4 + int(request.body.get("max_tokens") or 0)
         if need > model.context_window:
             for t in self.catalog.tiers_above(tier):
                 m = self.catalog.model_for_tier(t)
@@ -229,7 +232,7 @@ class Dispatcher:
             "router": d.router if d else None,
             "reasons": d.reason_text()[:2000] if d else None,
             "confidence": d.confidence if d else None,
-            "tier": (self.catalog.tier_of(model_id) if model_id else None) or (d.tier if d else None),
+            "tier": (self._tier_of(model_id) if model_id else None) or (d.tier if d else None),
             # caller- and upstream-supplied text is cut to its column's size: one over-long value
             # would otherwise fail the whole ledger batch on a database that enforces lengths
             "model": model_id[:128] if model_id else model_id,
@@ -258,6 +261,16 @@ class Dispatcher:
             "client_disconnected": client_disconnected,
             "prompt": prompt,
         }
+
+
+    def _tier_of(self, model_id: str) -> str | None:
+        try:
+            return self._tiers[model_id]
+        except KeyError:
+            tier = self.catalog.tier_of(model_id)
+            if len(self._tiers) < 4096:  # answered model ids come from upstreams: keep it bounded
+                self._tiers[model_id] = tier
+            return tier
 
 
 _DAY: list[Any] = [None, None, ""]

@@ -21,6 +21,7 @@ import logging
 import os
 import threading
 import time
+from operator import itemgetter
 from typing import Any
 
 import orjson
@@ -104,7 +105,7 @@ class LedgerWriter:
             with self._cond:
                 self._cond.notify_all()
 
-    def _insert_plan(self) -> tuple[str, list[str], dict[str, Any]] | None:
+    def _insert_plan(self) -> tuple[str, list[str], dict[str, Any], itemgetter] | None:
         """A plain ``INSERT`` for the driver's ``executemany`` (several times less CPU per row than
         SQLAlchemy's per-row parameter processing), or None to use SQLAlchemy's insert."""
         plan = getattr(self, "_plan", False)
@@ -119,7 +120,7 @@ class LedgerWriter:
             quote = self.engine.dialect.identifier_preparer.quote
             sql = (f"INSERT INTO {quote(self.table.name)} ({', '.join(quote(c) for c in cols)}) "
                    f"VALUES ({', '.join([mark] * len(cols))})")
-            plan = (sql, cols, defaults)
+            plan = (sql, cols, defaults, itemgetter(*cols))
         self._plan = plan
         return plan
 
@@ -128,8 +129,12 @@ class LedgerWriter:
         if plan is None:
             conn.execute(self.table.insert(), batch)
             return
-        sql, cols, defaults = plan
-        conn.exec_driver_sql(sql, [tuple(row.get(c, defaults[c]) for c in cols) for row in batch])
+        sql, cols, defaults, values = plan
+        try:  # a row the proxy built has every column: one C-level call per row
+            params = [values(row) for row in batch]
+        except KeyError:  # rows from elsewhere may leave columns to their defaults
+            params = [tuple(row.get(c, defaults[c]) for c in cols) for row in batch]
+        conn.exec_driver_sql(sql, params)
 
     def _write(self, batch: list[dict[str, Any]]) -> None:
         written, dropped = 0, 0

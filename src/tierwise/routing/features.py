@@ -27,10 +27,10 @@ import math
 import re
 import zlib
 from array import array
-from collections import Counter
+from collections import Counter, _count_elements  # type: ignore[attr-defined]
 from dataclasses import dataclass, field
 from itertools import compress, repeat
-from operator import and_, gt, xor
+from operator import and_, gt, itemgetter, xor
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -54,8 +54,11 @@ _NEGATION = re.compile(r"\b(not|except|never|least|false|incorrect)\b", re.IGNOR
 _NEGATION_WORDS = frozenset({b"not", b"except", b"never", b"least", b"false", b"incorrect"})
 # hash-2 tokens, on the UTF-8 bytes of the lower-cased text: the same tokens as _WORD (ASCII words,
 # one token per other non-space character), except that non-ASCII whitespace is a token too
-_WORD_B = re.compile(rb"[a-z0-9]+(?:'[a-z]+)?|[\xc0-\xff][\x80-\xbf]*|[^\sa-z0-9\x80-\xff]")
-_NUMBER_B = re.compile(rb"-?\d[\d,]*(?:\.\d+)?")
+# (possessive: nothing follows them, so they match what greedy ones would, with less work per token)
+_WORD_B = re.compile(rb"[a-z0-9]++(?:'[a-z]++)?+|[\xc0-\xff][\x80-\xbf]*+|[^\sa-z0-9\x80-\xff]")
+# counts _NUMBER's matches: each "-?D" match ends where a "D" match starting at its digit does, so the
+# counts are equal, and a pattern that starts with a digit class is searched several times faster
+_NUMBER_COUNT_B = re.compile(rb"\d[\d,]*(?:\.\d+)?")
 _OPTION_B = re.compile(rb"^\s*[A-J][.)]\s", re.MULTILINE)
 _DIGITS_B = b"0123456789"
 _OPTION = re.compile(r"^\s*[A-J][.)]\s", re.MULTILINE)
@@ -185,7 +188,7 @@ def dense_v2(raw: bytes, n_words: int, negations: int, chars: int, signals: Sign
     s = signals
     n = len(raw)
     digits = n - len(raw.translate(None, _DIGITS_B))
-    n_numbers = len(_NUMBER_B.findall(raw)) if digits else 0
+    n_numbers = len(_NUMBER_COUNT_B.findall(raw)) if digits else 0
     if b"\n" in raw:
         n_options = len(_OPTION_B.findall(raw)) if b"." in raw or b")" in raw else 0
     else:  # one line: "^" only matches at the start
@@ -280,13 +283,15 @@ class Hashed2:
 
     Sublinear term frequency is taken per distinct token before hashing (``sqrt(count)``; tokens
     that share a bucket add up), and a namespace is scaled by ``weight / sqrt(tokens)``, which is its
-    L2 norm before hashing. Everything is C-level ``map`` over ``zlib.crc32`` and ``Counter``."""
+    L2 norm before hashing. Everything is C-level ``map`` over ``zlib.crc32`` and ``Counter``'s
+    counting helper (on a plain dict: same counts and order, without ``Counter.__init__``'s checks)."""
 
     __slots__ = ("n", "word_keys", "word_counts", "words", "bigram_keys", "bigram_counts")
 
     def __init__(self, words: Sequence[bytes], mask: int, bigrams: bool = False) -> None:
         self.n = len(words)
-        cnt = Counter(words)
+        cnt: dict[bytes, int] = {}
+        _count_elements(cnt, words)
         self.words = cnt
         crcs = list(map(zlib.crc32, cnt, repeat(_S_WORD)))
         self.word_keys = list(map(and_, crcs, repeat(mask)))
@@ -300,8 +305,7 @@ class Hashed2:
             self.bigram_counts = list(bc.values())
 
     def negations(self) -> int:
-        get = self.words.get
-        return sum(get(w, 0) for w in _NEGATION_WORDS)
+        return sum(map(self.words.get, _NEGATION_WORDS, repeat(0)))
 
 
 def hash2_category(category: str) -> int:
@@ -460,16 +464,28 @@ class FastScorer:
         self.max_chars = spec.max_chars
 
     def _add(self, acc: list[float], keys: list[int], counts: list[int], n: int, scale: float) -> None:
-        """``acc[r] += scale * sum_i sqrt(counts[i]) * W[keys[i], r]`` (``n`` = sum of the counts)."""
+        """``acc[r] += scale * sum_i sqrt(counts[i]) * W[keys[i], r]`` (``n`` = sum of the counts): every
+        bucket once (one ``itemgetter`` call per column), then ``(sqrt(count) - 1) * W[b]`` for the few
+        repeated tokens, in token order (the float operations and their order predictions rely on)."""
         cols = self.cols
-        for r, col in enumerate(cols):
-            acc[r] += scale * sum(map(col.__getitem__, keys))
-        if len(keys) != n:  # the few repeated tokens, found at C speed: add (sqrt(count) - 1) * W[b]
-            for i in compress(range(len(keys)), map(gt, counts, repeat(1))):
-                f = scale * (math.sqrt(counts[i]) - 1.0)
-                b = keys[i]
-                for r, col in enumerate(cols):
-                    acc[r] += f * col[b]
+        if not keys:
+            return
+        if len(keys) == 1:
+            b = keys[0]
+            for r, col in enumerate(cols):
+                acc[r] += scale * col[b]
+        else:
+            weights = itemgetter(*keys)
+            for r, col in enumerate(cols):
+                acc[r] += scale * sum(weights(col))
+        if len(keys) != n:
+            repeated = [(scale * (math.sqrt(c) - 1.0), b)
+                        for c, b in compress(zip(counts, keys), map(gt, counts, repeat(1)))]
+            for r, col in enumerate(cols):
+                a = acc[r]
+                for f, b in repeated:
+                    a += f * col[b]
+                acc[r] = a
 
     def predict(self, text: str, category: str | None, signals: Signals) -> tuple[list[float], int, int]:
         """(clipped predicted score per rung, count of numbers, count of options) for one prompt."""

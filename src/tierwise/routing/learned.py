@@ -472,7 +472,7 @@ class LearnedRouter:
         reasons.append(self._why_cheaper[i] if i != best else self._why_best[i])
         # confidence: how far the decision is from flipping (margin vs the tolerance), squashed
         gaps = [pred[best] - pred[j] - self.tolerance for j in range(len(pred)) if j != i]
-        margin = min((abs(g) for g in gaps), default=0.5)
+        margin = min(map(abs, gaps), default=0.5)
         confidence = round(min(0.95, 0.5 + margin * 2), 2)
         tier, model = self.tiers[i], ladder[i]
         if self._heuristic is not None:

@@ -58,6 +58,19 @@ def _hdr(value: str, limit: int = 512) -> bytes:
     return value[:limit].encode("latin-1", "replace").translate(_NO_CTL)
 
 
+_NAMES: dict[str, bytes] = {}
+
+
+def _name(value: str) -> bytes:
+    """``_hdr`` for the few names a response repeats (model ids, tiers, router, upstream, task), remembered."""
+    out = _NAMES.get(value)
+    if out is None:
+        out = _hdr(value)
+        if len(_NAMES) < 4096:  # task names and passed-through model ids come from callers: keep it bounded
+            _NAMES[value] = out
+    return out
+
+
 async def read_body(scope: dict[str, Any], receive: Receive, limit: int) -> bytes:
     for k, v in scope["headers"]:
         if k == b"content-length":
@@ -99,16 +112,16 @@ async def send_error(send: Send, exc: APIError, request_id: str, extra: list[tup
 def plan_headers(plan: Plan, upstream: str, model_id: str | None = None, tier: str | None = None) -> list[tuple[bytes, bytes]]:
     d = plan.decision
     out = [
-        (b"x-tierwise-model", _hdr(model_id or plan.model_id)),
-        (b"x-tierwise-router", _hdr(d.router)),
+        (b"x-tierwise-model", _name(model_id or plan.model_id)),
+        (b"x-tierwise-router", _name(d.router)),
         (b"x-tierwise-reason", _hdr(d.reason_text())),
-        (b"x-tierwise-upstream", _hdr(upstream)),
+        (b"x-tierwise-upstream", _name(upstream)),
     ]
     tier = tier or d.tier
     if tier:
-        out.append((b"x-tierwise-tier", _hdr(tier)))
+        out.append((b"x-tierwise-tier", _name(tier)))
     if plan.task:
-        out.append((b"x-tierwise-task", _hdr(plan.task)))
+        out.append((b"x-tierwise-task", _name(plan.task)))
     if plan.routed:
         out.append((b"x-tierwise-confidence", b"%.2f" % d.confidence))
     if plan.adapted:
@@ -222,10 +235,10 @@ async def handle_messages(state: "ProxyState", scope: dict[str, Any], receive: R
             await _cascade(state, rt, send, call, plan, orjson.loads(raw), body, headers)
             return
         chain = rt.chain(plan, body, out_body, key, len(raw))
-        # One watcher task per request: while we wait for the upstream, a client disconnect cancels
-        # this task (and with it the upstream call); afterwards the stream pump watches it.
+        # One watcher task per request: while we wait for the upstream, and later while a stream is
+        # pumped, a client disconnect cancels this task (and with it the upstream call or stream).
         me = asyncio.current_task()
-        waiting = [True, False]  # [still waiting for the upstream, client gone]
+        waiting = [True, False]  # [a disconnect now cancels this task, the client is gone]
         watch = asyncio.get_running_loop().create_task(_wait_disconnect(receive, me, waiting))
         try:
             outcome: "Outcome" = await rt.loop.run(chain, path="/v1/messages", headers=headers, stream=stream,
@@ -308,7 +321,7 @@ async def handle_messages(state: "ProxyState", scope: dict[str, Any], receive: R
         await _settle(rt, call, (cost or 0) + failed, state)
         return
 
-    await _stream(state, rt, send, watch, outcome, out_headers, call, upstream_name)
+    await _stream(state, rt, send, watch, waiting, outcome, out_headers, call, upstream_name)
 
 
 async def _wait_disconnect(receive: Receive, owner: "asyncio.Task[Any] | None" = None,
@@ -366,67 +379,43 @@ async def _finish_error(state: "ProxyState", rt: "Runtime", call: _Call, status:
     await _settle(rt, call, failed, state)
 
 
-async def _stream(state: "ProxyState", rt: "Runtime", send: Send, watch: "asyncio.Task[Any]", outcome: "Outcome",
-                  out_headers: list[tuple[bytes, bytes]], call: _Call, upstream_name: str) -> None:
+async def _stream(state: "ProxyState", rt: "Runtime", send: Send, watch: "asyncio.Task[Any]", waiting: list[bool],
+                  outcome: "Outcome", out_headers: list[tuple[bytes, bytes]], call: _Call, upstream_name: str) -> None:
+    """Pass the stream on event by event, in this task: while it runs, a client disconnect makes the
+    watcher cancel this task (``waiting[0]``, as while waiting for the upstream), which ends the pump."""
     resp = outcome.resp
     meter = outcome.meter or StreamMeter()
-    status = 200
-    error_type: str | None = None
-
-    async def pump() -> None:
-        nonlocal status, error_type
-        await send({"type": "http.response.start", "status": 200, "headers": [
-            (b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-cache"), *out_headers]})
-        try:
-            if outcome.first:
-                await send({"type": "http.response.body", "body": outcome.first, "more_body": True})
-            assert resp.chunks is not None
-            async for chunk in resp.chunks:
-                meter.feed(chunk)
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
-        except APIError as exc:
-            # The stream already reached the client: never replay, send an Anthropic error event.
-            status, error_type = exc.status, exc.error_type
-            await send({"type": "http.response.body", "more_body": True, "body": format_event(
-                "error", {"type": "error", "error": {"type": exc.error_type, "message": exc.message},
-                          "request_id": call.request_id})})
-        else:
-            if not meter.completed and meter.error_type is None:
-                # the upstream ended the stream early without saying why: tell the client
-                status, error_type = 502, "api_error"
-                await send({"type": "http.response.body", "more_body": True, "body": format_event(
-                    "error", {"type": "error", "error": {"type": "api_error", "message":
-                              "upstream ended the stream before message_stop"}, "request_id": call.request_id})})
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
-
+    result: list[Any] = [200, None]  # status and error type to record, set by the pump
     disconnected = False
-    pump_task = asyncio.ensure_future(pump())
+    me = asyncio.current_task()
+    waiting[0] = True
     try:
-        done, _ = await asyncio.wait({pump_task, watch}, return_when=asyncio.FIRST_COMPLETED)
-        if pump_task in done:
-            watch.cancel()
-            exc = pump_task.exception()
-            if exc is not None and not isinstance(exc, OSError):
-                status, error_type = 500, "api_error"
-                state.log.error("stream %s failed: %r", call.request_id, exc)
-            elif isinstance(exc, OSError):
-                disconnected = True
-        else:
+        if watch.done():  # the client left between the upstream's answer and now
             disconnected = True
-            pump_task.cancel()
-            try:
-                await pump_task
-            except (asyncio.CancelledError, Exception):  # noqa: BLE001
-                pass
+        else:
+            await _pump(send, resp, outcome.first, meter, out_headers, call.request_id, result)
+            watch.cancel()
     except asyncio.CancelledError:
-        # cancelled from outside (e.g. the server's graceful-shutdown timeout): stop both helpers
-        pump_task.cancel()
+        if not waiting[1]:
+            # cancelled from outside (e.g. the server's graceful-shutdown timeout): stop the watcher too
+            watch.cancel()
+            if not meter.completed:
+                result[:] = [503, "cancelled"]
+            raise
+        if me is not None:
+            me.uncancel()
+        disconnected = True
+    except OSError:
         watch.cancel()
-        if not meter.completed:
-            status, error_type = 503, "cancelled"
-        raise
+        disconnected = True
+    except Exception as exc:  # noqa: BLE001 - the row must still be written
+        watch.cancel()
+        result[:] = [500, "api_error"]
+        state.log.error("stream %s failed: %r", call.request_id, exc)
     finally:
+        waiting[0] = False
         await resp.aclose()
+        status, error_type = result
         if meter.error_type and error_type is None:
             error_type = meter.error_type
             status = 529 if meter.error_type == "overloaded_error" else 500
@@ -444,6 +433,36 @@ async def _stream(state: "ProxyState", rt: "Runtime", send: Send, watch: "asynci
                 upstream=upstream_name, stop_reason=meter.stop_reason, failed=failed, ttft=meter.first_token_at,
                 disconnected=disconnected)
         await _settle(rt, call, cost + failed, state)
+
+
+async def _pump(send: Send, resp: Any, first: bytes | None, meter: StreamMeter, out_headers: list[tuple[bytes, bytes]],
+                request_id: str, result: list[Any]) -> None:
+    """Send the stream's start, its chunks as they arrive (metered), and its end; ``result`` gets the
+    status and error type to record (an upstream failure mid-stream becomes an ``error`` event: nothing
+    is replayed)."""
+    await send({"type": "http.response.start", "status": 200, "headers": [
+        (b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-cache"), *out_headers]})
+    try:
+        if first:
+            await send({"type": "http.response.body", "body": first, "more_body": True})
+        assert resp.chunks is not None
+        async for chunk in resp.chunks:
+            meter.feed(chunk)
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+    except APIError as exc:
+        # The stream already reached the client: never replay, send an Anthropic error event.
+        result[:] = [exc.status, exc.error_type]
+        await send({"type": "http.response.body", "more_body": True, "body": format_event(
+            "error", {"type": "error", "error": {"type": exc.error_type, "message": exc.message},
+                      "request_id": request_id})})
+    else:
+        if not meter.completed and meter.error_type is None:
+            # the upstream ended the stream early without saying why: tell the client
+            result[:] = [502, "api_error"]
+            await send({"type": "http.response.body", "more_body": True, "body": format_event(
+                "error", {"type": "error", "error": {"type": "api_error", "message":
+                          "upstream ended the stream before message_stop"}, "request_id": request_id})})
+    await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
 async def _cascade(state: "ProxyState", rt: "Runtime", send: Send, call: _Call, plan: Plan, original: dict[str, Any],

@@ -7,6 +7,7 @@ partial lines between chunks and parses only the few events that carry accountin
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
 
@@ -16,7 +17,9 @@ from ..cost import Usage
 
 __all__ = ["StreamMeter", "format_event"]
 
-_INTERESTING = (b'"message_start"', b'"message_delta"', b'"fallback"', b'"error"')
+# a data line is parsed only when it names an event that carries accounting (one C-level search;
+# several times cheaper per line than testing each name with ``in``)
+_INTERESTING = re.compile(rb'"(?:message_start|message_delta|fallback|error)"')
 
 
 class StreamMeter:
@@ -37,26 +40,20 @@ class StreamMeter:
 
     def feed(self, chunk: bytes) -> None:
         data = self._buf + chunk if self._buf else chunk
-        start = 0
-        while True:
-            nl = data.find(b"\n", start)
-            if nl < 0:
-                break
-            line = data[start:nl]
-            start = nl + 1
-            if line.startswith(b"data:"):
-                self._data(line[5:])
-            elif line.startswith(b"event:"):
+        lines = data.split(b"\n")
+        self._buf = lines.pop()  # the unfinished last line (b"" when the chunk ends with a newline)
+        for line in lines:
+            if line[:5] == b"data:":
+                if _INTERESTING.search(line):
+                    self._data(line[5:])
+            elif line[:6] == b"event:":
                 self.events += 1
                 if self.first_token_at is None and b"content_block_delta" in line:
                     self.first_token_at = time.perf_counter()
                 elif b"message_stop" in line:
                     self.completed = True
-        self._buf = data[start:]
 
     def _data(self, payload: bytes) -> None:
-        if not any(k in payload for k in _INTERESTING):
-            return
         try:
             obj: Any = orjson.loads(payload)
         except orjson.JSONDecodeError:
