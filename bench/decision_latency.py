@@ -1,8 +1,9 @@
 #!/usr/bin/env python
 """Decision latency of the default learned router on the proxy's hot path.
 
-The proxy may add <= 0.5 ms p50 per request in all and everything else costs ~0.4 ms, so the
-learned router's ``decide`` must cost <= 0.08 ms p50 (and <= 0.5 ms p99) for typical prompts.
+The issue's targets: ``decide`` in p50 <= 0.5 ms and p99 <= 2 ms per prompt. Tighter, the
+project's own budget: the proxy may add <= 0.5 ms p50 per request in all and everything else costs
+~0.4 ms, so ``decide`` should cost <= 0.08 ms p50 (and <= 0.5 ms p99). Both verdicts are printed.
 
 Times ``LearnedRouter.decide`` (heuristic signals, featurise, predict every rung, choose, build
 reasons) on 1,000 fresh requests, so the request's cached signals are computed inside the timed
@@ -28,8 +29,8 @@ sys.path.insert(0, str(ROOT / "src"))
 from tierwise.config import load_settings  # noqa: E402
 from tierwise.routing.base import RouteRequest  # noqa: E402
 
-TARGET_P50 = 0.08   # ms: the proxy's 0.5 ms budget minus ~0.4 ms for everything else, with a little margin
-TARGET_P99 = 0.5    # ms
+TARGET_P50, TARGET_P99 = 0.5, 2.0     # ms: the issue's targets
+BUDGET_P50, BUDGET_P99 = 0.08, 0.5    # ms: the proxy's 0.5 ms budget minus ~0.4 ms for everything else
 
 
 def prompts(data: Path, n: int) -> list[str]:
@@ -88,8 +89,9 @@ def main() -> int:
     print(f"decide p50 {p50:.3f} ms, p99 {p99:.3f} ms, max {1000 * times[-1]:.3f} ms (fresh requests, signals computed inside)")
     print(f"decide p50 {q(cached, 0.5):.3f} ms, p99 {q(cached, 0.99):.3f} ms with the request's signals already cached; "
           f"numpy reference predict alone p50 {q(ref, 0.5):.3f} ms")
-    print(f"target p50 <= {TARGET_P50:.2f} ms: {p50:.3f} ms {'MET' if p50 <= TARGET_P50 else 'MISSED'}; "
-          f"target p99 <= {TARGET_P99:.1f} ms: {p99:.3f} ms {'MET' if p99 <= TARGET_P99 else 'MISSED'}")
+    for what, t50, t99 in (("target", TARGET_P50, TARGET_P99), ("proxy budget", BUDGET_P50, BUDGET_P99)):
+        print(f"{what} p50 <= {t50:.2f} ms: {p50:.3f} ms {'MET' if p50 <= t50 else 'MISSED'}; "
+              f"{what} p99 <= {t99:.1f} ms: {p99:.3f} ms {'MET' if p99 <= t99 else 'MISSED'}")
     return 0
 
 

@@ -69,3 +69,23 @@ async def test_async_client(tmp_path):
         rows = client.ledger.rows()
     assert msg.model == "claude-haiku-5-5"
     assert [r["tier"] for r in rows] == ["fast", "balanced"]
+
+
+def test_a_thinking_tool_loop_passes_sdk_blocks_back_and_stays_on_their_model(tmp_path, monkeypatch):
+    """The SDK's own content objects go back as the assistant turn: the conversation stays on the
+    model that wrote the thinking block (the offline upstream refuses another model's blocks)."""
+    monkeypatch.chdir(tmp_path)
+    s = make_settings(tmp_path)
+    question = {"role": "user", "content": "Review this deployment plan for irreversible steps before we run it."}
+    with tierwise.Client(settings=s, offline=True) as client:
+        first = client.messages.create(task="plan_irreversible", max_tokens=300, thinking={"type": "adaptive"},
+                                       messages=[question])
+        assert first.content[0].type == "thinking"
+        follow = client.messages.create(max_tokens=50, thinking={"type": "adaptive"}, messages=[
+            question, {"role": "assistant", "content": first.content}, {"role": "user", "content": "ok thanks"}])
+        assert follow.model == first.model
+        alone = client.messages.create(max_tokens=50, messages=[{"role": "user", "content": "ok thanks"}])
+        assert alone.model != first.model  # without the thinking blocks `auto` picks a cheaper tier
+        client.ledger.flush()
+        rows = client.ledger.rows()
+    assert rows[1]["router"] == "affinity"

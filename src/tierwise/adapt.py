@@ -7,7 +7,8 @@ A request written for one model and sent to another must still be valid there:
 - They also reject manual extended thinking (``thinking: {type: enabled, budget_tokens}``): it
   becomes adaptive thinking (``{type: adaptive}``).
 - Thinking blocks are bound to the model and conversation that produced them: earlier assistant
-  ``thinking``/``redacted_thinking`` blocks are not carried to another model.
+  ``thinking``/``redacted_thinking`` blocks are not carried to another model. Blocks known to have
+  been written by the target model (``keep_thinking``, from :mod:`tierwise.affinity`) stay.
 - ``max_tokens`` above the target's maximum output is lowered to it.
 - What cannot be adapted (forced tool use on a model that rejects it) raises ``AdaptationError``,
   a clear 400, instead of a surprise from upstream.
@@ -17,7 +18,7 @@ Every change is listed; the proxy returns the list in ``x-tierwise-adapted``.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from .catalog import Model
 from .errors import AdaptationError
@@ -27,8 +28,18 @@ __all__ = ["adapt_request"]
 _THINKING_BLOCKS = ("thinking", "redacted_thinking")
 
 
-def adapt_request(body: dict[str, Any], target: Model, *, tier: str | None = None) -> list[str]:
-    """Change ``body`` in place to suit ``target``; return what was changed (short tokens)."""
+def _block_type(block: Any) -> Any:
+    """A content block's type: a dict on the wire, an SDK object when ``tierwise.Client`` passes
+    a previous answer's ``content`` back."""
+    return block.get("type") if isinstance(block, dict) else getattr(block, "type", None)
+
+
+def adapt_request(body: dict[str, Any], target: Model, *, tier: str | None = None,
+                  keep_thinking: Callable[[Any], bool] | None = None) -> list[str]:
+    """Change ``body`` in place to suit ``target``; return what was changed (short tokens).
+
+    ``keep_thinking(block)`` says whether a thinking block was written by ``target`` itself (then
+    it stays); without it every earlier thinking block is stripped."""
     changes: list[str] = []
     if target.rejects_sampling_params:
         temp = body.get("temperature")
@@ -52,8 +63,11 @@ def adapt_request(body: dict[str, Any], target: Model, *, tier: str | None = Non
             if not isinstance(msg, dict) or msg.get("role") != "assistant":
                 continue
             content = msg.get("content")
-            if isinstance(content, list) and any(isinstance(b, dict) and b.get("type") in _THINKING_BLOCKS for b in content):
-                kept = [b for b in content if not (isinstance(b, dict) and b.get("type") in _THINKING_BLOCKS)]
+            if isinstance(content, list) and any(_block_type(b) in _THINKING_BLOCKS for b in content):
+                kept = [b for b in content if _block_type(b) not in _THINKING_BLOCKS
+                        or (keep_thinking is not None and keep_thinking(b))]
+                if len(kept) == len(content):
+                    continue
                 stripped += len(content) - len(kept)
                 messages[i] = dict(msg, content=kept or [{"type": "text", "text": ""}])
         if stripped:

@@ -18,6 +18,7 @@ from typing import Any, AsyncIterator, Iterator, Mapping
 
 import orjson
 
+from .affinity import message_thinking_keys
 from .config import Settings, load_settings
 from .cost import Usage
 from .dispatch import Dispatcher, Plan, validate_body
@@ -94,7 +95,10 @@ class _Core:
 
     def record(self, plan: Plan, requested: str, started: float, wall: float, *, usage: Usage | None = None,
                model: str | None = None, status: int = 200, error_type: str | None = None, stream: bool = False,
-               stop_reason: str | None = None, prompt: str | None = None, ttft: float | None = None) -> None:
+               stop_reason: str | None = None, prompt: str | None = None, ttft: float | None = None,
+               message: Any = None) -> None:
+        if message is not None and model and self.dispatcher.affinity is not None:
+            self.dispatcher.affinity.remember(message_thinking_keys(message), model)
         if self.ledger is None:
             return
         rid = "req_tw_lib_" + str(int(wall * 1e6))
@@ -143,7 +147,7 @@ class _Messages:
         if body.get("stream"):
             raise TypeError("use client.messages.stream(...) for streaming through tierwise.Client")
         core.record(plan, requested, started, wall, usage=_usage_of(message), model=_model_of(message, plan),
-                    stop_reason=getattr(message, "stop_reason", None), prompt=prompt)
+                    stop_reason=getattr(message, "stop_reason", None), prompt=prompt, message=message)
         return message
 
     @contextlib.contextmanager
@@ -161,7 +165,7 @@ class _Messages:
             core.record_error(plan, requested, started, wall, exc, True)
             raise
         core.record(plan, requested, started, wall, usage=_usage_of(final), model=_model_of(final, plan), stream=True,
-                    stop_reason=final.stop_reason, prompt=prompt)
+                    stop_reason=final.stop_reason, prompt=prompt, message=final)
 
 
 class Client:
@@ -221,7 +225,7 @@ class _AsyncMessages:
             core.record_error(plan, requested, started, wall, exc, False)
             raise
         core.record(plan, requested, started, wall, usage=_usage_of(message), model=_model_of(message, plan),
-                    stop_reason=getattr(message, "stop_reason", None), prompt=prompt)
+                    stop_reason=getattr(message, "stop_reason", None), prompt=prompt, message=message)
         return message
 
     @contextlib.asynccontextmanager
@@ -238,7 +242,7 @@ class _AsyncMessages:
             core.record_error(plan, requested, started, wall, exc, True)
             raise
         core.record(plan, requested, started, wall, usage=_usage_of(final), model=_model_of(final, plan), stream=True,
-                    stop_reason=final.stop_reason, prompt=prompt)
+                    stop_reason=final.stop_reason, prompt=prompt, message=final)
 
 
 class AsyncClient:

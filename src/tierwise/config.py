@@ -69,6 +69,9 @@ DEFAULTS: dict[str, Any] = {
         "strategies": {},             # task type -> strategy name (default: registry)
         "options": {},                # strategy name -> its options, e.g. [routing.options.cascade]
         "task_options": {},           # task type -> options for that task's strategy
+        # a routed request whose last assistant turn carries thinking blocks this process saw a model
+        # write stays on that model, blocks kept (0: off; see tierwise.affinity)
+        "thinking_affinity": 100_000,  # blocks remembered at most (about 150 bytes each)
     },
     "registry": dict(DEFAULT_REGISTRY),
     "catalog": {},
@@ -264,6 +267,8 @@ def load_settings(config_path: str | os.PathLike[str] | None = None, *, override
 # naming the key, instead of surprising the user later (a monitor that reverts on one sample...).
 RANGES: dict[tuple[str, ...], tuple[Any, str]] = {
     ("server", "max_body_bytes"): (lambda v: v >= 1, "at least 1"),
+    ("routing", "thinking_affinity"): (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0,
+                                       "a whole number of blocks, 0 (off) or more"),
     ("ledger", "batch_size"): (lambda v: v >= 1, "at least 1"),
     ("ledger", "flush_interval"): (lambda v: v > 0, "more than 0 seconds"),
     ("resilience", "max_attempts"): (lambda v: v >= 1, "at least 1"),

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 import orjson
 
 from .adapt import adapt_request
+from .affinity import ThinkingAffinity
 from .catalog import Model
 from .config import TASK_NAME
 from .cost import Usage, cost_nanos
@@ -108,6 +109,8 @@ class Dispatcher:
             self.per_task[task] = build_router(strategy, settings, upstream=upstream,
                                                **{**opts.get(strategy, {}), **task_opts})
         self.default_model = self.catalog.model_for_tier(settings.default_tier)
+        capacity = int(routing.get("thinking_affinity", 0) or 0)
+        self.affinity = ThinkingAffinity(capacity) if capacity else None
         self._tiers: dict[str, str | None] = {}  # model id -> tier, for ledger rows (the catalog never changes)
         self.unknown_model_passthrough = routing.get("unknown_model", "error") == "passthrough"
         from .ab import build_ab  # A/B test arms: None unless [ab] is enabled
@@ -161,6 +164,13 @@ class Dispatcher:
             return Plan(decision, model, requested, requested, routed=False, task=task)
 
         request = RouteRequest(body, task)
+        if self.affinity is not None:
+            bound = self.affinity.model_for(body)
+            if bound is not None and self.catalog.get(bound) is not None:
+                return self._finish(body, request, Decision(
+                    tier=self.catalog.tier_of(bound), confidence=1.0, router="affinity", model=bound, task=task,
+                    reasons=(f"continues on {bound}: the thinking blocks of the conversation's last turn are bound "
+                             "to the model that wrote them",)))
         routers = arm if arm is not None else self  # an A/B arm carries its own routers
         router = routers.per_task.get(task, routers.registry) if task is not None else routers.auto
         return request, router
@@ -174,7 +184,9 @@ class Dispatcher:
                                 reasons=decision.reasons + (f"prompt needs a larger context window: {target.id}",),
                                 router=decision.router, model=target.id, task=decision.task, scores=decision.scores,
                                 cascade=decision.cascade)
-        adapted = adapt_request(body, target, tier=decision.tier)
+        aff = self.affinity
+        adapted = adapt_request(body, target, tier=decision.tier,
+                                keep_thinking=None if aff is None else (lambda b: aff.wrote(b, target.id)))
         body["model"] = target.id
         return Plan(decision, target, target.id, requested, routed=True, adapted=adapted, task=request.task)
 

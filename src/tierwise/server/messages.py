@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 import orjson
 
+from ..affinity import message_thinking_keys
 from ..cost import Usage, cost_nanos
 from ..dispatch import Plan, prompt_text, validate_body
 from ..errors import APIError, InternalServerError, InvalidRequestError, RequestTooLargeError
@@ -305,6 +306,8 @@ async def handle_messages(state: "ProxyState", scope: dict[str, Any], receive: R
             usage = Usage.from_api(msg.get("usage"))
             answered = _answered_model(msg) or answered
             stop_reason = msg.get("stop_reason")
+            if state.dispatcher.affinity is not None and resp.status == 200:
+                state.dispatcher.affinity.remember(message_thinking_keys(msg), answered)
         except (ValueError, TypeError, AttributeError):  # not JSON, or a malformed usage: pass it on unpriced
             state.log.warning("upstream returned a non-JSON body for %s", call.request_id)
         model = state.settings.catalog.get(answered)
@@ -422,6 +425,8 @@ async def _stream(state: "ProxyState", rt: "Runtime", send: Send, watch: "asynci
         if disconnected and not meter.completed:
             status, error_type = 499, error_type or "client_disconnected"
         answered = meter.priced_model or outcome.target.model_id
+        if meter.signatures and state.dispatcher.affinity is not None:
+            state.dispatcher.affinity.remember(meter.signatures, answered)
         model = state.settings.catalog.get(answered)
         cost = cost_nanos(model, meter.usage) if model is not None else 0
         last = call.attempts[-1]
@@ -504,6 +509,8 @@ async def _cascade(state: "ProxyState", rt: "Runtime", send: Send, call: _Call, 
     call.escalations = result.escalations
     usage = Usage.from_api(result.message.get("usage"))
     answered = _answered_model(result.message) or result.model
+    if state.dispatcher.affinity is not None:
+        state.dispatcher.affinity.remember(message_thinking_keys(result.message), answered)
     upstream_name = result.headers.get("x-tierwise-upstream", upstream_name)
     failed = call.failed_cost() + result.prior_cost_nanos
     model = catalog.get(answered)

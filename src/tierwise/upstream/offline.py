@@ -16,6 +16,7 @@ It is what ``make run`` serves when no API key is set, and what tests and demos 
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import random
 import time
@@ -112,8 +113,40 @@ def _text_of(params: Mapping[str, Any]) -> tuple[str, int]:
     return "\n".join(parts), cached
 
 
+_SIG_PREFIX = "offline-signature:"
+
+
+def thinking_signature(model: str, digest: str) -> str:
+    """The offline stand-in for a thinking block's signature: bound to the model that wrote it."""
+    return base64.b64encode(f"{_SIG_PREFIX}{model}:{digest[:16]}".encode()).decode()
+
+
+def foreign_thinking(params: Mapping[str, Any]) -> str | None:
+    """Where a request carries a thinking block another model wrote (the real API refuses those:
+    thinking blocks are bound to the model and conversation that produced them), else None.
+    Signatures that are not the offline upstream's own are not judged."""
+    model = str(params.get("model") or "")
+    for i, m in enumerate(params.get("messages") or ()):
+        content = m.get("content") if isinstance(m, dict) and m.get("role") == "assistant" else None
+        for j, b in enumerate(content if isinstance(content, list) else ()):
+            if not isinstance(b, dict) or b.get("type") != "thinking" or not isinstance(b.get("signature"), str):
+                continue
+            try:
+                raw = base64.b64decode(b["signature"], validate=True).decode()
+            except (ValueError, UnicodeDecodeError):
+                continue
+            if raw.startswith(_SIG_PREFIX) and not raw[len(_SIG_PREFIX):].startswith(model + ":"):
+                return f"messages.{i}.content.{j}: Invalid `signature` in `thinking` block"
+    return None
+
+
+def _wants_thinking(params: Mapping[str, Any]) -> bool:
+    t = params.get("thinking")
+    return isinstance(t, dict) and t.get("type") in ("enabled", "adaptive")
+
+
 def synthesize(params: Mapping[str, Any], seen_prefixes: set[str] | None = None) -> dict[str, Any]:
-    """A complete, deterministic Message for ``params``."""
+    """A complete, deterministic Message for ``params`` (led by a signed thinking block when thinking is on)."""
     model = str(params.get("model") or "claude-sonnet-5-5")
     text, cached = _text_of(params)
     digest = hashlib.blake2b(f"{model}\x00{text}".encode(), digest_size=16).hexdigest()
@@ -141,6 +174,9 @@ def synthesize(params: Mapping[str, Any], seen_prefixes: set[str] | None = None)
         content = [{"type": "tool_use", "id": "toolu_offline_" + digest[:20], "name": tool.get("name", "tool"),
                     "input": _from_schema(tool.get("input_schema") or {}, random.Random(int(digest[16:], 16)))}]
         stop, n_words = "tool_use", 12
+    if _wants_thinking(params):
+        content.insert(0, {"type": "thinking", "thinking": "[offline synthetic reasoning] " + " ".join(words[:8]),
+                           "signature": thinking_signature(model, digest)})
     return {
         "id": "msg_offline_" + digest[:24],
         "type": "message",
@@ -192,34 +228,47 @@ def _from_schema(schema: Mapping[str, Any], rng: random.Random) -> Any:
     return "offline synthetic value"
 
 
+def _block_events(index: int, block: dict[str, Any], per_token: float, step: float) -> list[tuple[str, Any, float]]:
+    kind = block.get("type")
+    if kind == "tool_use":
+        return [
+            ("content_block_start", {"type": "content_block_start", "index": index, "content_block": dict(block, input={})}, 0.0),
+            ("content_block_delta", {"type": "content_block_delta", "index": index, "delta": {
+                "type": "input_json_delta", "partial_json": orjson.dumps(block["input"]).decode()}}, per_token),
+            ("content_block_stop", {"type": "content_block_stop", "index": index}, 0.0),
+        ]
+    if kind == "thinking":
+        return [
+            ("content_block_start", {"type": "content_block_start", "index": index,
+                                     "content_block": {"type": "thinking", "thinking": "", "signature": ""}}, 0.0),
+            ("content_block_delta", {"type": "content_block_delta", "index": index,
+                                     "delta": {"type": "thinking_delta", "thinking": block["thinking"]}}, per_token),
+            ("content_block_delta", {"type": "content_block_delta", "index": index,
+                                     "delta": {"type": "signature_delta", "signature": block["signature"]}}, 0.0),
+            ("content_block_stop", {"type": "content_block_stop", "index": index}, 0.0),
+        ]
+    text = block["text"]
+    pieces = [text[i : i + 24] for i in range(0, len(text), 24)] or [""]
+    out: list[tuple[str, Any, float]] = [
+        ("content_block_start", {"type": "content_block_start", "index": index, "content_block": {"type": "text", "text": ""}}, 0.0),
+        ("ping", {"type": "ping"}, 0.0),
+    ]
+    for p in pieces:
+        out.append(("content_block_delta", {"type": "content_block_delta", "index": index,
+                                            "delta": {"type": "text_delta", "text": p}}, step / len(pieces)))
+    out.append(("content_block_stop", {"type": "content_block_stop", "index": index}, 0.0))
+    return out
+
+
 def stream_events(message: dict[str, Any], *, per_token: float = 0.0, fault: Fault | None = None) -> list[tuple[str, Any, float]]:
     """The SSE event sequence for ``message`` as (event, data, delay-before) tuples."""
     usage = message["usage"]
     start_msg = dict(message, content=[], stop_reason=None, usage=dict(usage, output_tokens=1))
-    first = message["content"][0]
-    if first.get("type") == "tool_use":
-        return [
-            ("message_start", {"type": "message_start", "message": start_msg}, 0.0),
-            ("content_block_start", {"type": "content_block_start", "index": 0, "content_block": dict(first, input={})}, 0.0),
-            ("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": {
-                "type": "input_json_delta", "partial_json": orjson.dumps(first["input"]).decode()}}, per_token),
-            ("content_block_stop", {"type": "content_block_stop", "index": 0}, 0.0),
-            ("message_delta", {"type": "message_delta", "delta": {"stop_reason": message["stop_reason"], "stop_sequence": None},
-                               "usage": {"output_tokens": usage["output_tokens"]}}, 0.0),
-            ("message_stop", {"type": "message_stop"}, 0.0),
-        ]
-    text = first["text"]
-    pieces = [text[i : i + 24] for i in range(0, len(text), 24)] or [""]
-    out: list[tuple[str, Any, float]] = [
-        ("message_start", {"type": "message_start", "message": start_msg}, 0.0),
-        ("content_block_start", {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}, 0.0),
-        ("ping", {"type": "ping"}, 0.0),
-    ]
-    step = per_token * max(1, usage["output_tokens"]) / len(pieces)
-    for p in pieces:
-        out.append(("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": p}}, step))
+    out: list[tuple[str, Any, float]] = [("message_start", {"type": "message_start", "message": start_msg}, 0.0)]
+    step = per_token * max(1, usage["output_tokens"])
+    for i, block in enumerate(message["content"]):
+        out += _block_events(i, block, per_token, step)
     out += [
-        ("content_block_stop", {"type": "content_block_stop", "index": 0}, 0.0),
         ("message_delta", {"type": "message_delta", "delta": {"stop_reason": message["stop_reason"], "stop_sequence": None},
                            "usage": {"output_tokens": usage["output_tokens"]}}, 0.0),
         ("message_stop", {"type": "message_stop"}, 0.0),
@@ -277,6 +326,10 @@ class OfflineUpstream:
             tokens = (len(text) + 3) // 4 + 4 * len(params.get("messages") or ()) + 3
             return UpstreamResponse(200, {"request-id": "req_offline_count", "x-tierwise-upstream": "offline"},
                                     body=orjson.dumps({"input_tokens": tokens}), upstream=self.name)
+        foreign = foreign_thinking(params)
+        if foreign is not None:
+            rid = f"req_offline_{self.calls}"
+            raise error_for_status(400, error_body("invalid_request_error", foreign, rid), {"request-id": rid})
         message = synthesize(params, self._seen)
         ttft, per_token = LATENCY[_family(message["model"])]
         ttft *= self.latency_scale

@@ -2,7 +2,9 @@
 
 ``StreamMeter.feed(chunk)`` is called with each raw chunk the proxy forwards; it keeps
 partial lines between chunks and parses only the few events that carry accounting
-(``message_start``, ``message_delta``, a ``fallback`` block, ``error``).
+(``message_start``, ``message_delta``, a ``fallback`` block, ``error``) and the signatures of
+thinking blocks (``signature_delta``, a ``redacted_thinking`` block), which
+:mod:`tierwise.affinity` remembers.
 """
 
 from __future__ import annotations
@@ -19,12 +21,12 @@ __all__ = ["StreamMeter", "format_event"]
 
 # a data line is parsed only when it names an event that carries accounting (one C-level search;
 # several times cheaper per line than testing each name with ``in``)
-_INTERESTING = re.compile(rb'"(?:message_start|message_delta|fallback|error)"')
+_INTERESTING = re.compile(rb'"(?:message_start|message_delta|fallback|error|signature_delta|redacted_thinking)"')
 
 
 class StreamMeter:
     __slots__ = ("usage", "model", "answered_model", "stop_reason", "error_type", "error_message",
-                 "first_token_at", "events", "_buf", "completed")
+                 "first_token_at", "events", "_buf", "completed", "signatures")
 
     def __init__(self) -> None:
         self.usage = Usage()
@@ -37,6 +39,7 @@ class StreamMeter:
         self.events = 0
         self.completed = False
         self._buf = b""
+        self.signatures: list[str] = []  # of the thinking blocks streamed (see tierwise.affinity)
 
     def feed(self, chunk: bytes) -> None:
         data = self._buf + chunk if self._buf else chunk
@@ -76,9 +79,15 @@ class StreamMeter:
             if isinstance(usage, dict):
                 self.usage = self.usage.merged(usage)
             self.stop_reason = (obj.get("delta") or {}).get("stop_reason") or self.stop_reason
+        elif kind == "content_block_delta":
+            delta = obj.get("delta") or {}
+            if delta.get("type") == "signature_delta" and isinstance(delta.get("signature"), str):
+                self.signatures.append(delta["signature"])
         elif kind == "content_block_start":
             block = obj.get("content_block") or {}
-            if block.get("type") == "fallback":
+            if block.get("type") == "redacted_thinking" and isinstance(block.get("data"), str):
+                self.signatures.append(block["data"])
+            elif block.get("type") == "fallback":
                 self.answered_model = ((block.get("to") or {}).get("model")) or self.answered_model
         elif kind == "error":
             err = obj.get("error")

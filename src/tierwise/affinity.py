@@ -1,0 +1,124 @@
+"""Thinking affinity: a conversation that sends thinking blocks back stays on the model that wrote them.
+
+Anthropic binds thinking blocks to the model and conversation that produced them, so a routed
+request that moves to another model must not carry them (:mod:`tierwise.adapt` strips them). In a
+tool-use loop with thinking under ``auto`` that would drop the model's reasoning between steps and
+the prompt cache with it. So the proxy remembers, for every thinking block it hands back to a
+client, which model wrote it: a 16-byte digest of the block's ``signature`` (or of a
+``redacted_thinking`` block's ``data``), nothing of its text. When a routed request's last assistant
+turn carries a thinking block whose digest is known, the request stays on that model and its
+thinking blocks are kept (the decision's reasons say so). Unknown blocks (written before a restart,
+by another worker process, or by a call that did not go through tierwise) are stripped as before.
+
+The memory is per process and bounded (least recently used digests are forgotten first): about
+150 bytes per remembered block.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import OrderedDict
+from typing import Any, Iterable
+
+import orjson
+
+__all__ = ["ThinkingAffinity", "thinking_keys", "message_thinking_keys", "response_thinking_keys"]
+
+_THINKING = ("thinking", "redacted_thinking")
+
+
+def _digest(value: str) -> bytes:
+    return hashlib.blake2b(value.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+
+
+def _field(block: Any, name: str) -> Any:
+    """A content block's field, from a dict (the wire) or an SDK object (``tierwise.Client``)."""
+    return block.get(name) if isinstance(block, dict) else getattr(block, name, None)
+
+
+def _block_key(block: Any) -> str | None:
+    kind = _field(block, "type")
+    if kind == "thinking":
+        sig = _field(block, "signature")
+    elif kind == "redacted_thinking":
+        sig = _field(block, "data")
+    else:
+        return None
+    return sig if isinstance(sig, str) and sig else None
+
+
+def thinking_keys(body: Any) -> list[str]:
+    """Signatures (or redacted data) of the thinking blocks in a request's last assistant turn."""
+    messages = body.get("messages") if isinstance(body, dict) else None
+    if not isinstance(messages, list):
+        return []
+    for msg in reversed(messages):
+        if isinstance(msg, dict) and msg.get("role") == "assistant":
+            content = msg.get("content")
+            if not isinstance(content, list):
+                return []
+            return [k for k in map(_block_key, content) if k]
+    return []
+
+
+def message_thinking_keys(message: Any) -> list[str]:
+    """Signatures in a Messages response (a parsed dict, or the SDK's ``Message``)."""
+    content = _field(message, "content")
+    if not isinstance(content, list):
+        return []
+    return [k for k in map(_block_key, content) if k]
+
+
+def response_thinking_keys(raw: bytes) -> list[str]:
+    """Signatures in a non-streaming Messages response body (cheap when it has no thinking)."""
+    if b'"signature"' not in raw and b'"redacted_thinking"' not in raw:
+        return []
+    try:
+        return message_thinking_keys(orjson.loads(raw))
+    except orjson.JSONDecodeError:
+        return []
+
+
+class ThinkingAffinity:
+    """Digest of a thinking block -> the model id that wrote it (bounded LRU)."""
+
+    def __init__(self, capacity: int = 100_000) -> None:
+        if capacity < 1:
+            raise ValueError("thinking affinity capacity must be at least 1")
+        self.capacity = capacity
+        self._map: OrderedDict[bytes, str] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._map)
+
+    def remember(self, keys: Iterable[str], model: str | None) -> None:
+        if not model:
+            return
+        m = self._map
+        for key in keys:
+            d = _digest(key)
+            m[d] = model
+            m.move_to_end(d)
+        while len(m) > self.capacity:
+            m.popitem(last=False)
+
+    def model_for(self, body: Any) -> str | None:
+        """The model that wrote the thinking blocks of the request's last assistant turn, if known.
+
+        All known blocks must agree; a turn whose blocks came from different models (or from none we
+        saw) has no affinity."""
+        found: str | None = None
+        for key in thinking_keys(body):
+            model = self._map.get(_digest(key))
+            if model is None or (found is not None and model != found):
+                return None
+            found = model
+        if found is not None:
+            for key in thinking_keys(body):
+                self._map.move_to_end(_digest(key))
+        return found
+
+    def wrote(self, block: Any, model: str) -> bool:
+        """Whether ``model`` wrote this thinking block (as far as this process saw)."""
+        key = _block_key(block)
+        return key is not None and self._map.get(_digest(key)) == model
