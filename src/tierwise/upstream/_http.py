@@ -7,13 +7,14 @@ import asyncio
 from typing import Mapping
 
 import aiohttp
+import yarl
 
 from ..errors import UpstreamConnectionError, UpstreamTimeoutError
 
 __all__ = ["post", "read_error_body", "read_body"]
 
 
-async def post(session: aiohttp.ClientSession, url: str, data: bytes, headers: Mapping[str, str],
+async def post(session: aiohttp.ClientSession, url: "str | yarl.URL", data: bytes, headers: Mapping[str, str],
                name: str) -> aiohttp.ClientResponse:
     try:
         return await session.post(url, data=data, headers=headers)

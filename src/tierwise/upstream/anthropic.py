@@ -11,6 +11,7 @@ import asyncio
 from typing import AsyncIterator, Mapping
 
 import aiohttp
+import yarl
 
 from ..errors import UpstreamConnectionError, UpstreamTimeoutError, error_for_status
 from ._http import post, read_body, read_error_body
@@ -31,6 +32,7 @@ class AnthropicUpstream:
         self._timeout = aiohttp.ClientTimeout(total=timeout, sock_connect=connect_timeout)
         self._max_connections = max_connections
         self._session: aiohttp.ClientSession | None = None
+        self._urls: dict[str, yarl.URL] = {}
         # test hooks (fault injection, SSE replay) reach only a server on this machine
         host = self.base_url.split("://", 1)[-1].split("/", 1)[0].rsplit(":", 1)[0]
         self._local = host in ("127.0.0.1", "localhost", "[::1]")
@@ -42,9 +44,18 @@ class AnthropicUpstream:
         if self._session is None or self._session.closed:
             connector = aiohttp.TCPConnector(limit=self._max_connections, limit_per_host=self._max_connections,
                                              ttl_dns_cache=300, keepalive_timeout=30)
+            # no cookie jar: one pooled session serves every caller, so a cookie set in one caller's
+            # answer (e.g. by a CDN in front of the API) must never ride along on another's request
             self._session = aiohttp.ClientSession(connector=connector, timeout=self._timeout,
-                                                  auto_decompress=False, skip_auto_headers=("User-Agent",))
+                                                  auto_decompress=False, skip_auto_headers=("User-Agent",),
+                                                  cookie_jar=aiohttp.DummyCookieJar())
         return self._session
+
+    def _url(self, path: str) -> yarl.URL:
+        url = self._urls.get(path)
+        if url is None:  # parsed once per path, not per call
+            url = self._urls[path] = yarl.URL(self.base_url + path)
+        return url
 
     def _auth(self, headers: Mapping[str, str]) -> dict[str, str]:
         if self._api_key:
@@ -69,7 +80,7 @@ class AnthropicUpstream:
                 if h in headers:
                     out[h] = headers[h]
         out.update(self._auth(headers))
-        resp = await post(self._get_session(), self.base_url + path, body, out, self.name)
+        resp = await post(self._get_session(), self._url(path), body, out, self.name)
         resp_headers = {k.lower(): v for k, v in resp.headers.items()}
         if resp.status >= 400:
             raise error_for_status(resp.status, await read_error_body(resp), resp_headers)
