@@ -196,7 +196,8 @@ def test_bedrock_refusal_does_not_mask_the_primary_529(fake_anthropic, proxy_fac
                         headers=dict(H, **{"x-tierwise-fault": "status=529", "x-tierwise-bedrock-fault": f"status={refusal}"}))
         assert r.status_code == 529 and r.json()["error"]["type"] == "overloaded_error"
         assert r.headers["x-tierwise-attempts"] == "2" and r.headers["x-tierwise-fallbacks"] == "1"
+        assert r.headers["x-tierwise-upstream"] == "anthropic"  # the upstream whose error this is
         assert len(fb.requests) == 1
         row = ledger_rows(proxy, 1)[-1]
-        assert row["status"] == 529 and row["error_type"] == "overloaded_error"
+        assert row["status"] == 529 and row["error_type"] == "overloaded_error" and row["upstream"] == "anthropic"
         assert [(x["upstream"], x["status"]) for x in attempts(row)] == [("anthropic", 529), ("bedrock", refusal)]

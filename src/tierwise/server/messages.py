@@ -268,7 +268,10 @@ async def handle_messages(state: "ProxyState", scope: dict[str, Any], receive: R
         if watch is not None:
             watch.cancel()
         call.count_moves(rt.catalog.tier_order)
-        upstream_name = call.attempts[-1]["upstream"] if call.attempts else upstream_name
+        if call.attempts:  # the upstream whose error is reported (the primary's 529, not a fallback's refusal)
+            reported = next((a for a in call.attempts if a["status"] == exc.status and a["error_type"] == exc.error_type),
+                            call.attempts[-1])
+            upstream_name = reported["upstream"]
         extra = call.attempt_headers()
         if call.plan is not None:
             extra = plan_headers(call.plan, upstream_name) + extra
