@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from proxy_overhead import HEADERS, PY, ROOT, body, free_port, wait_port  # noqa: E402
+from proxy_overhead import HEADERS, PY, ROOT, body, free_port, stop, wait_port  # noqa: E402
 
 
 def drive(port: int, payload: bytes, n: int) -> None:
@@ -135,13 +135,7 @@ def main() -> None:
         for kind, ir in figures.items():
             print(f"  {kind:10s} {ir:12,.0f} instructions/request")
     finally:
-        for p in reversed(procs):
-            if p.poll() is None:
-                p.terminate()
-                try:
-                    p.wait(60)
-                except subprocess.TimeoutExpired:
-                    p.kill()
+        stop(procs, 60)  # valgrind needs time to write its last dump
         shutil.rmtree(tmp, ignore_errors=True)
 
 

@@ -61,6 +61,17 @@ def wait_port(port: int, timeout: float = 20) -> None:
     raise RuntimeError(f"nothing listening on {port}")
 
 
+def stop(procs: list[subprocess.Popen], timeout: float) -> None:
+    """Terminate the benchmark's child processes (last started first), killing any that hang."""
+    for p in reversed(procs):
+        if p.poll() is None:
+            p.terminate()
+            try:
+                p.wait(timeout)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
 def pct(values: list[float], p: float) -> float:
     s = sorted(values)
     return s[min(len(s) - 1, int(round(p / 100 * (len(s) - 1))))]
@@ -219,13 +230,7 @@ def main() -> None:
         print(f"  throughput at c={args.concurrency} (non-stream) >= 2,000 req/s : {r:.0f} req/s  {'MET' if r >= 2000 else 'MISSED'}")
         print(f"  ledger complete (one row per call): {'MET' if rows[0] == served >= proxied else 'MISSED'}")
     finally:
-        for p in procs:
-            if p.poll() is None:
-                p.terminate()
-                try:
-                    p.wait(10)
-                except subprocess.TimeoutExpired:
-                    p.kill()
+        stop(procs, 10)
         shutil.rmtree(tmp, ignore_errors=True)
 
 
