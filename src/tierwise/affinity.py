@@ -107,16 +107,13 @@ class ThinkingAffinity:
 
         All known blocks must agree; a turn whose blocks came from different models (or from none we
         saw) has no affinity."""
-        found: str | None = None
-        for key in thinking_keys(body):
-            model = self._map.get(_digest(key))
-            if model is None or (found is not None and model != found):
-                return None
-            found = model
-        if found is not None:
-            for key in thinking_keys(body):
-                self._map.move_to_end(_digest(key))
-        return found
+        digests = [_digest(k) for k in thinking_keys(body)]
+        models = {self._map.get(d) for d in digests}
+        if len(models) != 1 or None in models:
+            return None
+        for d in digests:
+            self._map.move_to_end(d)
+        return models.pop()
 
     def wrote(self, block: Any, model: str) -> bool:
         """Whether ``model`` wrote this thinking block (as far as this process saw)."""
