@@ -6,6 +6,8 @@ It is what ``make run`` serves when no API key is set, and what tests and demos 
   request always gets the same answer;
 - token counts grow with the prompt (about four characters a token);
 - latency follows the tier: fast < balanced < deep (``latency_scale`` 0 turns it off);
+- agents get tool calls: with tools offered, a user turn saying ``run `ls```, ``read `f```, ``list `d``` or
+  ``[[tool:NAME]]`` is answered with a ``tool_use``; the answer after the tool_result quotes it (``offline_agent``);
 - streams use the real SSE event sequence (message_start, ping, content_block_*, message_delta,
   message_stop);
 - faults can be injected per request with the ``x-tierwise-fault`` header, or at random with
@@ -27,6 +29,7 @@ import orjson
 
 from ..errors import UpstreamConnectionError, error_body, error_for_status
 from .base import UpstreamResponse
+from .offline_agent import agent_tool_call, tool_result_text
 from .sse import format_event
 
 __all__ = ["OfflineUpstream", "Fault", "parse_fault", "synthesize"]
@@ -166,13 +169,18 @@ def synthesize(params: Mapping[str, Any], seen_prefixes: set[str] | None = None)
     n_words = max(1, min(max_tokens, want))
     rng = random.Random(int(digest[:16], 16))
     words = [rng.choice(_WORDS) for _ in range(n_words)]
-    answer = f"[offline synthetic answer from {model}] " + " ".join(words)
+    result = tool_result_text(params) if params.get("tools") else None
+    quoted = f"tool_result: \u00ab{result[:200]}\u00bb " if result is not None else ""  # an agent loop closed
+    answer = f"[offline synthetic answer from {model}] " + quoted + " ".join(words)
     stop = "max_tokens" if want > max_tokens else "end_turn"
     content: list[dict[str, Any]] = [{"type": "text", "text": answer}]
     tool = _forced_tool(params)
     if tool is not None:  # tool_choice forces a tool: answer with a tool_use block that fits its schema
         content = [{"type": "tool_use", "id": "toolu_offline_" + digest[:20], "name": tool.get("name", "tool"),
                     "input": _from_schema(tool.get("input_schema") or {}, random.Random(int(digest[16:], 16)))}]
+        stop, n_words = "tool_use", 12
+    elif (call := agent_tool_call(params, _from_schema, random.Random(int(digest[16:], 16)))) is not None:
+        content = [{"type": "tool_use", "id": "toolu_offline_" + digest[:20], **call}]  # see offline_agent
         stop, n_words = "tool_use", 12
     if _wants_thinking(params):
         content.insert(0, {"type": "thinking", "thinking": "[offline synthetic reasoning] " + " ".join(words[:8]),
