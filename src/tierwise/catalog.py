@@ -89,6 +89,12 @@ class Model:
     rejects_sampling_params: bool = False
     rejects_manual_thinking: bool = False
     rejects_forced_tool_use: bool = False
+    rejects_prefill: bool = False             # a final assistant turn is a 400
+    rejects_thinking_disabled: bool = False   # thinking: {type: disabled} is a 400
+    rejects_system_messages: bool = False     # role "system" entries inside messages are a 400
+    rejects_betas: tuple[str, ...] = ()       # anthropic-beta values the model refuses
+    rejects_block_types: tuple[str, ...] = () # content block types the model refuses
+    display_name: str = ""
     notes: str = ""
 
     def price_at(self, when: _dt.date | _dt.datetime | None = None) -> Price:
@@ -104,6 +110,12 @@ class Model:
             if p.effective <= day:
                 chosen = p
         return chosen
+
+
+def _names(value: Any, where: str) -> tuple[str, ...]:
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{where}: expected a list of strings, got {value!r}")
+    return tuple(value)
 
 
 def _model_from(data: Mapping[str, Any], where: str) -> Model:
@@ -149,6 +161,12 @@ def _model_from(data: Mapping[str, Any], where: str) -> Model:
             rejects_sampling_params=bool(data.get("rejects_sampling_params", False)),
             rejects_manual_thinking=bool(data.get("rejects_manual_thinking", False)),
             rejects_forced_tool_use=bool(data.get("rejects_forced_tool_use", False)),
+            rejects_prefill=bool(data.get("rejects_prefill", False)),
+            rejects_thinking_disabled=bool(data.get("rejects_thinking_disabled", False)),
+            rejects_system_messages=bool(data.get("rejects_system_messages", False)),
+            rejects_betas=_names(data.get("rejects_betas", ()), f"{where}.rejects_betas"),
+            rejects_block_types=_names(data.get("rejects_block_types", ()), f"{where}.rejects_block_types"),
+            display_name=str(data.get("display_name", "")),
             notes=str(data.get("notes", "")),
         )
     except (TypeError, ValueError) as exc:

@@ -14,10 +14,11 @@ import orjson
 
 from .adapt import adapt_request
 from .affinity import ThinkingAffinity
+from .capabilities import Needs, lacks, needs_of, serving_tier
 from .catalog import Model
 from .config import TASK_NAME
 from .cost import Usage, cost_nanos
-from .errors import InvalidRequestError, NotFoundError
+from .errors import AdaptationError, InvalidRequestError, NotFoundError
 from .routing.base import Decision, RouteRequest, Router, build_router
 
 if TYPE_CHECKING:
@@ -30,42 +31,33 @@ TASK_PREFIX = "tierwise/"
 
 
 def validate_body(body: Any) -> dict[str, Any]:
-    """The checks the API would make first, with Anthropic-style messages."""
+    """Only what tierwise itself needs to route and account, in the API's wording.
+
+    Everything else (roles, block types, unknown fields, mid-conversation ``system`` messages,
+    images, documents, server tools...) passes through untouched: the API answers for itself."""
     if not isinstance(body, dict):
         raise InvalidRequestError("request body must be a JSON object")
     model = body.get("model")
+    if model is None:
+        raise InvalidRequestError("model: Field required")
     if not isinstance(model, str) or not model:
-        raise InvalidRequestError("model: field required (a Claude model id, \"auto\", or \"tierwise/<task_type>\")")
+        raise InvalidRequestError("model: Input should be a valid string (a Claude model id, \"auto\", "
+                                  "or \"tierwise/<task_type>\")")
     mt = body.get("max_tokens")
     if mt is None:
-        raise InvalidRequestError("max_tokens: field required")
-    if not isinstance(mt, int) or isinstance(mt, bool) or mt < 1:
-        raise InvalidRequestError("max_tokens: must be a positive integer")
+        raise InvalidRequestError("max_tokens: Field required")
+    if not isinstance(mt, int) or isinstance(mt, bool):
+        raise InvalidRequestError("max_tokens: Input should be a valid integer")
+    if mt < 1:
+        raise InvalidRequestError("max_tokens: Input should be greater than or equal to 1")
     messages = body.get("messages")
     if messages is None:
-        raise InvalidRequestError("messages: field required")
-    if not isinstance(messages, list) or not messages:
-        raise InvalidRequestError("messages: must be a non-empty list")
-    for i, m in enumerate(messages):
-        if not isinstance(m, dict) or m.get("role") not in ("user", "assistant"):
-            raise InvalidRequestError(f"messages.{i}: each message needs role \"user\" or \"assistant\" and content")
-        if "content" not in m:
-            raise InvalidRequestError(f"messages.{i}.content: field required")
-        if isinstance(m["content"], list):
-            _check_texts(m["content"], f"messages.{i}.content", text_type_only=True)
-    if isinstance(body.get("system"), list):
-        _check_texts(body["system"], "system", text_type_only=False)
+        raise InvalidRequestError("messages: Field required")
+    if not isinstance(messages, list):
+        raise InvalidRequestError("messages: Input should be a valid list")
     if "stream" in body and not isinstance(body["stream"], bool):
-        raise InvalidRequestError("stream: must be a boolean")
+        raise InvalidRequestError("stream: Input should be a valid boolean")
     return body
-
-
-def _check_texts(blocks: list[Any], where: str, *, text_type_only: bool) -> None:
-    """The ``text`` of a content block is a string (routing reads it; the API would refuse anything else)."""
-    for j, b in enumerate(blocks):
-        if isinstance(b, dict) and "text" in b and not isinstance(b["text"], str) and (
-                not text_type_only or b.get("type") == "text"):
-            raise InvalidRequestError(f"{where}.{j}.text: Input should be a valid string")
 
 
 @dataclass(slots=True)
@@ -80,6 +72,7 @@ class Plan:
     adapted: list[str] = field(default_factory=list)
     task: str | None = None
     arm: str | None = None          # A/B arm this request was assigned to, if an experiment runs
+    needs: Needs | None = None      # what a routed request needs from a model (capability-aware routing)
 
     @property
     def tier(self) -> str | None:
@@ -118,31 +111,35 @@ class Dispatcher:
         self.ab = build_ab(settings, self)
 
     # -- routing ------------------------------------------------------------------
-    def plan(self, body: dict[str, Any], task_header: str | None = None, ab_key: str | None = None) -> Plan:
-        """Decide where ``body`` goes and adapt it (in place) to the target model."""
+    def plan(self, body: dict[str, Any], task_header: str | None = None, ab_key: str | None = None,
+             betas: str | None = None) -> Plan:
+        """Decide where ``body`` goes and adapt it (in place) to the target model; ``betas`` is the
+        request's ``anthropic-beta`` header (a beta some model refuses is a capability need)."""
         arm = self.ab.assign(body, ab_key) if self.ab is not None else None
-        early = self._explicit(body, task_header, arm)
+        early = self._explicit(body, task_header, arm, betas)
         if isinstance(early, Plan):
             return early
         request, router = early
-        plan = self._finish(body, request, router.decide(request))
+        plan = self._finish(body, request, router.decide(request), betas)
         plan.arm = arm.label if arm is not None else None
         return plan
 
-    async def aplan(self, body: dict[str, Any], task_header: str | None = None, ab_key: str | None = None) -> Plan:
+    async def aplan(self, body: dict[str, Any], task_header: str | None = None, ab_key: str | None = None,
+                    betas: str | None = None) -> Plan:
         """``plan`` for the proxy: awaits strategies that call a model to decide (``adecide``)."""
         arm = self.ab.assign(body, ab_key) if self.ab is not None else None
-        early = self._explicit(body, task_header, arm)
+        early = self._explicit(body, task_header, arm, betas)
         if isinstance(early, Plan):
             return early
         request, router = early
         adecide = getattr(router, "adecide", None)
         decision = await adecide(request) if adecide is not None else router.decide(request)
-        plan = self._finish(body, request, decision)
+        plan = self._finish(body, request, decision, betas)
         plan.arm = arm.label if arm is not None else None
         return plan
 
-    def _explicit(self, body: dict[str, Any], task_header: str | None, arm: Any = None) -> "Plan | tuple[RouteRequest, Router]":
+    def _explicit(self, body: dict[str, Any], task_header: str | None, arm: Any = None,
+                  betas: str | None = None) -> "Plan | tuple[RouteRequest, Router]":
         requested = body["model"]
         task: str | None = None
         if requested.startswith(TASK_PREFIX):
@@ -170,42 +167,62 @@ class Dispatcher:
                 return self._finish(body, request, Decision(
                     tier=self.catalog.tier_of(bound), confidence=1.0, router="affinity", model=bound, task=task,
                     reasons=(f"continues on {bound}: the thinking blocks of the conversation's last turn are bound "
-                             "to the model that wrote them",)))
+                             "to the model that wrote them",)), betas)
         routers = arm if arm is not None else self  # an A/B arm carries its own routers
         router = routers.per_task.get(task, routers.registry) if task is not None else routers.auto
         return request, router
 
-    def _finish(self, body: dict[str, Any], request: RouteRequest, decision: Decision) -> Plan:
+    def _finish(self, body: dict[str, Any], request: RouteRequest, decision: Decision,
+                betas: str | None = None) -> Plan:
         requested = body["model"]
-        target = self._target(decision, request)
-        named = decision.model if decision.model and self.catalog.get(decision.model) is not None else None
-        if target.id != (named or self.catalog.tiers.get(decision.tier or "", "")):
-            decision = Decision(tier=self.catalog.tier_of(target.id), confidence=decision.confidence,
-                                reasons=decision.reasons + (f"prompt needs a larger context window: {target.id}",),
-                                router=decision.router, model=target.id, task=decision.task, scores=decision.scores,
-                                cascade=decision.cascade)
+        target = self._target(decision)
+        needs = needs_of(body, len(request.text), betas)
+        why = lacks(target, needs)
+        if why is not None:
+            chosen = self.choose(target, needs, why)
+            if chosen.id != target.id:
+                decision = Decision(tier=self.catalog.tier_of(chosen.id), confidence=decision.confidence,
+                                    reasons=decision.reasons + (f"{why} -> {chosen.id} ({self.catalog.tier_of(chosen.id)}),"
+                                                                " the cheapest tier that serves it",),
+                                    router=decision.router, model=chosen.id, task=decision.task, scores=decision.scores,
+                                    cascade=decision.cascade)
+                target = chosen
+        cascade = decision.cascade
+        if cascade is not None:  # a cascade escalates only through tiers that can serve the request
+            ladder = tuple(t for t in cascade.ladder if t in self.catalog.tiers
+                           and lacks(self.catalog.model_for_tier(t), needs, limits=False) is None)
+            if ladder != tuple(cascade.ladder):
+                import dataclasses
+
+                kept = dataclasses.replace(cascade, ladder=ladder) if len(ladder) >= 2 else None
+                decision = dataclasses.replace(decision, cascade=kept)
         aff = self.affinity
         adapted = adapt_request(body, target, tier=decision.tier,
                                 keep_thinking=None if aff is None else (lambda b: aff.wrote(b, target.id)))
         body["model"] = target.id
-        return Plan(decision, target, target.id, requested, routed=True, adapted=adapted, task=request.task)
+        return Plan(decision, target, target.id, requested, routed=True, adapted=adapted, task=request.task, needs=needs)
 
-    def _target(self, decision: Decision, request: RouteRequest) -> Model:
+    def choose(self, target: Model, needs: Needs, why: str, allowed: Any = None, pool: str = "") -> Model:
+        """The model to send a request to whose chosen ``target`` lacks something (``why``): the cheapest
+        configured tier (among ``allowed`` ones) that serves it; the target itself when only its output
+        limit is short and no tier has more (``max_tokens`` is lowered); else a 400 in the API's terms."""
+        cat = self.catalog
+        tier = serving_tier(cat, needs, allowed=allowed)
+        if tier is not None:
+            return cat.model_for_tier(tier)
+        if lacks(target, needs, limits=False) is None and (allowed is None or allowed(cat.tier_of(target.id))):
+            return target
+        tier = serving_tier(cat, needs, allowed=allowed, limits=False)
+        if tier is not None:
+            return cat.model_for_tier(tier)
+        raise unservable(cat, needs, why, pool)
+
+    def _target(self, decision: Decision) -> Model:
         if decision.model:
             m = self.catalog.get(decision.model)
             if m is not None:
                 return m
-        tier = decision.tier or self.settings.default_tier
-        model = self.catalog.model_for_tier(tier)
-        # the prompt's estimated tokens, as Signals.tokens counts them, without extracting every signal
-        # (strategies that do not read the signals, e.g. the registry, then never pay for them)
-        need = (len(request.text) + 3) // 4 + int(request.body.get("max_tokens") or 0)
-        if need > model.context_window:
-            for t in self.catalog.tiers_above(tier):
-                m = self.catalog.model_for_tier(t)
-                if need <= m.context_window:
-                    return m
-        return model
+        return self.catalog.model_for_tier(decision.tier or self.settings.default_tier)
 
     # -- accounting ---------------------------------------------------------------
     def row(self, *, plan: Plan | None, requested: str | None, request_id: str, started: float, wall: float,
@@ -286,6 +303,16 @@ class Dispatcher:
 
 
 _DAY: list[Any] = [None, None, ""]
+
+
+def unservable(catalog: Any, needs: Needs, why: str, pool: str = "") -> InvalidRequestError:
+    """The 400 for a routed request no tier (of ``pool``, when a key restricts it) can serve."""
+    where = pool or f"the configured tiers ({', '.join(catalog.tier_order)})"
+    if needs.system_messages and why.startswith("mid-conversation system"):
+        # the API's own wording: clients (Claude Code) retry without system messages on it
+        return InvalidRequestError('messages: Unexpected role "system". The Messages API accepts a top-level `system` '
+                                   f'parameter, not "system" as an input message role ({why}, and so do {where})')
+    return AdaptationError(f"{why}, and none of {where} serves the request; send it to a model by id or change it")
 
 
 def _utc_day(wall: float) -> tuple[_dt.date, str]:

@@ -135,14 +135,31 @@ async def test_cascade_never_escalates_out_of_the_keys_pool(proxy):
     assert headers[b"x-tierwise-tier"] in (b"fast", b"balanced")
 
 
-async def test_budget_downgrade_that_cannot_adapt_releases_its_reservation(proxy):
-    # security_review -> deep (Opus) is over budget; Sonnet fits the budget but rejects forced tool use
+async def test_budget_downgrade_skips_a_tier_that_cannot_serve_the_request(proxy):
+    # security_review -> deep (Opus) is over budget; Sonnet fits the budget but rejects forced tool use: Haiku
     up = Scripted()
     p = proxy(up, budgets={"action": "downgrade", "tasks": {"security_review": 0.015}})
     body = dict(BODY, model="tierwise/security_review", max_tokens=1000, tool_choice={"type": "any"},
                 tools=[{"name": "t", "description": "d", "input_schema": {"type": "object"}}])
-    status, _, data = await p.post(body)
-    assert status == 400 and b"forced tool use" in data and up.models == []
+    status, headers, _ = await p.post(body)
+    assert status == 200 and up.models == ["claude-haiku-5-5"]
+    assert b"budget: downgraded from deep" in headers[b"x-tierwise-reason"]
+    spent, reserved = await p.state.guard.budgets.spent("task:security_review")
+    assert reserved == 0 and spent == p.rows[-1]["cost_nanos"]
+
+
+async def test_budget_downgrade_that_cannot_adapt_releases_its_reservation(proxy, monkeypatch):
+    from tierwise.errors import AdaptationError
+
+    up = Scripted()
+    p = proxy(up, budgets={"action": "downgrade", "tasks": {"security_review": 0.015}})
+
+    def refuse(*a, **k):
+        raise AdaptationError("cannot adapt")
+
+    monkeypatch.setattr(p.state.guard, "retarget", refuse)
+    status, _, data = await p.post(dict(BODY, model="tierwise/security_review", max_tokens=1000))
+    assert status == 400 and b"cannot adapt" in data and up.models == []
     assert await p.state.guard.budgets.spent("task:security_review") == (0, 0)
 
 
@@ -260,3 +277,22 @@ async def test_response_headers_never_carry_control_characters(proxy):
         status, headers, _ = await p.post(dict(BODY, model="claude-x\r\nset-cookie: a=b\x00"))
         assert status == expected
         assert not [v for v in headers.values() if bad.search(v)], headers
+
+
+async def test_key_pools_hold_under_capability_routing(proxy):
+    # review_code -> balanced (Sonnet 5.5), which rejects forced tool use; the cheapest tier is fast, but
+    # the key may use balanced and deep only: Opus 5.5; a key with balanced alone gets a 400 naming its pool
+    up = Scripted()
+    p = proxy(up)
+    _, mid = p.state.guard.keys.create("mid", allow=["balanced", "deep"])
+    _, sonnet = p.state.guard.keys.create("sonnet-only", allow=["balanced"])
+    body = dict(BODY, model="tierwise/review_code", tool_choice={"type": "any"},
+                tools=[{"name": "t", "input_schema": {"type": "object"}}])
+    status, headers, _ = await p.post(body, x_api_key=mid)
+    assert status == 200 and up.models == ["claude-opus-5-5"]
+    assert b"forced tool use: Sonnet 5.5 rejects it" in headers[b"x-tierwise-reason"]
+    status, _, data = await p.post(body, x_api_key=sonnet)
+    err = orjson.loads(data)["error"]
+    assert status == 400 and err["type"] == "invalid_request_error" and up.models == ["claude-opus-5-5"]
+    assert "forced tool use: Sonnet 5.5 rejects it" in err["message"] and "proxy key key_" in err["message"]
+    assert "(balanced)" in err["message"]

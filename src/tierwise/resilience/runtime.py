@@ -7,6 +7,7 @@ import logging
 from typing import TYPE_CHECKING, Any, Mapping
 
 from ..adapt import adapt_request
+from ..capabilities import lacks, serving_tier
 from ..budgets import BudgetExceeded, Budgets, Reservation, estimate_nanos
 from ..errors import ConfigError
 from ..keys import KeyRecord, KeyStore, check_model_allowed, model_tier
@@ -104,6 +105,16 @@ class Runtime:
         idx = order.index(tier) if tier in order else len(order)
         below = [t for t in allowed if order.index(t) <= idx]
         chosen = below[-1] if below else allowed[0]
+        why = lacks(self.catalog.model_for_tier(chosen), plan.needs) if plan.needs is not None else None
+        if why is not None:  # capability-aware within the pool: the cheapest of the key's tiers that serves it
+            from ..dispatch import unservable
+
+            pick = serving_tier(self.catalog, plan.needs, allowed=key.tier_allowed) or serving_tier(
+                self.catalog, plan.needs, allowed=key.tier_allowed, limits=False)
+            if pick is None:
+                raise unservable(self.catalog, plan.needs, why, f"the tiers proxy key {key.id} may use ({', '.join(allowed)})")
+            return self.retarget(plan, body, pick, f"key {key.id} may not use tier {tier}; {why} -> {pick}, "
+                                                   "the cheapest of its tiers that serves it")
         return self.retarget(plan, body, chosen, f"key {key.id} may not use tier {tier}: {chosen}")
 
     def retarget(self, plan: "Plan", body: dict[str, Any], tier: str, reason: str) -> "Plan":
@@ -136,6 +147,8 @@ class Runtime:
                 if key is not None and not key.tier_allowed(tier):
                     continue
                 m = self.catalog.model_for_tier(tier)
+                if plan.needs is not None and lacks(m, plan.needs, limits=False) is not None:
+                    continue  # a tier that cannot serve the request (forced tool use, prefill...) is no downgrade
                 try:
                     res = await self.budgets.reserve(scopes, estimate_nanos(m, body_len, min(max_tokens, m.max_output)))
                 except BudgetExceeded:

@@ -35,6 +35,11 @@ class Decision:
         return "; ".join(self.reasons)
 
 
+def _block_text(block: Any) -> str:
+    text = block.get("text") if isinstance(block, dict) else None
+    return text if isinstance(text, str) else ""
+
+
 class RouteRequest:
     """A Messages API request body as a router sees it; text and signals computed once, lazily."""
 
@@ -53,21 +58,24 @@ class RouteRequest:
         return cls(body, task)
 
     def _collect(self) -> None:
+        # any body the API might accept (or refuse for itself) is read without an exception: system
+        # prompts as a string or blocks, role "system" messages, block types routing has never seen
         parts: list[str] = []
         system = self.body.get("system")
         if isinstance(system, str):
             parts.append(system)
         elif isinstance(system, list):
-            parts.extend(b.get("text", "") for b in system if isinstance(b, dict))
+            parts.extend(_block_text(b) for b in system)
         last = ""
-        for msg in self.body.get("messages") or ():
+        messages = self.body.get("messages")
+        for msg in messages if isinstance(messages, list) else ():
             if not isinstance(msg, dict):
                 continue
             content = msg.get("content")
             if isinstance(content, str):
                 text = content
             elif isinstance(content, list):
-                text = "\n".join(b.get("text", "") for b in content if isinstance(b, dict) and b.get("type") == "text")
+                text = "\n".join(_block_text(b) for b in content if isinstance(b, dict) and b.get("type") == "text")
             else:
                 text = ""
             parts.append(text)

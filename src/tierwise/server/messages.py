@@ -214,13 +214,15 @@ async def handle_messages(state: "ProxyState", scope: dict[str, Any], receive: R
             body = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
             raise InvalidRequestError(f"request body is not valid JSON: {exc}") from None
+        if isinstance(body, dict) and isinstance(body.get("model"), str):
+            call.requested = body["model"]  # the ledger row names it even when the request is refused
         validate_body(body)
         rt.limits.check_body(body)
-        call.requested = body["model"]
         call.stream = stream = bool(body.get("stream", False))
         if state.ledger is not None and state.ledger.store_prompts:
             call.prompt = prompt_text(body)
-        plan = call.plan = await dispatcher.aplan(body, headers.get("x-tierwise-task"), ab_key=headers.get("x-tierwise-session"))
+        plan = call.plan = await dispatcher.aplan(body, headers.get("x-tierwise-task"), ab_key=headers.get("x-tierwise-session"),
+                                                  betas=headers.get("anthropic-beta"))
         if key is not None and key.restricted:
             plan = call.plan = rt.clamp_to_pool(plan, body, key)
         if not plan.routed and plan.model is not None:

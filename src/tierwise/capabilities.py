@@ -1,0 +1,122 @@
+"""What a routed request needs from a model, and the cheapest configured tier that has it.
+
+A request routed with ``auto`` or ``tierwise/<task>`` may need something the tier the router
+chose lacks: forced tool use (Sonnet 5.5 rejects it), a final assistant turn (prefill, rejected
+by the 5.5 models), ``thinking: {type: disabled}`` (Opus 5.5 rejects it), a context window or an
+output limit, a beta or a content block type a model refuses, mid-conversation ``system``
+messages. The facts come from the catalog (``data/models.toml`` flags), never from model names;
+the request then goes to the cheapest configured tier (by price) that can serve it, and the
+reason says so. Explicit model ids never come here: the API answers for itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable, Iterable
+
+if TYPE_CHECKING:
+    from .catalog import Catalog, Model
+
+__all__ = ["Needs", "needs_of", "lacks", "serving_tier", "display_name"]
+
+
+@dataclass(frozen=True, slots=True)
+class Needs:
+    """The parts of a request that some models cannot serve."""
+
+    prompt_tokens: int = 0            # estimated, about four characters a token
+    max_tokens: int = 0
+    forced_tool: str | None = None    # tool_choice.type when it forces a tool ("any" / "tool")
+    prefill: bool = False             # the last message is the assistant's
+    thinking_disabled: bool = False
+    system_messages: bool = False     # role "system" entries inside ``messages``
+    betas: frozenset[str] = frozenset()
+    block_types: frozenset[str] = frozenset()
+
+
+def _betas(header: str | None) -> frozenset[str]:
+    if not header:
+        return frozenset()
+    return frozenset(b.strip() for b in header.split(",") if b.strip())
+
+
+def needs_of(body: dict[str, Any], text_chars: int, betas: str | None = None) -> Needs:
+    """What ``body`` needs; ``text_chars`` is the length of its text (as the router reads it)."""
+    choice = body.get("tool_choice")
+    forced = choice.get("type") if isinstance(choice, dict) and choice.get("type") in ("any", "tool") else None
+    messages = body.get("messages")
+    messages = messages if isinstance(messages, list) else []
+    last = messages[-1] if messages else None
+    prefill = isinstance(last, dict) and last.get("role") == "assistant"
+    thinking = body.get("thinking")
+    system_messages = False
+    kinds: set[str] = set()
+    for m in messages:
+        if not isinstance(m, dict):
+            continue
+        if m.get("role") == "system":
+            system_messages = True
+        content = m.get("content")
+        if isinstance(content, list):
+            for b in content:
+                t = b.get("type") if isinstance(b, dict) else getattr(b, "type", None)
+                if isinstance(t, str):
+                    kinds.add(t)
+    system = body.get("system")
+    if isinstance(system, list):
+        kinds.update(b["type"] for b in system if isinstance(b, dict) and isinstance(b.get("type"), str))
+    mt = body.get("max_tokens")
+    return Needs(prompt_tokens=(text_chars + 3) // 4, max_tokens=mt if isinstance(mt, int) and not isinstance(mt, bool) else 0,
+                 forced_tool=forced, prefill=prefill,
+                 thinking_disabled=isinstance(thinking, dict) and thinking.get("type") == "disabled",
+                 system_messages=system_messages, betas=_betas(betas), block_types=frozenset(kinds))
+
+
+def display_name(model: "Model") -> str:
+    """``claude-sonnet-5-5`` -> ``Sonnet 5.5`` (the catalog's ``display_name`` when it has one)."""
+    if model.display_name:
+        return model.display_name
+    parts = model.id.removeprefix("claude-").split("-")
+    if parts and parts[0].isalpha() and all(p.isdigit() for p in parts[1:]):
+        return parts[0].capitalize() + (" " + ".".join(parts[1:]) if parts[1:] else "")
+    return model.id
+
+
+def lacks(model: "Model", needs: Needs, *, limits: bool = True) -> str | None:
+    """Why ``model`` cannot serve ``needs`` (a short phrase for ``x-tierwise-reason``), or None.
+
+    ``limits=False`` leaves out the output limit (``max_tokens`` above it can be lowered instead)."""
+    name = display_name(model)
+    if needs.forced_tool and model.rejects_forced_tool_use:
+        return f"forced tool use: {name} rejects it"
+    if needs.prefill and model.rejects_prefill:
+        return f"prefill (a final assistant turn): {name} rejects it"
+    if needs.thinking_disabled and model.rejects_thinking_disabled:
+        return f"thinking disabled: {name} rejects it"
+    if needs.system_messages and model.rejects_system_messages:
+        return f"mid-conversation system messages: {name} rejects them"
+    for beta in sorted(needs.betas & frozenset(model.rejects_betas)):
+        return f"beta {beta}: {name} rejects it"
+    for kind in sorted(needs.block_types & frozenset(model.rejects_block_types)):
+        return f"{kind} blocks: {name} rejects them"
+    if needs.prompt_tokens + needs.max_tokens > model.context_window:
+        return (f"context window: the prompt (~{needs.prompt_tokens:,} tokens) and max_tokens ({needs.max_tokens:,}) "
+                f"exceed {name}'s {model.context_window:,}")
+    if limits and needs.max_tokens > model.max_output:
+        return f"max_tokens {needs.max_tokens:,}: {name} writes at most {model.max_output:,}"
+    return None
+
+
+def _price_key(model: "Model") -> tuple[Any, ...]:
+    r = model.price_at().rates
+    return (r.input + r.output, r.input, model.id)
+
+
+def serving_tier(catalog: "Catalog", needs: Needs, tiers: Iterable[str] | None = None,
+                 allowed: Callable[[str], bool] | None = None, *, limits: bool = True) -> str | None:
+    """The cheapest tier (by price) among ``tiers`` (default: every configured tier), and ``allowed``,
+    whose model serves ``needs`` (``limits=False``: the output limit aside); None when none does."""
+    pool = [t for t in (catalog.tier_order if tiers is None else tiers) if t in catalog.tiers
+            and (allowed is None or allowed(t))]
+    pool.sort(key=lambda t: _price_key(catalog.model_for_tier(t)))
+    return next((t for t in pool if lacks(catalog.model_for_tier(t), needs, limits=limits) is None), None)
