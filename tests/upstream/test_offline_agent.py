@@ -66,3 +66,12 @@ def test_forced_choice_still_wins_and_thinking_leads():
     assert msg["content"][0]["name"] == "get_weather"
     msg = ask("run `ls`", thinking={"type": "adaptive"})
     assert [b["type"] for b in msg["content"]] == ["thinking", "tool_use"]
+
+
+def test_among_fitting_tools_the_one_named_after_the_verb_or_asking_least():
+    edit = {"name": "Edit", "input_schema": {"type": "object", "properties": {
+        "file_path": {"type": "string"}, "old_string": {"type": "string"}, "new_string": {"type": "string"}},
+        "required": ["file_path", "old_string", "new_string"]}}
+    assert ask("read `a.txt`", tools=(edit, READ))["content"][0]["name"] == "Read"
+    view = dict(READ, name="view_file")
+    assert ask("read `a.txt`", tools=(edit, view))["content"][0]["name"] == "view_file"

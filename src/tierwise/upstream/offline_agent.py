@@ -12,10 +12,11 @@ does so under one small, deterministic convention, so that a test or a demo can 
 
   * an explicit marker ``[[tool:NAME]]`` or ``[[tool:NAME {"json": "input"}]]``, for a tool named NAME
     that is offered (missing required fields are filled from its ``input_schema``);
-  * a verb and a back-quoted argument: ``run `CMD``` / ``execute `CMD``` -> the first offered tool
-    whose schema has a ``command`` property; ``read `PATH``` / ``open `PATH``` -> one with
-    ``file_path`` or ``path``; ``list `PATH``` -> one with ``path`` (else a command tool running
-    ``ls PATH``).
+  * a verb and a back-quoted argument: ``run `CMD``` / ``execute `CMD``` -> an offered tool whose
+    schema has a ``command`` property; ``read `PATH``` / ``open `PATH``` -> one with ``file_path`` or
+    ``path``; ``list `PATH``` -> one with ``path`` (else a command tool running ``ls PATH``). Among
+    fitting tools: the one named after the verb (``Read`` for read), else the one with the fewest
+    required fields, else the first offered.
 
 Anything else gets the ordinary synthetic text answer.
 """
@@ -68,10 +69,15 @@ def _props(tool: Mapping[str, Any]) -> Mapping[str, Any]:
     return props if isinstance(props, dict) else {}
 
 
+def _required(tool: Mapping[str, Any]) -> list[str]:
+    schema = tool.get("input_schema")
+    req = schema.get("required") if isinstance(schema, dict) else None
+    return list(req) if isinstance(req, list) else []
+
+
 def _fill(tool: Mapping[str, Any], given: dict[str, Any], from_schema: Callable[..., Any], rng: random.Random) -> dict[str, Any]:
-    schema = tool.get("input_schema") if isinstance(tool.get("input_schema"), dict) else {}
     out = dict(given)
-    for name in schema.get("required") or ():
+    for name in _required(tool):
         if name not in out and name in _props(tool):
             out[name] = from_schema(_props(tool)[name], rng)
     return out
@@ -110,10 +116,11 @@ def agent_tool_call(params: Mapping[str, Any], from_schema: Callable[..., Any], 
 
 def _verb_call(verb: str, arg: str, tools: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any]] | None:
     def first(*keys: str) -> tuple[dict[str, Any], str] | None:
+        # the tool named after the verb, else the one asking for least (Read before Edit for "read")
         for key in keys:
-            for t in tools:
-                if key in _props(t):
-                    return t, key
+            fits = [(verb not in str(t["name"]).lower(), len(_required(t)), i, t) for i, t in enumerate(tools) if key in _props(t)]
+            if fits:
+                return min(fits, key=lambda f: f[:3])[3], key
         return None
 
     if verb in ("run", "execute"):

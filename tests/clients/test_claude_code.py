@@ -1,0 +1,81 @@
+"""Claude Code (`claude -p`) with ANTHROPIC_BASE_URL at the proxy: print mode with its default model,
+`--model auto`, `--model tierwise/<task>`, the small/fast model set to auto, and tool loops (Bash, Read)."""
+
+from __future__ import annotations
+
+from . import cells
+
+DRIVER = ("claude", "claude_code.py")
+
+
+def session_rows(run, name):
+    """The session's rows: every one priced and answered, except the API-style 400 Claude Code retries
+    without its mid-conversation system message (a 400 that must be followed by a success)."""
+    rows = run.rows(name)
+    assert rows, f"no ledger rows for {name}"
+    for i, r in enumerate(rows):
+        if r["status"] != 200:
+            assert r["status"] == 400 and r["error_type"] == "invalid_request_error", r
+            assert any(x["status"] == 200 for x in rows[i + 1:]), rows
+    return run.ok_rows(name)
+
+
+def test_print_default_model(run):
+    got = run.cell("cc_default")
+    rows = session_rows(run, "cc_default")
+    assert got["text"].startswith(cells.PREFIX) and got["num_turns"] == 1
+    default = got["init_model"]
+    assert default and default.startswith("claude-"), got
+    assert all(r["requested_model"] == default and r["router"] == "passthrough" and r["model"] == default for r in rows), rows
+    assert got["model_usage"] == [default] and got["usage"]["output_tokens"] == rows[-1]["output_tokens"]
+
+
+def test_print_auto(run):
+    got = run.cell("cc_auto")
+    rows = session_rows(run, "cc_auto")
+    assert all(r["requested_model"] == "auto" and r["router"] != "passthrough" and r["model"] in cells.ROUTED
+               for r in rows), rows
+    assert got["text"].startswith(f"[offline synthetic answer from {rows[-1]['model']}]"), got
+    assert rows[-1]["stream"] and rows[-1]["tier"]
+
+
+def test_print_task(run):
+    got = run.cell("cc_task")
+    rows = session_rows(run, "cc_task")
+    assert all(r["requested_model"] == "tierwise/review_code" and r["task"] == "review_code"
+               and r["model"] == "claude-sonnet-5-5" for r in rows), rows
+    assert got["text"].startswith("[offline synthetic answer from claude-sonnet-5-5]")
+
+
+def test_small_fast_model_auto(run):
+    got = run.cell("cc_small_fast")
+    rows = session_rows(run, "cc_small_fast")
+    assert all(r["requested_model"] == "auto" and r["model"] in cells.ROUTED for r in rows), rows
+    assert got["text"].startswith(cells.PREFIX)
+
+
+def test_bash_tool_loop_under_auto(run):
+    got = run.cell("cc_tools")
+    uses = [t for t in got["turns"] if "tool_use" in t]
+    results = [t for t in got["turns"] if "tool_result" in t]
+    assert uses and uses[0]["tool_use"] == "Bash" and uses[0]["input"]["command"] == "echo tierwise-cc_tools", got
+    assert results and results[0]["tool_result"].strip() == "tierwise-cc_tools" and not results[0]["is_error"], got
+    assert "tool_result: \u00abtierwise-cc_tools\u00bb" in got["text"] and got["num_turns"] >= 2, got
+    rows = session_rows(run, "cc_tools")
+    assert [r["stop_reason"] for r in rows][-2:] == ["tool_use", "end_turn"], rows
+    assert all(r["requested_model"] == "auto" for r in rows), rows
+
+
+def test_read_tool_loop_under_auto(run):
+    got = run.cell("cc_read")
+    uses = [t for t in got["turns"] if "tool_use" in t]
+    results = [t for t in got["turns"] if "tool_result" in t]
+    assert uses and uses[0]["tool_use"] == "Read" and uses[0]["input"]["file_path"].endswith("notes.txt"), got
+    assert results and "tierwise-cc_read-contents" in results[0]["tool_result"], got
+    assert "tierwise-cc_read-contents" in got["text"], got
+    rows = session_rows(run, "cc_read")
+    assert rows[-2]["stop_reason"] == "tool_use" and rows[-1]["stop_reason"] == "end_turn", rows
+
+
+def test_upstream(run):
+    cells.upstream(run)
