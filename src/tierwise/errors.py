@@ -27,6 +27,7 @@ __all__ = [
     "UpstreamConnectionError",
     "UpstreamTimeoutError",
     "OverloadedError",
+    "LoopDetectedError",
     "error_for_status",
     "error_body",
 ]
@@ -55,9 +56,16 @@ class APIError(TierwiseError):
         self.headers = dict(headers or {})
         self.request_id = request_id
         self.body = body
+        # the upstream's own Anthropic error JSON (its request_id inside): what the client gets, as sent
+        self.upstream_body: bytes | None = None
 
     def to_body(self, request_id: str | None = None) -> bytes:
         return error_body(self.error_type, self.message, request_id or self.request_id)
+
+    def client_body(self, request_id: str) -> bytes:
+        """The body the client gets: the upstream's error JSON as it sent it, else tierwise's own
+        (with ``request_id``, tierwise's id, when the error carries none of its own)."""
+        return self.upstream_body if self.upstream_body is not None else self.to_body(request_id)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(status={self.status}, message={self.message!r})"
@@ -123,6 +131,16 @@ class OverloadedError(APIError):
     error_type = "overloaded_error"
 
 
+class LoopDetectedError(APIError):
+    """The request came back to the proxy that sent it (its upstream URL points at itself or at a
+    proxy that points back). HTTP 508 Loop Detected with type ``api_error``: the API has no error
+    type for it, and ``api_error`` is what the SDKs map an unknown 5xx to; sent with
+    ``x-should-retry: false`` because retrying a loop only repeats it."""
+
+    status = 508
+    error_type = "api_error"
+
+
 _BY_STATUS: dict[int, type[APIError]] = {
     400: InvalidRequestError,
     401: AuthenticationError,
@@ -142,21 +160,29 @@ def error_for_status(status: int, body: bytes = b"", headers: Mapping[str, str] 
     """The exception for an upstream error response, keeping its message and headers."""
     message = f"upstream returned HTTP {status}"
     request_id = None
+    as_sent = False
     try:
         data: Any = orjson.loads(body) if body else None
         if isinstance(data, dict):
             err = data.get("error") or {}
-            message = str(err.get("message") or message)
+            if isinstance(err, dict):
+                message = str(err.get("message") or message)
+                as_sent = data.get("type") == "error"
             request_id = data.get("request_id")
+            if not isinstance(request_id, str) or not request_id:
+                request_id, as_sent = None, False
     except orjson.JSONDecodeError:
         if body:
             message = f"{message}: {body[:200].decode('utf-8', 'replace')}"
     cls = _BY_STATUS.get(status)
     if cls is None:
         cls = InternalServerError if status >= 500 else InvalidRequestError
-        err = cls(message, status=status, headers=headers, request_id=request_id, body=body)
-        return err
-    return cls(message, headers=headers, request_id=request_id, body=body)
+        exc = cls(message, status=status, headers=headers, request_id=request_id, body=body)
+    else:
+        exc = cls(message, headers=headers, request_id=request_id, body=body)
+    if as_sent:  # an Anthropic error JSON with its own request_id: the client gets it unchanged
+        exc.upstream_body = body
+    return exc
 
 
 def error_body(error_type: str, message: str, request_id: str | None = None) -> bytes:

@@ -72,8 +72,10 @@ class AttemptLoop:
         self.sleep = sleep
 
     async def run(self, chain: list["Target"], *, path: str, headers: Mapping[str, str], stream: bool,
-                  attempts: list[dict[str, Any]]) -> Outcome:
+                  attempts: list[dict[str, Any]], max_calls: int | None = None) -> Outcome:
+        """``max_calls`` lowers ``max_attempts`` for this request (what is left of a client's retry budget)."""
         breaker = self.breaker
+        limit = self.max_attempts if max_calls is None else max(1, min(self.max_attempts, max_calls))
         calls = 0
         waited = 0.0
         reported: APIError | None = None  # the first retryable failure: what the caller gets if all fail
@@ -107,7 +109,7 @@ class AttemptLoop:
                         return Outcome(resp, target, index, first=first, meter=meter)
                     await resp.aclose()
                     status = _STREAM_ERROR_STATUS.get(meter.error_type, 500)
-                    err: APIError = _stream_error(status, meter)
+                    err: APIError = _stream_error(status, meter, resp.headers)
                     cost = attempt_cost(self.catalog, meter.priced_model or target.model_id, meter.usage)
                 except asyncio.CancelledError:
                     attempts.append(_row(target, 499, "client_disconnected", (time.perf_counter() - t0) * 1000.0, 0))
@@ -137,11 +139,11 @@ class AttemptLoop:
                 if delay is None:
                     if index == 0:
                         raise err  # the request itself was refused: it would fail anywhere
-                    if calls >= self.max_attempts:
+                    if calls >= limit:
                         raise _all_failed(reported, skipped_retry_in, chain)
                     break  # a fallback refusing for its own reasons: the next target, the primary's error kept
                 reported = reported or err
-                if calls >= self.max_attempts:
+                if calls >= limit:
                     raise reported
                 if delay >= 0 and retries < self.retries_per_target and waited + delay <= self.max_retry_time \
                         and (breaker is None or breaker.allow(key)):
@@ -177,10 +179,12 @@ async def _first_chunk(resp: "UpstreamResponse") -> bytes:
     return first
 
 
-def _stream_error(status: int, meter: StreamMeter) -> APIError:
+def _stream_error(status: int, meter: StreamMeter, headers: Mapping[str, str] | None = None) -> APIError:
+    """A stream that opened with an ``error`` event: the error, with the stream's headers (its request-id)."""
     from ..errors import error_body, error_for_status
 
-    return error_for_status(status, error_body(meter.error_type or "api_error", meter.error_message or "stream error"))
+    return error_for_status(status, error_body(meter.error_type or "api_error", meter.error_message or "stream error"),
+                            headers)
 
 
 def _row(target: "Target", status: int | None, error_type: str | None, latency_ms: float, cost: int) -> dict[str, Any]:

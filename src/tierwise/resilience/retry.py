@@ -21,7 +21,7 @@ import random
 from dataclasses import dataclass
 from typing import Callable, Mapping
 
-__all__ = ["RetryPolicy", "retry_delay", "is_retryable_status", "parse_retry_after"]
+__all__ = ["RetryPolicy", "retry_delay", "is_retryable_status", "parse_retry_after", "call_budget", "client_may_retry"]
 
 RETRYABLE_4XX = frozenset((408, 409, 429))
 
@@ -89,3 +89,24 @@ def retry_delay(status: int | None, headers: Mapping[str, str] | None, retry: in
         return asked
     backoff = min(policy.backoff_base * (2 ** max(retry, 0)), policy.backoff_max)
     return backoff * (1.0 - policy.jitter * rand())
+
+
+def call_budget(max_attempts: int, client_retries: int) -> int:
+    """Upstream calls tierwise may spend on this attempt of one logical client call.
+
+    ``client_retries`` is the client's own retry number (the SDKs send ``x-stainless-retry-count``;
+    0 for other clients). Each earlier attempt cost one upstream call (tierwise let the client retry
+    only then, see ``client_may_retry``), so the whole logical call stays within ``max_attempts``;
+    at least one call is always made (a client that retries past the budget is not refused)."""
+    return max(1, max_attempts - max(0, client_retries))
+
+
+def client_may_retry(calls: int, client_retries: int, max_attempts: int) -> bool:
+    """May the client retry the error tierwise is answering with? (False -> ``x-should-retry: false``.)
+
+    No when tierwise already retried (``calls`` > 1: the client's retry would start the retries over)
+    or when the logical call's budget is spent (earlier attempts + this one's calls >= ``max_attempts``).
+    Otherwise the client's own rule applies: one upstream call, nothing retried here, let the SDK retry."""
+    if calls > 1:
+        return False
+    return calls == 0 or max(0, client_retries) + calls < max_attempts

@@ -18,10 +18,11 @@ from starlette.routing import Route
 
 from ..config import Settings
 from ..dispatch import Dispatcher, validate_body
-from ..errors import APIError, InternalServerError, InvalidRequestError, NotFoundError, error_body
+from ..errors import APIError, InternalServerError, InvalidRequestError, LoopDetectedError, NotFoundError
 from ..ledger import Ledger
 from ..upstream import Upstream, build_upstream
-from .messages import _hdr, handle_messages, new_request_id, read_body, send_error
+from ..upstream.base import FORWARD_RESPONSE_HEADERS, HOP_HEADER, HOP_ID, MAX_HOPS, RATELIMIT_PREFIX
+from .messages import _hdr, error_headers, handle_messages, new_request_id, read_body, send_error
 from .feedback_routes import EvidenceState, evidence_routes
 from .state import ProxyState
 
@@ -30,11 +31,26 @@ __all__ = ["create_app", "ProxyApp"]
 
 def _error_response(exc: APIError, request_id: str | None = None) -> Response:
     rid = request_id or new_request_id()
-    headers = {"x-tierwise-request-id": rid}
-    for h in ("retry-after", "retry-after-ms", "x-should-retry"):  # as send_error on /v1/messages
-        if h in exc.headers:
-            headers[h] = _hdr(str(exc.headers[h])).decode("latin-1")
-    return Response(exc.to_body(rid), status_code=exc.status, media_type="application/json", headers=headers)
+    headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in error_headers(exc, rid)}  # as send_error
+    return Response(exc.client_body(rid), status_code=exc.status, media_type="application/json", headers=headers)
+
+
+_HOP = HOP_HEADER.encode()
+
+
+def _loop(scope: dict[str, Any]) -> LoopDetectedError | None:
+    """A request this very process sent upstream (its ``x-tierwise-hop`` names us), or one that went
+    through more tierwise proxies than any sane chain has: a loop, answered 508 at once."""
+    for k, v in scope["headers"]:
+        if k == _HOP:
+            hops = [h.strip() for h in v.decode("latin-1").split(",")]
+            if HOP_ID in hops or len(hops) >= MAX_HOPS:
+                return LoopDetectedError(
+                    f"request loop: this tierwise proxy received a request it sent upstream itself ({len(hops)} "
+                    f"hop(s) in {HOP_HEADER}). Its upstream URL points back at the proxy: set TIERWISE_UPSTREAM_URL "
+                    "(or [upstream] url) to the real API, e.g. https://api.anthropic.com; ANTHROPIC_BASE_URL in the "
+                    "proxy's environment is read as its upstream", headers={"x-should-retry": "false"})
+    return None
 
 
 @functools.cache
@@ -51,6 +67,9 @@ class ProxyApp:
         self.inner = inner
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and (loop := _loop(scope)) is not None:
+            await send_error(send, loop, new_request_id(), may_retry=False)
+            return
         if scope["type"] == "http" and scope["path"] == "/v1/messages":
             if scope["method"] != "POST":
                 await send_error(send, APIError("method not allowed: use POST /v1/messages", status=405), new_request_id())
@@ -115,13 +134,17 @@ def create_app(settings: Settings, *, upstream: Upstream | None = None, ledger: 
             plan = state.dispatcher.plan(body, request.headers.get("x-tierwise-task"))
             if key is not None and key.restricted:
                 plan = state.guard.clamp_to_pool(plan, body, key)
-            resp = await state.upstream.send("/v1/messages/count_tokens", orjson.dumps(body), headers=headers,
-                                             stream=False, model=plan.model_id)
+            query = request.scope.get("query_string")
+            path = "/v1/messages/count_tokens" + ("?" + query.decode("latin-1") if query else "")
+            resp = await state.upstream.send(path, orjson.dumps(body), headers=headers, stream=False, model=plan.model_id)
         except APIError as exc:
             return _error_response(exc, rid)
-        return Response(resp.body, status_code=resp.status, media_type="application/json",
-                        headers={"x-tierwise-model": _hdr(plan.model_id).decode("latin-1"), "x-tierwise-request-id": rid,
-                                 "x-tierwise-upstream": _hdr(resp.headers.get("x-tierwise-upstream", state.upstream.name)).decode("latin-1")})
+        out = {k: _hdr(v).decode("latin-1") for k, v in resp.headers.items()
+               if k in FORWARD_RESPONSE_HEADERS or k.startswith(RATELIMIT_PREFIX)}  # the upstream's request-id...
+        out.setdefault("request-id", rid)
+        out.update({"x-tierwise-model": _hdr(plan.model_id).decode("latin-1"), "x-tierwise-request-id": rid,
+                    "x-tierwise-upstream": _hdr(resp.headers.get("x-tierwise-upstream", state.upstream.name)).decode("latin-1")})
+        return Response(resp.body, status_code=resp.status, media_type="application/json", headers=out)
 
     async def openapi(request: Request) -> Response:
         return Response(_openapi_document(), media_type="application/json")
@@ -136,7 +159,7 @@ def create_app(settings: Settings, *, upstream: Upstream | None = None, ledger: 
             return _error_response(NotFoundError(f"no route {request.method} {request.url.path}"))
         if exc.status_code == 405:
             return _error_response(APIError(f"method {request.method} not allowed on {request.url.path}", status=405))
-        return Response(error_body("api_error", str(exc.detail), new_request_id()), status_code=exc.status_code, media_type="application/json")
+        return _error_response(APIError(str(exc.detail), status=exc.status_code))
 
     async def internal_error(request: Request, exc: Exception) -> Response:  # never a plain-text 500
         rid = new_request_id()

@@ -21,6 +21,7 @@ from ..affinity import message_thinking_keys
 from ..cost import Usage, cost_nanos
 from ..dispatch import Plan, prompt_text, validate_body
 from ..errors import APIError, InternalServerError, InvalidRequestError, RequestTooLargeError
+from ..resilience.retry import call_budget, client_may_retry
 from ..upstream.base import FORWARD_RESPONSE_HEADERS, RATELIMIT_PREFIX
 from ..upstream.sse import StreamMeter, format_event
 
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
     from ..resilience.attempts import Outcome
     from .state import ProxyState
 
-__all__ = ["handle_messages", "read_body", "send_error", "plan_headers", "new_request_id"]
+__all__ = ["handle_messages", "read_body", "send_error", "error_headers", "plan_headers", "new_request_id"]
 
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -98,16 +99,48 @@ async def read_body(scope: dict[str, Any], receive: Receive, limit: int) -> byte
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
-async def send_error(send: Send, exc: APIError, request_id: str, extra: list[tuple[bytes, bytes]] | None = None) -> None:
-    payload = exc.to_body(request_id)
-    headers = [_JSON, (b"content-length", str(len(payload)).encode()), (b"x-tierwise-request-id", request_id.encode())]
-    for h in ("retry-after", "retry-after-ms", "x-should-retry"):
-        if h in exc.headers:
-            headers.append((h.encode(), _hdr(str(exc.headers[h]))))
+def error_headers(exc: APIError, request_id: str, *, may_retry: bool = True) -> list[tuple[bytes, bytes]]:
+    """The headers of an error answer, besides content-type and length.
+
+    An upstream's error keeps its own headers (``request-id``, ``anthropic-ratelimit-*``, ``retry-after``,
+    ``retry-after-ms``, ``anthropic-organization-id``, ``x-should-retry``); tierwise's own errors get
+    ``request-id`` = tierwise's id, so the SDKs' ``request_id`` / ``requestID`` are set either way.
+    ``x-tierwise-request-id`` is always tierwise's id. ``may_retry=False`` answers ``x-should-retry: false``
+    (tierwise already retried: see ``resilience.retry.client_may_retry``)."""
+    out = [(b"x-tierwise-request-id", request_id.encode())]
+    hdrs = exc.headers
+    if "request-id" not in hdrs:
+        out.append((b"request-id", request_id.encode()))
+    for k, v in hdrs.items():
+        if (k in FORWARD_RESPONSE_HEADERS and k != "x-should-retry") or k.startswith(RATELIMIT_PREFIX):
+            out.append((k.encode("latin-1"), _hdr(str(v))))
+    if not may_retry:
+        out.append((b"x-should-retry", b"false"))
+    elif "x-should-retry" in hdrs:
+        out.append((b"x-should-retry", _hdr(str(hdrs["x-should-retry"]))))
+    return out
+
+
+async def send_error(send: Send, exc: APIError, request_id: str, extra: list[tuple[bytes, bytes]] | None = None,
+                     *, may_retry: bool = True) -> None:
+    """An error answer: the upstream's error JSON as it sent it, else tierwise's own (see ``error_headers``)."""
+    payload = exc.client_body(request_id)
+    headers = [_JSON, (b"content-length", str(len(payload)).encode()), *error_headers(exc, request_id, may_retry=may_retry)]
     if extra:
         headers.extend(extra)
     await send({"type": "http.response.start", "status": exc.status, "headers": headers})
     await send({"type": "http.response.body", "body": payload})
+
+
+def client_retries(headers: dict[str, str]) -> int:
+    """The client's own retry number (``x-stainless-retry-count``, sent by the Python and TypeScript SDKs)."""
+    v = headers.get("x-stainless-retry-count")
+    if not v:
+        return 0
+    try:
+        return max(0, int(v))
+    except ValueError:
+        return 0
 
 
 def plan_headers(plan: Plan, upstream: str, model_id: str | None = None, tier: str | None = None) -> list[tuple[bytes, bytes]]:
@@ -142,7 +175,7 @@ class _Call:
     """What one request accumulates on its way: for the ledger row and the response headers."""
 
     __slots__ = ("started", "wall", "request_id", "plan", "requested", "stream", "prompt", "key_id", "attempts",
-                 "reservation", "fallbacks", "escalations")
+                 "reservation", "fallbacks", "escalations", "path", "retries")
 
     def __init__(self) -> None:
         self.started = time.perf_counter()
@@ -157,6 +190,8 @@ class _Call:
         self.reservation: Any = None
         self.fallbacks = 0
         self.escalations = 0
+        self.path = "/v1/messages"  # with the client's query string (``?beta=true``), forwarded as sent
+        self.retries = 0            # the client's own retry number (x-stainless-retry-count)
 
     def calls(self) -> int:
         return sum(1 for a in self.attempts if a["error_type"] != "circuit_open")
@@ -198,6 +233,10 @@ async def handle_messages(state: "ProxyState", scope: dict[str, Any], receive: R
     try:
         rt.limits.check_headers(scope["headers"])
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        qs = scope.get("query_string")
+        if qs:
+            call.path = "/v1/messages?" + qs.decode("latin-1")
+        call.retries = client_retries(headers)
         key = None
         keys = rt.keys
         if keys is not None:
@@ -244,8 +283,9 @@ async def handle_messages(state: "ProxyState", scope: dict[str, Any], receive: R
         waiting = [True, False]  # [a disconnect now cancels this task, the client is gone]
         watch = asyncio.get_running_loop().create_task(_wait_disconnect(receive, me, waiting))
         try:
-            outcome: "Outcome" = await rt.loop.run(chain, path="/v1/messages", headers=headers, stream=stream,
-                                                   attempts=call.attempts)
+            outcome: "Outcome" = await rt.loop.run(chain, path=call.path, headers=headers, stream=stream,
+                                                   attempts=call.attempts,
+                                                   max_calls=call_budget(rt.loop.max_attempts, call.retries))
         except asyncio.CancelledError:
             if not waiting[1]:
                 raise
@@ -278,7 +318,8 @@ async def handle_messages(state: "ProxyState", scope: dict[str, Any], receive: R
         if call.plan is not None:
             extra = plan_headers(call.plan, upstream_name) + extra
         await _finish_error(state, rt, call, exc.status, exc.error_type, upstream_name, body)
-        await send_error(send, exc, call.request_id, extra)
+        await send_error(send, exc, call.request_id, extra,
+                         may_retry=client_may_retry(call.calls(), call.retries, rt.loop.max_attempts))
         return
     except Exception as exc:  # noqa: BLE001 - never a stack trace to the client
         if watch is not None:
@@ -489,7 +530,7 @@ async def _cascade(state: "ProxyState", rt: "Runtime", send: Send, call: _Call, 
 
     async def send_rung(data: bytes, model_id: str) -> Any:
         target = Target(state.upstream, model_id, catalog.tier_of(model_id), "primary", data, [])
-        outcome = await rt.loop.run([target], path="/v1/messages", headers=headers, stream=False, attempts=call.attempts)
+        outcome = await rt.loop.run([target], path=call.path, headers=headers, stream=False, attempts=call.attempts)
         try:  # priced now: if a later rung fails, this paid answer still counts
             usage = Usage.from_api(orjson.loads(outcome.resp.body or b"{}").get("usage"))
             model = catalog.get(model_id)
@@ -504,7 +545,8 @@ async def _cascade(state: "ProxyState", rt: "Runtime", send: Send, call: _Call, 
     except APIError as exc:
         call.count_moves(catalog.tier_order)
         await _finish_error(state, rt, call, exc.status, exc.error_type, upstream_name, body)
-        await send_error(send, exc, call.request_id, plan_headers(plan, upstream_name) + call.attempt_headers())
+        await send_error(send, exc, call.request_id, plan_headers(plan, upstream_name) + call.attempt_headers(),
+                         may_retry=client_may_retry(call.calls(), call.retries, rt.loop.max_attempts))
         return
     # annotate the successful HTTP attempts (one per rung, in order) with the verification and cost
     ok_attempts = [a for a in call.attempts if a.get("status") == 200 and not a.get("error_type")]

@@ -3,21 +3,36 @@
 ``aiohttp`` was chosen by measurement: on this proxy's hot path it served several times
 the requests per second of ``httpx`` (see README, "Speed"). The base URL is configurable,
 so the same client talks to api.anthropic.com, a corporate gateway or a local test server.
+
+The wire, both ways (README, "Wire"):
+
+- the client's request headers go on unchanged but for the hop-by-hop ones and the auth tierwise
+  replaces (``base.forward_request_headers``); the query string goes on with the path;
+- tierwise asks for the encodings it can decode (``Accept-Encoding: gzip, deflate, br, zstd``: aiohttp's
+  default, br/zstd when ``brotli``/``backports.zstd`` are installed, as they are by tierwise's own
+  dependencies) and aiohttp decodes the answer as it arrives, streams included. Every reader after this
+  module (usage, cost, error bodies, the SSE meter) and the client see decoded bytes, without a
+  ``content-encoding`` header: over the internet the compressed upstream leg is the one that matters,
+  and decoding costs the proxy less than the bytes it saves (bench/proxy_overhead.py measures it);
+- every request carries ``x-tierwise-hop`` (loop detection, see ``server/app.py``).
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import AsyncIterator, Mapping
+from typing import Any, AsyncIterator, Mapping
 
 import aiohttp
 import yarl
 
 from ..errors import UpstreamConnectionError, UpstreamTimeoutError, error_for_status
 from ._http import post, read_body, read_error_body
-from .base import FORWARD_REQUEST_HEADERS, UpstreamResponse
+from .base import HOP_HEADER, UpstreamResponse, forward_request_headers, hop_value
 
 __all__ = ["AnthropicUpstream"]
+
+# response headers that describe the bytes on the wire, not the decoded body tierwise hands on
+_WIRE_ONLY = ("content-encoding", "content-length", "transfer-encoding")
 
 
 class AnthropicUpstream:
@@ -46,15 +61,20 @@ class AnthropicUpstream:
                                              ttl_dns_cache=300, keepalive_timeout=30)
             # no cookie jar: one pooled session serves every caller, so a cookie set in one caller's
             # answer (e.g. by a CDN in front of the API) must never ride along on another's request
+            # auto_decompress: the body is decoded as it arrives (gzip/deflate, br, zstd), the one place
+            # tierwise reads compressed bytes; Accept-Encoding is aiohttp's default, exactly what it decodes
             self._session = aiohttp.ClientSession(connector=connector, timeout=self._timeout,
-                                                  auto_decompress=False, skip_auto_headers=("User-Agent",),
+                                                  auto_decompress=True, skip_auto_headers=("User-Agent",),
                                                   cookie_jar=aiohttp.DummyCookieJar())
         return self._session
 
     def _url(self, path: str) -> yarl.URL:
         url = self._urls.get(path)
-        if url is None:  # parsed once per path, not per call
-            url = self._urls[path] = yarl.URL(self.base_url + path)
+        if url is None:  # parsed once per path (and query, e.g. ``?beta=true``), not per call
+            # the path and query come as the client sent them: already percent-encoded, kept byte for byte
+            url = yarl.URL(self.base_url + path, encoded="?" in path)
+            if len(self._urls) < 256:  # query strings come from callers: keep the cache bounded
+                self._urls[path] = url
         return url
 
     def _auth(self, headers: Mapping[str, str]) -> dict[str, str]:
@@ -69,19 +89,21 @@ class AnthropicUpstream:
 
     async def send(self, path: str, body: bytes, *, headers: Mapping[str, str], stream: bool,
                    model: str | None = None) -> UpstreamResponse:
-        out = {"content-type": "application/json", "user-agent": "tierwise/0.1"}
-        for h in FORWARD_REQUEST_HEADERS:
-            v = headers.get(h)
-            if v:
-                out[h] = v
+        out = forward_request_headers(headers)
+        out["content-type"] = "application/json"
+        out.setdefault("user-agent", "tierwise/0.1")
         out.setdefault("anthropic-version", "2023-06-01")
+        out[HOP_HEADER] = hop_value(headers.get(HOP_HEADER))
         if self._local:
-            for h in ("x-tierwise-fault", "x-fake-replay"):
-                if h in headers:
-                    out[h] = headers[h]
+            if "x-tierwise-fault" in headers:
+                out["x-tierwise-fault"] = headers["x-tierwise-fault"]
+        else:
+            out.pop("x-fake-replay", None)
         out.update(self._auth(headers))
         resp = await post(self._get_session(), self._url(path), body, out, self.name)
         resp_headers = {k.lower(): v for k, v in resp.headers.items()}
+        for h in _WIRE_ONLY:
+            resp_headers.pop(h, None)
         if resp.status >= 400:
             raise error_for_status(resp.status, await read_error_body(resp), resp_headers)
         if not stream:
@@ -100,6 +122,19 @@ class AnthropicUpstream:
             resp.close() if not resp.content.at_eof() else resp.release()
 
         return UpstreamResponse(resp.status, resp_headers, chunks=chunks(), upstream=self.name, _close=close)
+
+    async def request(self, method: str, path: str, *, headers: Mapping[str, str], body: Any = None,
+                      stream: bool = False) -> UpstreamResponse:
+        """Any other API call (Message Batches, Files): ``body`` bytes or a stream of them, the answer
+        whole or streamed (``stream``); see ``upstream/rest.py``."""
+        from .rest import forward, rest_headers
+
+        out = rest_headers(headers)
+        out.setdefault("anthropic-version", "2023-06-01")
+        if body is not None and not isinstance(body, bytes) and headers.get("content-length", "").isdigit():
+            out["content-length"] = headers["content-length"]  # a streamed upload keeps its declared length
+        out.update(self._auth(headers))
+        return await forward(self._get_session(), self._url(path), method, out, body, self.name, stream)
 
     async def aclose(self) -> None:
         if self._session is not None and not self._session.closed:

@@ -6,18 +6,50 @@ The proxy, the in-process client helpers, the LLM router and cascades all call a
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Any, AsyncIterator, Awaitable, Callable, Mapping, Protocol
 
 import orjson
 
-__all__ = ["Upstream", "UpstreamResponse", "call_json", "FORWARD_REQUEST_HEADERS", "FORWARD_RESPONSE_HEADERS"]
+__all__ = ["Upstream", "UpstreamResponse", "call_json", "FORWARD_REQUEST_HEADERS", "FORWARD_RESPONSE_HEADERS",
+           "forward_request_headers", "HOP_HEADER", "HOP_ID", "MAX_HOPS", "hop_value"]
 
-# request headers passed on to the upstream (auth is set by the upstream itself)
+# request headers tierwise itself must pass on to an upstream that is not a plain HTTP forward (Bedrock)
 FORWARD_REQUEST_HEADERS = ("anthropic-version", "anthropic-beta")
-# response headers passed back to the client
+# response headers passed back to the client, on success and on error (plus anthropic-ratelimit-*)
 FORWARD_RESPONSE_HEADERS = ("request-id", "retry-after", "retry-after-ms", "x-should-retry", "anthropic-organization-id")
 RATELIMIT_PREFIX = "anthropic-ratelimit-"
+
+# Client request headers never forwarded: hop-by-hop ones (RFC 9110 7.6.1) and the ones tierwise
+# sets itself (host, length, content-type of the body it sends, the encodings it can decode, auth).
+# Everything else (anthropic-*, user-agent, x-app, x-claude-code-session-id, x-stainless-*, ...)
+# reaches the upstream as the client sent it.
+_NOT_FORWARDED = frozenset((
+    "connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "host", "content-length",
+    "content-type", "accept-encoding", "expect", "x-api-key", "authorization",
+))
+
+# Loop detection: every request tierwise sends upstream carries ``x-tierwise-hop``, the ids of the
+# tierwise processes it went through; a proxy that finds its own id there (or too many ids) answers 508.
+HOP_HEADER = "x-tierwise-hop"
+HOP_ID = "tw" + os.urandom(5).hex()  # one per process
+MAX_HOPS = 8
+
+
+def hop_value(incoming: str | None) -> str:
+    """The ``x-tierwise-hop`` to send upstream: the ids already there, then this process's."""
+    return f"{incoming}, {HOP_ID}" if incoming else HOP_ID
+
+
+def forward_request_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """The client's request headers (lower-case names) that go on to the upstream unchanged."""
+    drop = _NOT_FORWARDED
+    conn = headers.get("connection")
+    if conn:  # headers named by Connection are hop-by-hop too
+        drop = drop | {t.strip().lower() for t in conn.split(",")}
+    return {k: v for k, v in headers.items()
+            if k not in drop and not k.startswith("proxy-") and not k.startswith("x-tierwise-")}
 
 
 @dataclass(slots=True)

@@ -110,13 +110,14 @@ class BedrockUpstream:
     def _get_session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
             connector = aiohttp.TCPConnector(limit=self._max_connections, ttl_dns_cache=300, keepalive_timeout=30)
-            self._session = aiohttp.ClientSession(connector=connector, timeout=self._timeout, auto_decompress=False,
+            # auto_decompress: aiohttp asks for the encodings it decodes and decodes them (see anthropic.py)
+            self._session = aiohttp.ClientSession(connector=connector, timeout=self._timeout, auto_decompress=True,
                                                   skip_auto_headers=("User-Agent",))
         return self._session
 
     async def send(self, path: str, body: bytes, *, headers: Mapping[str, str], stream: bool,
                    model: str | None = None) -> UpstreamResponse:
-        if path != "/v1/messages":
+        if path.split("?", 1)[0] != "/v1/messages":  # a client's query (``?beta=true``) means nothing to Bedrock
             raise NotFoundError(f"{path} is not available through Amazon Bedrock")
         params, named = bedrock_body(body, headers)
         model_id = model or named or ""

@@ -1,8 +1,11 @@
 """A local server that speaks Anthropic's wire protocol, backed by the offline upstream.
 
 Used by tests, benchmarks and demos as a stand-in for api.anthropic.com: the same paths,
-headers (``request-id``, ``anthropic-ratelimit-*``), SSE framing and error bodies. It checks
-that a key was sent, and can replay a recorded SSE file byte for byte
+headers (a fresh ``request-id`` per answer, ``anthropic-ratelimit-*`` on every answer, errors
+included, ``retry-after`` on a 429), SSE framing and error bodies, the refusals of
+``apirules``, ``GET /v1/models`` and ``/v1/models/{id}``; and it compresses like the API when the
+request accepts it (gzip, deflate, br, zstd; streams flushed per write; ``compress=False`` turns
+it off). It checks that a key was sent, and can replay a recorded SSE file byte for byte
 (header ``x-fake-replay: <path>``) or inject faults (``x-tierwise-fault``).
 
 Run it with ``tierwise fake-upstream --port 9999``.
@@ -11,6 +14,8 @@ Run it with ``tierwise fake-upstream --port 9999``.
 from __future__ import annotations
 
 import asyncio
+import itertools
+import os
 import threading
 from pathlib import Path
 from typing import Any
@@ -20,84 +25,104 @@ from aiohttp import web
 
 from ..cost import Usage
 from ..errors import APIError, UpstreamConnectionError, error_body
-from .offline import OfflineUpstream
+from .encoding import Encoder, choose
+from .offline import OfflineUpstream, ratelimit_headers
 from .sse import StreamMeter
 
 __all__ = ["make_fake_app", "FakeAnthropic", "REQUESTS"]
 
 REQUESTS: web.AppKey[list] = web.AppKey("requests", list)
 USAGE: web.AppKey[list] = web.AppKey("usage", list)  # (model, Usage) of every answer actually delivered
-
-RATELIMIT = {
-    "anthropic-ratelimit-requests-limit": "4000",
-    "anthropic-ratelimit-requests-remaining": "3999",
-    "anthropic-ratelimit-tokens-limit": "2000000",
-    "anthropic-ratelimit-tokens-remaining": "1999000",
-}
+ENCODINGS: web.AppKey[list] = web.AppKey("encodings", list)  # content-encoding of every answer (None: identity)
+# what a client may observe of the API's headers on errors, besides request-id and the rate limits
+_ERROR_HEADERS = ("retry-after", "retry-after-ms", "x-should-retry")
 
 
 def make_fake_app(*, latency_scale: float = 0.0, require_key: bool = True, replay_dir: str | None = None,
-                  fault_rate: float = 0.0, fault_specs: tuple[str, ...] = (), seed: int = 0) -> web.Application:
+                  fault_rate: float = 0.0, fault_specs: tuple[str, ...] = (), seed: int = 0,
+                  compress: bool = True) -> web.Application:
     offline = OfflineUpstream(latency_scale=latency_scale, fault_rate=fault_rate, fault_specs=fault_specs, seed=seed)
     app = web.Application(client_max_size=64 * 1024 * 1024)
     app[REQUESTS] = []  # (path, headers, body) of every request, for assertions
     app[USAGE] = []
+    app[ENCODINGS] = []
+    prefix = "req_fake" + os.urandom(5).hex()
+    counter = itertools.count(1)
 
-    def err(status: int, kind: str, message: str, extra: dict[str, str] | None = None) -> web.Response:
-        return web.Response(status=status, body=error_body(kind, message, "req_fake_error"),
-                            content_type="application/json", headers={"request-id": "req_fake_error", **(extra or {})})
+    def new_id() -> str:
+        return f"{prefix}{next(counter):08x}"
+
+    def encoding_of(request: web.Request) -> str | None:
+        return choose(request.headers.get("accept-encoding")) if compress else None
+
+    def respond(request: web.Request, status: int, body: bytes, headers: dict[str, str],
+                content_type: str = "application/json") -> web.Response:
+        enc = encoding_of(request)
+        app[ENCODINGS].append(enc)
+        hdrs = dict(headers)
+        if enc is not None:
+            body = Encoder(enc).whole(body)
+            hdrs["content-encoding"] = enc
+        hdrs["vary"] = "accept-encoding"
+        return web.Response(status=status, body=body, content_type=content_type, headers=hdrs)
+
+    def err(request: web.Request, status: int, kind: str, message: str, extra: dict[str, str] | None = None) -> web.Response:
+        rid = new_id()
+        if status == 429 and "retry-after" not in (extra or {}):
+            extra = dict(extra or {}, **{"retry-after": "1"})
+        return respond(request, status, error_body(kind, message, rid),
+                       {"request-id": rid, **ratelimit_headers(len(app[REQUESTS])), **(extra or {})})
 
     async def messages(request: web.Request) -> web.StreamResponse:
         raw = await request.read()
         hdrs = {k.lower(): v for k, v in request.headers.items()}
-        app[REQUESTS].append((request.path, hdrs, raw))
+        app[REQUESTS].append((request.path_qs, hdrs, raw))
         if require_key and not (hdrs.get("x-api-key") or hdrs.get("authorization", "").lower().startswith("bearer ")):
-            return err(401, "authentication_error", "x-api-key header is required")
+            return err(request, 401, "authentication_error", "x-api-key header is required")
         if "anthropic-version" not in hdrs:
-            return err(400, "invalid_request_error", "anthropic-version: header is required")
+            return err(request, 400, "invalid_request_error", "anthropic-version: header is required")
         try:
             params = orjson.loads(raw)
         except orjson.JSONDecodeError:
-            return err(400, "invalid_request_error", "There was an issue with the request body: not valid JSON")
+            return err(request, 400, "invalid_request_error", "There was an issue with the request body: not valid JSON")
         if not isinstance(params, dict) or (request.path == "/v1/messages" and "max_tokens" not in params):
-            return err(400, "invalid_request_error", "max_tokens: Field required")
+            return err(request, 400, "invalid_request_error", "max_tokens: Field required")
         stream = bool(params.get("stream"))
         replay = hdrs.get("x-fake-replay")
         if replay and stream:
             path = Path(replay) if replay_dir is None else Path(replay_dir) / Path(replay).name
-            resp = web.StreamResponse(status=200, headers={"content-type": "text/event-stream; charset=utf-8",
-                                                            "request-id": "req_fake_replay", **RATELIMIT})
-            await resp.prepare(request)
+            resp, encoder = await start_stream(request, {"request-id": new_id(), **ratelimit_headers(len(app[REQUESTS]))})
             data = path.read_bytes()
             for i in range(0, len(data), 97):  # odd-sized chunks: the proxy must not care about boundaries
-                await resp.write(data[i : i + 97])
+                await resp.write(encoder.chunk(data[i : i + 97]) if encoder else data[i : i + 97])
+            if encoder:
+                await resp.write(encoder.end())
             await resp.write_eof()
             return resp
         try:
-            up = await offline.send(request.path, raw, headers=hdrs, stream=stream, model=params.get("model"))
+            up = await offline.send(request.path_qs, raw, headers=hdrs, stream=stream, model=params.get("model"))
         except UpstreamConnectionError:  # injected reset: drop the connection, not a byte sent
             if request.transport is not None:
                 request.transport.close()
             return web.Response(status=500)
         except APIError as exc:
-            extra = {k: v for k, v in exc.headers.items() if k in ("retry-after", "retry-after-ms", "x-should-retry")}
-            return web.Response(status=exc.status, body=exc.to_body("req_fake_error"), content_type="application/json",
-                                headers={"request-id": "req_fake_error", **extra})
-        headers = {"request-id": up.headers["request-id"].replace("offline", "fake"), **RATELIMIT}
+            rid = new_id()
+            extra = {k: v for k, v in exc.headers.items() if k in _ERROR_HEADERS or k.startswith("anthropic-ratelimit-")}
+            return respond(request, exc.status, error_body(exc.error_type, exc.message, rid), {"request-id": rid, **extra})
+        headers = {"request-id": new_id(), **{k: v for k, v in up.headers.items() if k.startswith("anthropic-ratelimit-")}}
         if request.transport is None or request.transport.is_closing():
             return web.Response(status=499)  # the client gave up (e.g. timed out) before the answer
         if not stream:
             if request.path == "/v1/messages":
                 msg = orjson.loads(up.body or b"{}")
                 app[USAGE].append((msg.get("model"), Usage.from_api(msg.get("usage"))))
-            return web.Response(status=200, body=up.body, content_type="application/json", headers=headers)
-        resp = web.StreamResponse(status=200, headers={"content-type": "text/event-stream; charset=utf-8", **headers})
-        await resp.prepare(request)
+            return respond(request, 200, up.body or b"", headers)
+        resp, encoder = await start_stream(request, headers)
         meter = StreamMeter()
         try:
             assert up.chunks is not None
             async for chunk in up.chunks:
-                await resp.write(chunk)
+                await resp.write(encoder.chunk(chunk) if encoder else chunk)
                 meter.feed(chunk)
         except APIError:
             app[USAGE].append((meter.priced_model, meter.usage))
@@ -106,15 +131,55 @@ def make_fake_app(*, latency_scale: float = 0.0, require_key: bool = True, repla
                 request.transport.close()
             return resp
         app[USAGE].append((meter.priced_model, meter.usage))
+        if encoder:
+            await resp.write(encoder.end())
         await resp.write_eof()
         return resp
 
+    async def start_stream(request: web.Request, headers: dict[str, str]) -> tuple[web.StreamResponse, Encoder | None]:
+        enc = encoding_of(request)
+        app[ENCODINGS].append(enc)
+        hdrs = {"content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache", **headers}
+        if enc is not None:
+            hdrs["content-encoding"] = enc
+        resp = web.StreamResponse(status=200, headers=hdrs)
+        await resp.prepare(request)
+        return resp, (Encoder(enc) if enc is not None else None)
+
+    def model_object(m: Any) -> dict[str, Any]:
+        name = m.id.removeprefix("claude-").replace("-", " ").title()
+        return {"type": "model", "id": m.id, "display_name": "Claude " + name, "created_at": "2026-10-07T00:00:00Z"}
+
+    def served() -> list[Any]:
+        from ..catalog import load_catalog
+
+        return [m for m in load_catalog().listed() if not m.retired]
+
+    def keyed(request: web.Request) -> bool:
+        h = request.headers
+        return not require_key or bool(h.get("x-api-key") or h.get("authorization", "").lower().startswith("bearer "))
+
     async def models(request: web.Request) -> web.Response:
-        return web.json_response({"data": [], "has_more": False, "first_id": None, "last_id": None})
+        if not keyed(request):
+            return err(request, 401, "authentication_error", "x-api-key header is required")
+        data = [model_object(m) for m in served()]
+        body = {"data": data, "has_more": False, "first_id": data[0]["id"] if data else None,
+                "last_id": data[-1]["id"] if data else None}
+        return respond(request, 200, orjson.dumps(body), {"request-id": new_id()})
+
+    async def model(request: web.Request) -> web.Response:
+        if not keyed(request):
+            return err(request, 401, "authentication_error", "x-api-key header is required")
+        mid = request.match_info["model_id"]
+        for m in served():
+            if m.id == mid:
+                return respond(request, 200, orjson.dumps(model_object(m)), {"request-id": new_id()})
+        return err(request, 404, "not_found_error", f"model: {mid}")
 
     app.router.add_post("/v1/messages", messages)
     app.router.add_post("/v1/messages/count_tokens", messages)
     app.router.add_get("/v1/models", models)
+    app.router.add_get("/v1/models/{model_id}", model)
     return app
 
 
@@ -142,8 +207,15 @@ class FakeAnthropic:
 
     @property
     def requests(self) -> list[tuple[str, dict[str, str], bytes]]:
+        """(path with its query, headers, body) of every Messages request received."""
         assert self.app is not None
         return self.app[REQUESTS]
+
+    @property
+    def encodings(self) -> list[str | None]:
+        """The content-encoding of every answer sent (None: identity)."""
+        assert self.app is not None
+        return self.app[ENCODINGS]
 
     def __enter__(self) -> "FakeAnthropic":
         self._thread = threading.Thread(target=self._run, name="fake-anthropic", daemon=True)

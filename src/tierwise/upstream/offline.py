@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import datetime as _dt
 import hashlib
+import os
 import random
 import time
 from dataclasses import dataclass
@@ -28,11 +30,28 @@ from typing import Any, AsyncIterator, Mapping
 import orjson
 
 from ..errors import UpstreamConnectionError, error_body, error_for_status
+from .apirules import refusal
 from .base import UpstreamResponse
 from .offline_agent import agent_tool_call, tool_result_text
 from .sse import format_event
 
-__all__ = ["OfflineUpstream", "Fault", "parse_fault", "synthesize"]
+__all__ = ["OfflineUpstream", "Fault", "parse_fault", "synthesize", "ratelimit_headers"]
+
+# the API's rate-limit headers (anthropic-ratelimit-{requests,tokens,input-tokens,output-tokens}-{limit,remaining,reset})
+_LIMITS = {"requests": 4000, "tokens": 2_000_000, "input-tokens": 1_600_000, "output-tokens": 400_000}
+
+
+def ratelimit_headers(calls: int, tokens: int = 0) -> dict[str, str]:
+    """Rate-limit headers as the API sends them on every answer, errors included (a one-minute window)."""
+    reset = (_dt.datetime.now(_dt.timezone.utc).replace(microsecond=0) + _dt.timedelta(seconds=60)).isoformat()
+    reset = reset.replace("+00:00", "Z")
+    out: dict[str, str] = {}
+    for kind, limit in _LIMITS.items():
+        used = calls if kind == "requests" else tokens
+        out[f"anthropic-ratelimit-{kind}-limit"] = str(limit)
+        out[f"anthropic-ratelimit-{kind}-remaining"] = str(max(0, limit - used % limit))
+        out[f"anthropic-ratelimit-{kind}-reset"] = reset
+    return out
 
 # seconds: (time to first token, per output token) by model family
 LATENCY = {"haiku": (0.03, 0.0004), "sonnet": (0.12, 0.0012), "opus": (0.30, 0.0025), "fable": (0.5, 0.004), "mythos": (0.5, 0.004)}
@@ -116,6 +135,23 @@ def _text_of(params: Mapping[str, Any]) -> tuple[str, int]:
     return "\n".join(parts), cached
 
 
+def _ttl_1h(params: Mapping[str, Any]) -> int:
+    """Tokens of the blocks marked ``cache_control: {"type": "ephemeral", "ttl": "1h"}`` (the rest of the
+    marked tokens are 5-minute writes), counted as ``_text_of`` counts them."""
+    blocks: list[Any] = list(params.get("system") or ()) if isinstance(params.get("system"), list) else []
+    for m in params.get("messages") or ():
+        c = m.get("content") if isinstance(m, dict) else None
+        if isinstance(c, list):
+            blocks.extend(c)
+    n = 0
+    for b in blocks:
+        cc = b.get("cache_control") if isinstance(b, dict) else None
+        if isinstance(cc, dict) and cc.get("ttl") == "1h":
+            t = str(b.get("text") or b.get("thinking") or orjson.dumps(b.get("input", "")).decode())
+            n += (len(t) + 3) // 4
+    return n
+
+
 _SIG_PREFIX = "offline-signature:"
 
 
@@ -164,6 +200,7 @@ def synthesize(params: Mapping[str, Any], seen_prefixes: set[str] | None = None)
             write = min(cached, total_in)
             if seen_prefixes is not None:
                 seen_prefixes.add(key)
+    write_1h = min(_ttl_1h(params), write) if write else 0
     max_tokens = int(params.get("max_tokens") or 1024)
     want = int((24 + int(digest[:4], 16) % 96 + min(total_in, 4000) // 20) * OUTPUT_SCALE[fam])
     n_words = max(1, min(max_tokens, want))
@@ -197,7 +234,7 @@ def synthesize(params: Mapping[str, Any], seen_prefixes: set[str] | None = None)
             "input_tokens": total_in - write - read,
             "cache_creation_input_tokens": write,
             "cache_read_input_tokens": read,
-            "cache_creation": {"ephemeral_5m_input_tokens": write, "ephemeral_1h_input_tokens": 0},
+            "cache_creation": {"ephemeral_5m_input_tokens": write - write_1h, "ephemeral_1h_input_tokens": write_1h},
             "output_tokens": n_words,
             "service_tier": "standard",
         },
@@ -299,6 +336,11 @@ class OfflineUpstream:
         self._rng = random.Random(seed)
         self._seen: set[str] = set()
         self.calls = 0
+        self._rid = os.urandom(6).hex()
+
+    def request_id(self) -> str:
+        """A fresh id per answer, in the API's ``req_...`` form."""
+        return f"req_offline_{self._rid}{self.calls:08x}"
 
     def _fault(self, headers: Mapping[str, str]) -> Fault | None:
         f = parse_fault(headers.get("x-tierwise-fault"))
@@ -311,8 +353,12 @@ class OfflineUpstream:
             f = parse_fault(self._rng.choice(self.fault_specs)) if self.fault_specs else Fault(status=self.fault_status)
         return f
 
-    def _headers(self, message_id: str) -> dict[str, str]:
-        return {"request-id": "req_offline_" + message_id[-20:], "x-tierwise-upstream": "offline"}
+    def _headers(self, tokens: int = 0) -> dict[str, str]:
+        return {"request-id": self.request_id(), "x-tierwise-upstream": "offline", **ratelimit_headers(self.calls, tokens)}
+
+    def _refuse(self, status: int, kind: str, message: str, extra: Mapping[str, str] | None = None) -> Exception:
+        hdrs = dict(self._headers(), **(extra or {}))
+        return error_for_status(status, error_body(kind, message, hdrs["request-id"]), hdrs)
 
     async def send(self, path: str, body: bytes, *, headers: Mapping[str, str], stream: bool,
                    model: str | None = None) -> UpstreamResponse:
@@ -324,25 +370,30 @@ class OfflineUpstream:
         if fault and fault.reset:
             raise UpstreamConnectionError("injected fault: connection reset before the first byte")
         if fault and fault.status:
-            hdrs = {"request-id": f"req_offline_fault_{self.calls}"}
+            extra = {}
             if fault.retry_after is not None:
-                hdrs["retry-after"] = str(fault.retry_after)
-            err = error_for_status(fault.status, _fault_body(fault.status), hdrs)
-            raise err
-        if path.endswith("/count_tokens"):
+                extra["retry-after"] = str(fault.retry_after)
+            elif fault.status == 429:
+                extra["retry-after"] = "1"  # the API sends retry-after with every 429
+            kind, message = _fault_error(fault.status)
+            raise self._refuse(fault.status, kind, message, extra)
+        route = path.split("?", 1)[0]  # the query (``?beta=true``) changes nothing here
+        # more routes (batches, files) are dispatched here, before the Messages ones
+        refused = refusal(route, params, headers)
+        if refused is not None:
+            raise self._refuse(400, "invalid_request_error", refused)
+        if route.endswith("/count_tokens"):
             text, _ = _text_of(params)
             tokens = (len(text) + 3) // 4 + 4 * len(params.get("messages") or ()) + 3
-            return UpstreamResponse(200, {"request-id": "req_offline_count", "x-tierwise-upstream": "offline"},
-                                    body=orjson.dumps({"input_tokens": tokens}), upstream=self.name)
+            return UpstreamResponse(200, self._headers(tokens), body=orjson.dumps({"input_tokens": tokens}), upstream=self.name)
         foreign = foreign_thinking(params)
         if foreign is not None:
-            rid = f"req_offline_{self.calls}"
-            raise error_for_status(400, error_body("invalid_request_error", foreign, rid), {"request-id": rid})
+            raise self._refuse(400, "invalid_request_error", foreign)
         message = synthesize(params, self._seen)
         ttft, per_token = LATENCY[_family(message["model"])]
         ttft *= self.latency_scale
         per_token *= self.latency_scale
-        hdrs = self._headers(message["id"])
+        hdrs = self._headers(message["usage"]["input_tokens"] + message["usage"]["output_tokens"])
         if not stream:
             delay = ttft + per_token * message["usage"]["output_tokens"]
             if delay > 0:
@@ -358,11 +409,11 @@ class OfflineUpstream:
         return None
 
 
-def _fault_body(status: int) -> bytes:
+def _fault_error(status: int) -> tuple[str, str]:
     kinds = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error", 404: "not_found_error",
              413: "request_too_large", 429: "rate_limit_error", 500: "api_error", 504: "timeout_error", 529: "overloaded_error"}
     kind = kinds.get(status, "api_error")
-    return error_body(kind, f"injected fault: HTTP {status} ({kind})", None)
+    return kind, f"injected fault: HTTP {status} ({kind})"
 
 
 async def _iter_events(events: list[tuple[str, Any, float]], fault: Fault | None) -> AsyncIterator[bytes]:
