@@ -105,7 +105,9 @@ DEFAULTS: dict[str, Any] = {
     "dashboard": {"enabled": True, "token_env": "TIERWISE_DASHBOARD_TOKEN"},
 }
 
-# environment variable -> (section path, key)
+# environment variable -> (section path, key); a later variable wins over an earlier one for the same key:
+# TIERWISE_UPSTREAM_URL over ANTHROPIC_BASE_URL (the variable users also export to point clients AT the
+# proxy: give the proxy TIERWISE_UPSTREAM_URL and that mix-up cannot loop it back to itself)
 ENV_VARS: dict[str, tuple[str, ...]] = {
     "TIERWISE_HOST": ("server", "host"),
     "TIERWISE_PORT": ("server", "port"),
@@ -125,6 +127,7 @@ class Settings:
     raw: dict[str, Any]
     source: str = "defaults"
     catalog: Catalog = field(default=None)  # type: ignore[assignment]
+    upstream_from: str = "default"  # what set upstream.url: "arguments", "<file> [upstream] url", "$VAR", "default"
 
     # -- typed views --------------------------------------------------------------
     @property
@@ -238,9 +241,12 @@ def load_settings(config_path: str | os.PathLike[str] | None = None, *, override
     """
     env = os.environ if environ is None else environ
     raw = copy.deepcopy(DEFAULTS)
+    upstream_from = "default"
     for var, path in ENV_VARS.items():
         if env.get(var):
             _merge(raw, _set_path({}, path, env[var]), f"${var}")
+            if path == ("upstream", "url"):
+                upstream_from = f"${var}"
 
     source = "defaults"
     explicit = config_path is not None or bool(env.get("TIERWISE_CONFIG"))
@@ -255,12 +261,18 @@ def load_settings(config_path: str | os.PathLike[str] | None = None, *, override
         except ConfigError as exc:
             raise ConfigError(f"{path}: {exc}") from None
         source = str(path)
+        if isinstance(data.get("upstream"), dict) and "url" in data["upstream"]:
+            upstream_from = f"{path} [upstream] url"
     elif explicit:
         raise ConfigError(f"{path}: config file not found")
 
     if overrides:
         _merge(raw, overrides, "")
-    return _validate(raw, source)
+        if isinstance(overrides.get("upstream"), Mapping) and overrides["upstream"].get("url") is not None:
+            upstream_from = "arguments"
+    settings = _validate(raw, source)
+    settings.upstream_from = upstream_from
+    return settings
 
 
 # (section, key) -> (check, what it must be): values that parse but make no sense are refused here,

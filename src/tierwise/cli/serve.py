@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 
 from . import app
-from ._common import console, settings_from
+from ._common import console, fail, settings_from
 
 
 @app.command()
@@ -34,6 +34,15 @@ def serve(
         upstream["kind"] = "anthropic"
     settings = settings_from(config, server={"host": host, "port": port}, upstream=upstream, ledger={"url": ledger_url})
     kind = settings.upstream_kind()
+    if kind != "offline":
+        from ..upstream import points_at
+
+        url = settings.upstream["url"]
+        if points_at(url, settings.host, settings.port):
+            fail(f"the upstream {url} (set by {settings.upstream_from}) is this proxy's own address "
+                 f"{settings.host}:{settings.port}: every request would come back to the proxy. Point the proxy at the "
+                 "API with TIERWISE_UPSTREAM_URL=https://api.anthropic.com (it wins over ANTHROPIC_BASE_URL, which "
+                 "clients use to reach the proxy), [upstream] url in tierwise.toml, or --upstream-url")
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     application = create_app(settings)
     where = f"http://{settings.host}:{settings.port}"
@@ -43,7 +52,7 @@ def serve(
                       "and labelled (header x-tierwise-upstream: offline). Set ANTHROPIC_API_KEY to reach the real API.")
     else:
         key = "server key from $" + settings.upstream["api_key_env"] if os.environ.get(settings.upstream["api_key_env"]) else "the client's own key"
-        console.print(f"upstream: [green]{settings.upstream['url']}[/green] using {key}")
+        console.print(f"upstream: [green]{settings.upstream['url']}[/green] (from {settings.upstream_from}) using {key}")
     console.print(f"ledger: {settings.ledger_url.split('@')[-1]}   auto router: {settings.routing['auto']}   "
                   f"tiers: " + ", ".join(f"{t}={settings.catalog.tiers[t]}" for t in settings.catalog.tier_order))
     console.print(f"try: curl -s {where}/v1/messages -H 'content-type: application/json' -H 'x-api-key: any' "
