@@ -102,6 +102,7 @@ def models(run: ClientRun, name: str = "models") -> None:
     ids = got["ids"]
     for m in ROUTED:
         assert m in ids, ids
+    assert len(ids) == len(set(ids)), ids
     if "retrieved" in got:
         assert got["retrieved"] == "claude-haiku-5-5", got
 
@@ -115,11 +116,12 @@ def batches(run: ClientRun, name: str = "batches") -> None:
     assert len(rows) >= 2 and all(r["batch"] and r["cost_nanos"] > 0 for r in rows), run.rows(name)
 
 
-def errors(run: ClientRun, name: str = "errors", *, request_ids: bool = True) -> None:
+def errors(run: ClientRun, name: str = "errors", *, request_ids: bool = True,
+           statuses: dict[str, tuple[int, str]] | None = None) -> None:
     """Typed errors, the API's status and type, and a request id the user can quote."""
     got = run.cell(name)
     want = {"bad_request": (400, "invalid_request_error"), "not_found": (404, "not_found_error"),
-            "overloaded": (529, "overloaded_error")}
+            "overloaded": (529, "overloaded_error"), **(statuses or {})}
     for key, (status, kind) in want.items():
         if key not in got:
             continue

@@ -106,6 +106,17 @@ class ClientRun:
         return rows
 
 
+TIMINGS: list[tuple[str, str, float]] = []  # (client, mode, seconds the driver ran)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if TIMINGS:
+        terminalreporter.section("client matrix: driver wall time")
+        for client, mode, secs in TIMINGS:
+            terminalreporter.write_line(f"{client:<22} {mode:<11} {secs:6.1f} s")
+        terminalreporter.write_line(f"{'total':<34} {sum(t for *_, t in TIMINGS):6.1f} s")
+
+
 def ledger_rows(proxy: RunningProxy) -> list[dict[str, Any]]:
     led = proxy.state.ledger
     deadline = time.monotonic() + 10
@@ -187,6 +198,7 @@ def client_runs(tmp_path_factory: pytest.TempPathFactory, request: pytest.Fixtur
         t0 = time.monotonic()
         cells, stderr = run_driver(cmd + [proxy.url], client_env(home, proxy.url), tmp, f"{client} ({mode})")
         runs[mode] = ClientRun(client, mode, cells, proxy, fake, stderr, time.monotonic() - t0)
+        TIMINGS.append((client, mode, runs[mode].seconds))
         return runs[mode]
 
     yield get

@@ -41,7 +41,6 @@ def test_count_tokens(run):
     cells.count_tokens(run)
 
 
-@pytest.mark.xfail(reason="S: GET /v1/models/{id} pending", strict=False)
 def test_models(run):
     cells.models(run)
 
@@ -51,7 +50,6 @@ def test_batches(run):
     cells.batches(run)
 
 
-@pytest.mark.xfail(reason="T: request-id on the proxy's own errors pending", strict=False)
 def test_errors(run):
     cells.errors(run)
 

@@ -75,3 +75,13 @@ def test_among_fitting_tools_the_one_named_after_the_verb_or_asking_least():
     assert ask("read `a.txt`", tools=(edit, READ))["content"][0]["name"] == "Read"
     view = dict(READ, name="view_file")
     assert ask("read `a.txt`", tools=(edit, view))["content"][0]["name"] == "view_file"
+
+
+def test_structured_outputs_answer_json_that_fits_the_schema():
+    import json
+
+    schema = {"type": "object", "properties": {"city": {"type": "string"}, "population": {"type": "integer"}}}
+    msg = synthesize({"model": "claude-haiku-5-5", "max_tokens": 200, "messages": [{"role": "user", "content": "Paris"}],
+                      "output_config": {"format": {"type": "json_schema", "schema": schema}}})
+    got = json.loads(msg["content"][0]["text"])
+    assert isinstance(got["city"], str) and isinstance(got["population"], int)

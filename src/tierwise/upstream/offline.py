@@ -211,6 +211,10 @@ def synthesize(params: Mapping[str, Any], seen_prefixes: set[str] | None = None)
     answer = f"[offline synthetic answer from {model}] " + quoted + " ".join(words)
     stop = "max_tokens" if want > max_tokens else "end_turn"
     content: list[dict[str, Any]] = [{"type": "text", "text": answer}]
+    fmt = (params.get("output_config") or {}).get("format") if isinstance(params.get("output_config"), dict) else None
+    if isinstance(fmt, dict) and fmt.get("type") == "json_schema" and isinstance(fmt.get("schema"), dict):
+        # structured outputs: the text is JSON that fits the schema
+        content = [{"type": "text", "text": orjson.dumps(_from_schema(fmt["schema"], random.Random(int(digest[16:], 16)))).decode()}]
     tool = _forced_tool(params)
     if tool is not None:  # tool_choice forces a tool: answer with a tool_use block that fits its schema
         content = [{"type": "tool_use", "id": "toolu_offline_" + digest[:20], "name": tool.get("name", "tool"),

@@ -1,0 +1,46 @@
+"""litellm as a client (its anthropic provider, api_base at the proxy, OpenAI-shaped calls). Its count_tokens
+is local (a tokenizer), and it has no Anthropic models list or batches through this provider."""
+
+from __future__ import annotations
+
+import pytest
+
+from . import cells
+
+DRIVER = ("python", ("main", "litellm_client.py"))
+
+
+@pytest.mark.parametrize("name", ["create_auto", "create_task", "create_explicit"])
+def test_create(run, name):
+    cells.create(run, name)
+
+
+def test_stream(run):
+    cells.stream(run)
+
+
+def test_tools(run):
+    cells.tool_loop(run, "tools", streamed=False)
+
+
+def test_stream_tools(run):
+    cells.tool_loop(run, "stream_tools", streamed=True)
+
+
+def test_structured(run):
+    cells.structured(run)
+
+
+def test_thinking(run):
+    cells.thinking(run)
+
+
+def test_errors(run):
+    # litellm maps the API's 529 to its InternalServerError with status 500 (its own mapping, the body
+    # still says overloaded_error and carries the request id)
+    cells.errors(run, statuses={"overloaded": (500, "overloaded_error")})
+    assert "overloaded_error" in run.cell("errors")["overloaded"]["message"]
+
+
+def test_upstream(run):
+    cells.upstream(run)
