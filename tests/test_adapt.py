@@ -25,10 +25,12 @@ def test_sampling_params_and_manual_thinking_adapted_for_sonnet_5_5():
     assert body["metadata"] == {"user_id": "u1"} and body["future_field"] == {"kept": True}
 
 
-def test_haiku_keeps_sampling_params():
+def test_older_models_keep_sampling_params():
+    # every 5.5 model rejects non-default sampling parameters (Haiku 5.5 included); Haiku 4.5 takes them
     body = {"temperature": 0.2, "max_tokens": 10, "messages": [{"role": "user", "content": "x"}]}
-    assert adapt_request(body, CAT.get("claude-haiku-5-5")) == []
+    assert adapt_request(body, CAT.get("claude-haiku-4-5")) == []
     assert body["temperature"] == 0.2
+    assert adapt_request(body, CAT.get("claude-haiku-5-5")) == ["dropped:temperature"]
 
 
 def test_default_temperature_is_dropped_silently():
@@ -38,8 +40,8 @@ def test_default_temperature_is_dropped_silently():
 
 
 def test_forced_tool_use_cannot_be_adapted_to_sonnet_5_5():
-    body = {"max_tokens": 10, "tool_choice": {"type": "any"}, "messages": [{"role": "user", "content": "x"}]}
+    body = {"max_tokens": 10, "tool_choice": {"type": "tool", "name": "t"}, "messages": [{"role": "user", "content": "x"}]}
     with pytest.raises(AdaptationError, match="rejects forced tool use") as exc:
         adapt_request(body, CAT.get("claude-sonnet-5-5"), tier="balanced")
     assert exc.value.status == 400
-    assert adapt_request({"max_tokens": 10, "tool_choice": {"type": "any"}, "messages": []}, CAT.get("claude-opus-5-5")) == []
+    assert adapt_request({"max_tokens": 10, "tool_choice": {"type": "tool", "name": "t"}, "messages": []}, CAT.get("claude-opus-5-5")) == []

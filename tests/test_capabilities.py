@@ -40,7 +40,7 @@ def test_forced_tool_use_on_sonnet_goes_to_the_cheapest_tier_that_serves_it(mode
 def test_cheapest_is_by_price_not_tier_order():
     # fast tier configured to a pricier model than balanced: Sonnet 4.6 (3/15) vs Haiku 5.5 (0.10/0.50) on deep
     d = dispatcher(tiers={"fast": "claude-sonnet-4-6", "balanced": "claude-sonnet-5-5", "deep": "claude-haiku-5-5"})
-    body = {"model": "tierwise/review_code", "max_tokens": 100, "tools": TOOLS, "tool_choice": {"type": "any"},
+    body = {"model": "tierwise/review_code", "max_tokens": 100, "tools": TOOLS, "tool_choice": {"type": "tool", "name": "t"},
             "messages": USER}
     assert d.plan(body).model_id == "claude-haiku-5-5"
 
@@ -69,7 +69,7 @@ def test_a_model_that_serves_the_request_is_left_alone():
 
 def test_explicit_model_ids_are_never_moved():
     d = dispatcher()
-    body = {"model": "claude-sonnet-5-5", "max_tokens": 100, "tools": TOOLS, "tool_choice": {"type": "any"},
+    body = {"model": "claude-sonnet-5-5", "max_tokens": 100, "tools": TOOLS, "tool_choice": {"type": "tool", "name": "t"},
             "messages": USER + [{"role": "assistant", "content": "{"}]}
     plan = d.plan(body)
     assert not plan.routed and plan.model_id == "claude-sonnet-5-5" and body["model"] == "claude-sonnet-5-5"
@@ -159,7 +159,7 @@ def test_validate_body_tolerates_what_tierwise_does_not_own():
 
 def test_needs_and_lacks():
     cat = dispatcher().catalog
-    n = needs_of({"tool_choice": {"type": "any"}, "max_tokens": 5, "messages": []}, 0)
+    n = needs_of({"tool_choice": {"type": "tool", "name": "t"}, "max_tokens": 5, "messages": []}, 0)
     assert lacks(cat.get("claude-sonnet-5-5"), n) == "forced tool use: Sonnet 5.5 rejects it"
     assert lacks(cat.get("claude-opus-5-5"), n) is None
     assert serving_tier(cat, n, allowed=lambda t: t != "fast") == "deep"

@@ -19,7 +19,13 @@ def test_constraints_and_limits():
     cat = load_catalog()
     sonnet = cat.get("claude-sonnet-5-5")
     assert sonnet.rejects_sampling_params and sonnet.rejects_manual_thinking and sonnet.rejects_forced_tool_use
-    assert not cat.get("claude-haiku-5-5").rejects_sampling_params
+    # all three 5.5 models: sampling parameters, thinking budgets and prefill refused (reference, 2026-12-02)
+    for mid in ("claude-haiku-5-5", "claude-sonnet-5-5", "claude-opus-5-5"):
+        m = cat.get(mid)
+        assert m.rejects_sampling_params and m.rejects_manual_thinking and m.rejects_prefill, mid
+    assert not cat.get("claude-haiku-4-5").rejects_sampling_params
+    assert cat.get("claude-opus-5-5").rejects_thinking_disabled and not cat.get("claude-haiku-5-5").rejects_thinking_disabled
+    assert not cat.get("claude-haiku-5-5").rejects_forced_tool_use and not cat.get("claude-opus-5-5").rejects_forced_tool_use
     assert cat.get("claude-haiku-5-5").context_window == 1_000_000
     assert cat.get("claude-sonnet-4-5").bedrock_id == "anthropic.claude-sonnet-4-5-20250929-v1:0"
 

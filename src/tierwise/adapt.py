@@ -77,7 +77,7 @@ def adapt_request(body: dict[str, Any], target: Model, *, tier: str | None = Non
         body["max_tokens"] = target.max_output
         changes.append(f"max_tokens:{max_tokens}->{target.max_output}")
     choice = body.get("tool_choice")
-    if target.rejects_forced_tool_use and isinstance(choice, dict) and choice.get("type") in ("any", "tool"):
+    if target.rejects_forced_tool_use and isinstance(choice, dict) and choice.get("type") == "tool":
         where = f" (tier {tier})" if tier else ""
         raise AdaptationError(
             f"the router chose {target.id}{where}, which rejects forced tool use (tool_choice.type="

@@ -26,7 +26,7 @@ class Needs:
 
     prompt_tokens: int = 0            # estimated, about four characters a token
     max_tokens: int = 0
-    forced_tool: str | None = None    # tool_choice.type when it forces a tool ("any" / "tool")
+    forced_tool: str | None = None    # tool_choice {"type": "tool", "name": ...}: one named tool forced
     prefill: bool = False             # the last message is the assistant's
     thinking_disabled: bool = False
     system_messages: bool = False     # role "system" entries inside ``messages``
@@ -43,7 +43,8 @@ def _betas(header: str | None) -> frozenset[str]:
 def needs_of(body: dict[str, Any], text_chars: int, betas: str | None = None) -> Needs:
     """What ``body`` needs; ``text_chars`` is the length of its text (as the router reads it)."""
     choice = body.get("tool_choice")
-    forced = choice.get("type") if isinstance(choice, dict) and choice.get("type") in ("any", "tool") else None
+    # forced tool use as the API refuses it (reference: Sonnet 5.5 rejects tool_choice type "tool")
+    forced = "tool" if isinstance(choice, dict) and choice.get("type") == "tool" else None
     messages = body.get("messages")
     messages = messages if isinstance(messages, list) else []
     last = messages[-1] if messages else None

@@ -36,6 +36,7 @@ GROUPS: dict[str, sa.ColumnElement[Any]] = {
     "router": calls.c.router,
     "upstream": calls.c.upstream,
     "requested_model": calls.c.requested_model,
+    "batch": calls.c.batch,  # Message Batches results (priced at the batch discount) apart from live calls
 }
 
 _UTC = _dt.timezone.utc

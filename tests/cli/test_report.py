@@ -120,3 +120,17 @@ def test_report_on_postgres(run, pg_url):
     assert data["total"]["calls"] == 17
     assert data["by"]["tier"][0]["tier"] == "fast" and data["by"]["tier"][0]["calls"] == 12
     assert DAY2.strftime("%Y-%m-%d") in {r["day"] for r in data["by"]["day"]}
+
+
+def test_batch_spend_is_shown(run, tmp_path):
+    url = f"sqlite:///{tmp_path / 'b.db'}"
+    led = Ledger(url)
+    insert(led.engine, [make_row(cost=4_000), make_row(cost=1_500, batch=True), make_row(cost=2_500, batch=True)])
+    led.close()
+    result = run("--ledger-url", url)
+    assert result.exit_code == 0, result.output
+    assert "Message Batches: 2 result(s), $0.000004" in result.stdout
+    data = json.loads(run("--ledger-url", url, "--json").stdout)
+    assert data["batch"]["calls"] == 2 and data["batch"]["cost_nanos"] == 4_000
+    table = run("--ledger-url", url, "--by", "batch")
+    assert "Message Batches" in table.stdout and "live calls" in table.stdout

@@ -13,6 +13,7 @@ PINNED = [
     (2, "proxy keys and budgets"),
     (3, "evidence: feedback, registry history, alerts, evaluations, experiments"),
     (4, "eval judgement cache"),
+    (5, "message batches: request mapping"),
 ]
 
 CALLS_COLUMNS_V1 = {
@@ -37,6 +38,8 @@ def _check(url: str) -> None:
         cols = {c["name"] for c in insp.get_columns("calls")}
         assert CALLS_COLUMNS_V1 <= cols
         assert "eval_judgements" in insp.get_table_names()
+        assert {c["name"] for c in insp.get_columns("batch_requests")} >= {
+            "batch_id", "custom_id", "created_at", "key_id", "task", "requested_model", "model", "tier", "recorded_at"}
         # migrating again is a no-op
         again = Ledger(url)
         assert again.version == led.version

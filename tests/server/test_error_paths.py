@@ -139,7 +139,7 @@ async def test_budget_downgrade_skips_a_tier_that_cannot_serve_the_request(proxy
     # security_review -> deep (Opus) is over budget; Sonnet fits the budget but rejects forced tool use: Haiku
     up = Scripted()
     p = proxy(up, budgets={"action": "downgrade", "tasks": {"security_review": 0.015}})
-    body = dict(BODY, model="tierwise/security_review", max_tokens=1000, tool_choice={"type": "any"},
+    body = dict(BODY, model="tierwise/security_review", max_tokens=1000, tool_choice={"type": "tool", "name": "t"},
                 tools=[{"name": "t", "description": "d", "input_schema": {"type": "object"}}])
     status, headers, _ = await p.post(body)
     assert status == 200 and up.models == ["claude-haiku-5-5"]
@@ -286,7 +286,7 @@ async def test_key_pools_hold_under_capability_routing(proxy):
     p = proxy(up)
     _, mid = p.state.guard.keys.create("mid", allow=["balanced", "deep"])
     _, sonnet = p.state.guard.keys.create("sonnet-only", allow=["balanced"])
-    body = dict(BODY, model="tierwise/review_code", tool_choice={"type": "any"},
+    body = dict(BODY, model="tierwise/review_code", tool_choice={"type": "tool", "name": "t"},
                 tools=[{"name": "t", "input_schema": {"type": "object"}}])
     status, headers, _ = await p.post(body, x_api_key=mid)
     assert status == 200 and up.models == ["claude-opus-5-5"]

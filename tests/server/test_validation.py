@@ -40,7 +40,7 @@ def test_bad_requests(proxy, content, status, kind, text):
 
 def test_forced_tool_use_goes_to_the_cheapest_tier_that_serves_it(proxy):
     # review_code -> balanced (Sonnet 5.5), which rejects forced tool use: the cheapest tier that serves it
-    r = post(proxy, b'{"model": "tierwise/review_code", "max_tokens": 5, "tool_choice": {"type": "any"},'
+    r = post(proxy, b'{"model": "tierwise/review_code", "max_tokens": 5, "tool_choice": {"type": "tool", "name": "t"},'
                     b' "tools": [{"name": "t", "input_schema": {"type": "object"}}], "messages": [{"role": "user", "content": "x"}]}')
     assert r.status_code == 200, r.text
     assert r.headers["x-tierwise-model"] == "claude-haiku-5-5" and r.headers["x-tierwise-tier"] == "fast"

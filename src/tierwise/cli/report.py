@@ -50,9 +50,9 @@ def masked_url(url: str) -> str:
 
 # ---------------------------------------------------------------------------- report
 _LABELS = {"tier": "Tier", "task": "Task type", "day": "Day (UTC)", "model": "Model", "router": "Router",
-           "upstream": "Upstream", "requested_model": "Requested model"}
+           "upstream": "Upstream", "requested_model": "Requested model", "batch": "Batch"}
 _NONE = {"tier": "(not routed)", "task": "(no task type)", "model": "(none)", "router": "(none)",
-         "upstream": "(none)", "requested_model": "(none)", "day": "(none)"}
+         "upstream": "(none)", "requested_model": "(none)", "day": "(none)", "batch": "(none)"}
 
 
 def _order(rows: list[dict[str, Any]], group: str, tier_order: Sequence[str]) -> list[dict[str, Any]]:
@@ -194,6 +194,7 @@ def report(
         if not total_rows:
             empty("the ledger is empty" + (" for that period." if since or until else "."))
         results = {g: summarize(engine, group_by=(g,), **window) for g in groups}
+        batch_rows = [r for r in summarize(engine, group_by=("batch",), **window) if r["batch"]]
     except TierwiseError as exc:
         fail(str(exc))
     except sa.exc.SQLAlchemyError as exc:
@@ -213,7 +214,8 @@ def report(
         payload = {"ledger": shown, "since": str(since_day) if since_day else None,
                    "until": str(until_day) if until_day else None, "default_tier": default_tier,
                    "default_model": default_model, "total": total,
-                   "by": {g: _order(rows, g, catalog.tier_order) for g, rows in results.items()}, "summary": sentence}
+                   "by": {g: _order(rows, g, catalog.tier_order) for g, rows in results.items()},
+                   "batch": batch_rows[0] if batch_rows else None, "summary": sentence}
         typer.echo(json.dumps(payload, indent=2, default=str))
         return
 
@@ -230,6 +232,8 @@ def report(
         named = []
         for r in _order(rows, g, catalog.tier_order):
             name = r[g] if r[g] is not None else _NONE[g]
+            if g == "batch":
+                name = "Message Batches" if r[g] else "live calls"
             if extra:
                 r = dict(r, _extra=catalog.tiers.get(r["tier"], "") if r["tier"] else "")
             named.append((str(name), r))
@@ -237,6 +241,11 @@ def report(
                             width=console.width)
         console.print()
         console.print(table)
+    if batch_rows:
+        b = batch_rows[0]
+        console.print()
+        console.print(f"Message Batches: {fmt_int(b['calls'])} result(s), {fmt_usd(b['cost_usd'], max(places, usd_places([b['cost_usd']])))} "
+                      f"(priced at the batch discount, {float(catalog.batch_discount) * 100:.0f}% off; included above)")
     if total["unpriced_calls"]:
         console.print(f"[yellow]{total['unpriced_calls']:,} call(s) answered by models not in the catalog are not priced "
                       "and left out of the savings.[/yellow]")

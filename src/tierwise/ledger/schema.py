@@ -10,6 +10,7 @@ from typing import Callable
 
 import sqlalchemy as sa
 
+from .batches_schema import upgrade_batches
 from .evidence_schema import upgrade as _m3_evidence
 from .judgements_schema import upgrade_judgements
 from .keys_schema import upgrade_keys
@@ -85,6 +86,7 @@ MIGRATIONS: list[tuple[int, str, Callable[[sa.Connection], None]]] = [
     (2, "proxy keys and budgets", upgrade_keys),
     (3, "evidence: feedback, registry history, alerts, evaluations, experiments", _m3_evidence),
     (4, "eval judgement cache", upgrade_judgements),
+    (5, "message batches: request mapping", upgrade_batches),
 ]
 
 

@@ -23,7 +23,10 @@ from ..ledger import Ledger
 from ..upstream import Upstream, build_upstream
 from ..upstream.base import FORWARD_RESPONSE_HEADERS, HOP_HEADER, HOP_ID, MAX_HOPS, RATELIMIT_PREFIX
 from .messages import _hdr, error_headers, handle_messages, new_request_id, read_body, send_error
+from .batches import batch_routes
 from .feedback_routes import EvidenceState, evidence_routes
+from .files_api import file_routes
+from .models_api import model_routes
 from .state import ProxyState
 
 __all__ = ["create_app", "ProxyApp"]
@@ -96,25 +99,7 @@ def create_app(settings: Settings, *, upstream: Upstream | None = None, ledger: 
     from ..resilience import Runtime
 
     state.guard = Runtime(settings, state.upstream, ledger)  # retries, keys, budgets
-    catalog = settings.catalog
     evidence = EvidenceState(state)  # feedback, /metrics, /dashboard, registry reload + monitor
-
-    async def models(request: Request) -> Response:
-        created = "2026-11-21T00:00:00Z"
-        data = [{"type": "model", "id": "auto", "display_name": "tierwise auto (router picks the tier)", "created_at": created}]
-        for task, tier in sorted(settings.registry.items()):
-            data.append({"type": "model", "id": f"tierwise/{task}", "display_name": f"tierwise task {task} -> {tier}",
-                         "created_at": created})
-        for m in catalog.listed():
-            if m.retired:
-                continue
-            tier = catalog.tier_of(m.id)
-            price = m.price_at()
-            data.append({"type": "model", "id": m.id, "display_name": m.id + (f" ({tier})" if tier else ""),
-                         "created_at": created, "tier": tier, "context_window": m.context_window, "max_output": m.max_output,
-                         "price_per_mtok": {"input": float(price.rates.input), "output": float(price.rates.output)}})
-        return Response(orjson.dumps({"data": data, "has_more": False, "first_id": data[0]["id"], "last_id": data[-1]["id"]}),
-                        media_type="application/json")
 
     async def count_tokens(request: Request) -> Response:
         rid = new_request_id()
@@ -131,7 +116,7 @@ def create_app(settings: Settings, *, upstream: Upstream | None = None, ledger: 
             if not isinstance(body, dict) or not isinstance(body.get("model"), str):
                 raise InvalidRequestError("model: field required")
             validate_body(dict(body, max_tokens=body.get("max_tokens", 1)))
-            plan = state.dispatcher.plan(body, request.headers.get("x-tierwise-task"))
+            plan = state.dispatcher.plan(body, request.headers.get("x-tierwise-task"), betas=headers.get("anthropic-beta"))
             if key is not None and key.restricted:
                 plan = state.guard.clamp_to_pool(plan, body, key)
             query = request.scope.get("query_string")
@@ -178,7 +163,9 @@ def create_app(settings: Settings, *, upstream: Upstream | None = None, ledger: 
 
     inner = Starlette(
         routes=[
-            Route("/v1/models", models, methods=["GET"]),
+            *model_routes(state, _error_response),       # models.list / models.retrieve (server/models_api.py)
+            *batch_routes(state, _error_response, new_request_id),  # Message Batches (server/batches.py)
+            *file_routes(state, _error_response, new_request_id),   # Files (server/files_api.py)
             Route("/v1/messages/count_tokens", count_tokens, methods=["POST"]),
             Route("/healthz", health, methods=["GET"]),
             Route("/openapi.json", openapi, methods=["GET"]),

@@ -49,6 +49,17 @@ def betas_of(headers: Mapping[str, str]) -> frozenset[str]:
     return frozenset(b.strip() for b in (headers.get("anthropic-beta") or "").split(",") if b.strip())
 
 
+def _text_not_a_string(system: Any, messages: list[Any]) -> str | None:
+    """A text block whose ``text`` is not a string: the API's schema check (pydantic wording)."""
+    places = [("system", system)] + [(f"messages.{i}.content", m.get("content")) for i, m in enumerate(messages)
+                                     if isinstance(m, dict)]
+    for where, blocks in places:
+        for j, b in enumerate(blocks if isinstance(blocks, list) else ()):
+            if isinstance(b, dict) and b.get("type") == "text" and not isinstance(b.get("text"), str):
+                return f"{where}.{j}.text: Input should be a valid string"
+    return None
+
+
 def refusal(path: str, params: Mapping[str, Any], headers: Mapping[str, str]) -> str | None:
     """The message of the 400 the real API would answer ``params`` with, or None."""
     route = path.split("?", 1)[0]
@@ -58,6 +69,9 @@ def refusal(path: str, params: Mapping[str, Any], headers: Mapping[str, str]) ->
     model = model if isinstance(model, str) else ""
     messages = params.get("messages")
     messages = messages if isinstance(messages, list) else []
+    bad_text = _text_not_a_string(params.get("system"), messages)
+    if bad_text is not None:
+        return bad_text
     if MID_CONVERSATION_SYSTEM_BETA not in betas_of(headers):
         for i, m in enumerate(messages):
             if isinstance(m, dict) and m.get("role") == "system":

@@ -34,6 +34,7 @@ __all__ = ["make_fake_app", "FakeAnthropic", "REQUESTS"]
 REQUESTS: web.AppKey[list] = web.AppKey("requests", list)
 USAGE: web.AppKey[list] = web.AppKey("usage", list)  # (model, Usage) of every answer actually delivered
 ENCODINGS: web.AppKey[list] = web.AppKey("encodings", list)  # content-encoding of every answer (None: identity)
+OFFLINE: web.AppKey[OfflineUpstream] = web.AppKey("offline", OfflineUpstream)  # answers, batches and files
 # what a client may observe of the API's headers on errors, besides request-id and the rate limits
 _ERROR_HEADERS = ("retry-after", "retry-after-ms", "x-should-retry")
 
@@ -45,6 +46,7 @@ def make_fake_app(*, latency_scale: float = 0.0, require_key: bool = True, repla
     app = web.Application(client_max_size=64 * 1024 * 1024)
     app[REQUESTS] = []  # (path, headers, body) of every request, for assertions
     app[USAGE] = []
+    app[OFFLINE] = offline
     app[ENCODINGS] = []
     prefix = "req_fake" + os.urandom(5).hex()
     counter = itertools.count(1)
@@ -176,6 +178,20 @@ def make_fake_app(*, latency_scale: float = 0.0, require_key: bool = True, repla
                 return respond(request, 200, orjson.dumps(model_object(m)), {"request-id": new_id()})
         return err(request, 404, "not_found_error", f"model: {mid}")
 
+    async def rest(request: web.Request) -> web.Response:
+        """Message Batches and Files: the offline upstream's in-memory fake (``fake_batches``)."""
+        raw = await request.read()
+        hdrs = {k.lower(): v for k, v in request.headers.items()}
+        app[REQUESTS].append((request.path_qs, hdrs, raw))
+        if not keyed(request):
+            return err(request, 401, "authentication_error", "x-api-key header is required")
+        fake = offline.rest_fake()
+        fake.base_url = f"{request.scheme}://{request.host}"
+        status, out_headers, body = await fake.handle(request.method, request.path_qs, hdrs, raw)
+        return respond(request, status, body, out_headers, out_headers.pop("content-type", "application/json"))
+
+    for route in ("/v1/messages/batches", "/v1/messages/batches/{tail:.*}", "/v1/files", "/v1/files/{tail:.*}"):
+        app.router.add_route("*", route, rest)
     app.router.add_post("/v1/messages", messages)
     app.router.add_post("/v1/messages/count_tokens", messages)
     app.router.add_get("/v1/models", models)
@@ -204,6 +220,12 @@ class FakeAnthropic:
     def usage(self) -> list[tuple[str | None, Usage]]:
         assert self.app is not None
         return self.app[USAGE]
+
+    @property
+    def rest(self) -> Any:
+        """The in-memory Message Batches and Files (``fake_batches.FakeRest``)."""
+        assert self.app is not None
+        return self.app[OFFLINE].rest_fake()
 
     @property
     def requests(self) -> list[tuple[str, dict[str, str], bytes]]:

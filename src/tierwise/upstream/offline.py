@@ -217,8 +217,12 @@ def synthesize(params: Mapping[str, Any], seen_prefixes: set[str] | None = None)
         content = [{"type": "text", "text": orjson.dumps(_from_schema(fmt["schema"], random.Random(int(digest[16:], 16)))).decode()}]
     tool = _forced_tool(params)
     if tool is not None:  # tool_choice forces a tool: answer with a tool_use block that fits its schema
+        try:
+            value = _from_schema(tool.get("input_schema") or {}, random.Random(int(digest[16:], 16)))
+        except (TypeError, ValueError, AttributeError, RecursionError):  # a schema the real API would refuse
+            value = {}
         content = [{"type": "tool_use", "id": "toolu_offline_" + digest[:20], "name": tool.get("name", "tool"),
-                    "input": _from_schema(tool.get("input_schema") or {}, random.Random(int(digest[16:], 16)))}]
+                    "input": value}]
         stop, n_words = "tool_use", 12
     elif (call := agent_tool_call(params, _from_schema, random.Random(int(digest[16:], 16)))) is not None:
         content = [{"type": "tool_use", "id": "toolu_offline_" + digest[:20], **call}]  # see offline_agent
@@ -259,12 +263,14 @@ def _forced_tool(params: Mapping[str, Any]) -> dict[str, Any] | None:
 
 def _from_schema(schema: Mapping[str, Any], rng: random.Random) -> Any:
     """A deterministic value that satisfies a (simple) JSON Schema."""
-    if "enum" in schema:
+    if not isinstance(schema, Mapping):  # not a schema: the real API would refuse it, never a crash here
+        return "offline synthetic value"
+    if "enum" in schema and isinstance(schema["enum"], list) and schema["enum"]:
         return rng.choice(list(schema["enum"]))
     kind = schema.get("type", "object")
     if kind == "object":
         props = schema.get("properties") or {}
-        return {k: _from_schema(v, rng) for k, v in props.items()}
+        return {k: _from_schema(v, rng) for k, v in props.items()} if isinstance(props, Mapping) else {}
     if kind == "array":
         return [_from_schema(schema.get("items") or {"type": "string"}, rng)]
     if kind == "number":
@@ -408,6 +414,30 @@ class OfflineUpstream:
         events = stream_events(message, per_token=per_token, fault=fault)
         return UpstreamResponse(200, dict(hdrs, **{"content-type": "text/event-stream"}),
                                 chunks=_iter_events(events, fault), upstream=self.name)
+
+    batch_delay = 0.0  # seconds before a Message Batch ends (0: it ends as it is created)
+
+    async def request(self, method: str, path: str, *, headers: Mapping[str, str], body: Any = None,
+                      stream: bool = False) -> UpstreamResponse:
+        """Message Batches and Files, served in memory (``fake_batches``); each batched request is
+        answered as ``send`` answers one, refusals included."""
+        from .fake_batches import serve
+
+        return await serve(self.rest_fake(), method, path, headers, body, stream, self.name)
+
+    def rest_fake(self) -> Any:
+        """The in-memory batches and files (a ``fake_batches.FakeRest``), made on first use."""
+        rest = self.__dict__.get("_rest")
+        if rest is None:
+            from .fake_batches import FakeRest
+
+            rest = self._rest = FakeRest(self._batch_answer, batch_delay=self.batch_delay)
+        return rest
+
+    async def _batch_answer(self, params: dict[str, Any], headers: Mapping[str, str]) -> dict[str, Any]:
+        resp = await self.send("/v1/messages", orjson.dumps(dict(params, stream=False)), headers=headers, stream=False,
+                               model=params.get("model") if isinstance(params.get("model"), str) else None)
+        return orjson.loads(resp.body or b"{}")
 
     async def aclose(self) -> None:
         return None
