@@ -163,3 +163,17 @@ def test_needs_and_lacks():
     assert lacks(cat.get("claude-sonnet-5-5"), n) == "forced tool use: Sonnet 5.5 rejects it"
     assert lacks(cat.get("claude-opus-5-5"), n) is None
     assert serving_tier(cat, n, allowed=lambda t: t != "fast") == "deep"
+
+
+def test_a_cascade_climbs_only_through_tiers_that_serve_the_request():
+    settings = load_settings(None, overrides={"routing": {
+        "strategies": {"extract_entities": "cascade"},
+        "task_options": {"extract_entities": {"ladder": ["fast", "balanced", "deep"],
+                                              "verifiers": [{"type": "regex", "pattern": "x"}]}}}}, environ={})
+    d = Dispatcher(settings)
+    body = {"model": "tierwise/extract_entities", "max_tokens": 50, "tools": TOOLS,
+            "tool_choice": {"type": "tool", "name": "t"}, "messages": USER}
+    plan = d.plan(body)
+    assert plan.decision.cascade is not None and tuple(plan.decision.cascade.ladder) == ("fast", "deep")
+    plain = d.plan({"model": "tierwise/extract_entities", "max_tokens": 50, "messages": USER})
+    assert tuple(plain.decision.cascade.ladder) == ("fast", "balanced", "deep")

@@ -161,10 +161,12 @@ class KeyStore:
             if auth[:7].lower() == "bearer ":
                 presented = auth[7:].strip()
         if not presented:
-            raise AuthenticationError("a tierwise proxy key is required: send it in x-api-key or Authorization: Bearer")
+            # the API's wording first (clients and people know it), then what tierwise expects
+            raise AuthenticationError("x-api-key header is required: a tierwise proxy key, in x-api-key or "
+                                      "Authorization: Bearer")
         rec = self._by_hash.get(hash_key(presented))
         if rec is None:
-            raise AuthenticationError("invalid proxy API key (unknown or revoked)")
+            raise AuthenticationError("invalid x-api-key: not a tierwise proxy key, or revoked")
         return rec
 
     def list(self) -> list[KeyRecord]:

@@ -79,6 +79,7 @@ def test_a_wrong_key_sees_nothing(proxy, method, path):
                            content=b'{"model": "auto", "messages": []}' if method == "POST" else None)
         assert r.status_code == 401, (path, r.text)
         assert r.json()["error"]["type"] == "authentication_error" and "classify_intent" not in r.text
+        assert r.json()["error"]["message"].startswith("invalid x-api-key" if hdrs else "x-api-key header is required")
     if path == "/v1/models":
         assert httpx2.get(proxy.url + path, headers={"x-api-key": good}).status_code == 200
 
