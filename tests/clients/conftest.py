@@ -5,7 +5,8 @@ run by node) that takes the proxy's URL, runs every feature it offers and prints
 ``{cell: {...observations...} | {"error": "..."}}``. Every prompt carries a ``[cell:NAME]`` tag, and the
 proxy stores prompts, so a test finds the ledger rows a cell wrote.
 
-Each driver runs once per upstream mode (module-scoped), against its own proxy:
+Each driver runs once per module against two proxies, one per upstream mode (a python driver in one
+interpreter for both, through ``py/_run.py``; a node driver once per proxy):
 
 - ``offline``: ``tierwise serve`` with no key (the embedded offline upstream);
 - ``forwarding``: tierwise forwarding to ``FakeAnthropic`` (the HTTP fake, which answers compressed
@@ -183,22 +184,36 @@ def client_runs(tmp_path_factory: pytest.TempPathFactory, request: pytest.Fixtur
         if mode in runs:
             return runs[mode]
         if kind == "python":
-            cmd = [client_python(target[0]), str(HERE / "py" / target[1])]
+            cmd = [client_python(target[0]), str(HERE / "py" / "_run.py"), str(HERE / "py" / target[1])]
         elif kind == "claude":  # the native binary npm installed, driven from tierwise's interpreter
             node_command(target)
-            cmd = [sys.executable, str(HERE / "py" / target)]
+            cmd = [sys.executable, str(HERE / "py" / "_run.py"), str(HERE / "py" / target)]
         else:
             cmd = node_command(target)
-        tmp = tmp_path_factory.mktemp(f"{client}-{mode}")
-        os.chdir(tmp)  # the proxy must not read a tierwise.toml from the work tree
-        proxy, fake = start_proxy(tmp, mode)
-        opened.append((proxy, fake))
+        tmp = tmp_path_factory.mktemp(client)
+        os.chdir(tmp)  # the proxies must not read a tierwise.toml from the work tree
+        proxies = {}
+        for m in MODES:  # both modes' proxies up front: a python driver runs once for both (imports paid once)
+            (tmp / m).mkdir()
+            proxies[m] = start_proxy(tmp / m, m)
+            opened.append(proxies[m])
         home = tmp / "home"
         (home / ".config").mkdir(parents=True)
+        env = client_env(home, proxies[mode][0].url)
         t0 = time.monotonic()
-        cells, stderr = run_driver(cmd + [proxy.url], client_env(home, proxy.url), tmp, f"{client} ({mode})")
-        runs[mode] = ClientRun(client, mode, cells, proxy, fake, stderr, time.monotonic() - t0)
-        TIMINGS.append((client, mode, runs[mode].seconds))
+        if kind == "node":  # node starts fast: one run per proxy
+            for m, (proxy, fake) in proxies.items():
+                t1 = time.monotonic()
+                cells, stderr = run_driver(cmd + [proxy.url], dict(env, ANTHROPIC_BASE_URL=proxy.url, TIERWISE_PROXY_URL=proxy.url),
+                                           tmp / m, f"{client} ({m})")
+                runs[m] = ClientRun(client, m, cells, proxy, fake, stderr, time.monotonic() - t1)
+        else:
+            urls = [proxies[m][0].url for m in MODES]
+            per_url, stderr = run_driver(cmd + urls, env, tmp, client)
+            for m in MODES:
+                proxy, fake = proxies[m]
+                runs[m] = ClientRun(client, m, per_url[proxy.url], proxy, fake, stderr, time.monotonic() - t0)
+        TIMINGS.append((client, "+".join(MODES), time.monotonic() - t0))
         return runs[mode]
 
     yield get

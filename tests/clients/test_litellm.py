@@ -1,5 +1,4 @@
-"""litellm as a client (its anthropic provider, api_base at the proxy, OpenAI-shaped calls). Its count_tokens
-is local (a tokenizer), and it has no Anthropic models list or batches through this provider."""
+"""litellm as a client (its anthropic provider, api_base at the proxy, OpenAI-shaped calls). It has no Anthropic models list or batches through this provider."""
 
 from __future__ import annotations
 
@@ -44,3 +43,9 @@ def test_errors(run):
 
 def test_upstream(run):
     cells.upstream(run)
+
+
+def test_count_tokens(run):
+    cells.count_tokens(run)
+    got = run.cell("count_tokens")
+    assert got["original"] and got["original"].get("input_tokens") == got["input_tokens"], got

@@ -1,4 +1,4 @@
-"""pydantic-ai (Agent + AnthropicModel, provider base_url at the proxy). No models list, batches or count_tokens here."""
+"""pydantic-ai (Agent + AnthropicModel, provider base_url at the proxy). No models list or batches here."""
 
 from __future__ import annotations
 
@@ -40,3 +40,8 @@ def test_errors(run):
 
 def test_upstream(run):
     cells.upstream(run)
+
+
+def test_count_tokens(run):
+    cells.count_tokens(run)
+    assert "input_tokens_limit of 5" in (run.cell("count_tokens")["stopped"] or ""), run.cell("count_tokens")

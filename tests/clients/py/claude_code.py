@@ -11,14 +11,14 @@ import os
 import subprocess
 from pathlib import Path
 
-from _cells import TASK, ask, cell, done
+from _cells import TASK, URL, ask, cell, done
 
 CLAUDE = str(Path(__file__).resolve().parents[1] / "node" / "node_modules" / ".bin" / "claude")
 
 
 def claude(prompt: str, *args: str, env: dict | None = None, timeout: float = 90) -> dict:
     p = subprocess.run([CLAUDE, "-p", prompt, "--output-format", "stream-json", "--verbose", "--max-turns", "4", *args],
-                       env=dict(os.environ, **(env or {})), capture_output=True, text=True, timeout=timeout,
+                       env=dict(os.environ, ANTHROPIC_BASE_URL=URL, **(env or {})), capture_output=True, text=True, timeout=timeout,
                        stdin=subprocess.DEVNULL)
     events = [json.loads(ln) for ln in p.stdout.splitlines() if ln.startswith("{")]
     result = next((e for e in events if e.get("type") == "result"), None)

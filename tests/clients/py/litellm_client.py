@@ -68,6 +68,19 @@ def _():
     return {"reasoning": m.reasoning_content, "types": ["thinking", "text"] if m.reasoning_content and m.content else []}
 
 
+@cell("count_tokens")
+def _():
+    """litellm.acount_tokens: the provider's count_tokens API (not its local tokenizer)."""
+    import asyncio
+
+    async def count(model: str, text: str):
+        return await litellm.acount_tokens(model=f"anthropic/{model}", messages=user(ask("count_tokens", text)),
+                                           api_base=URL, api_key="sk-ant-dummy-client-key")
+    n, m = asyncio.run(count("auto", "hello " * 50)), asyncio.run(count(EXPLICIT, "hi"))
+    return {"input_tokens": n.total_tokens, "small": m.total_tokens, "tokenizer": n.tokenizer_type,
+            "source": str(n.count_source), "original": n.original_response, "error": n.error_message if n.error else None}
+
+
 @cell("errors")
 def _():
     out = {}

@@ -90,6 +90,23 @@ def _():
             "reasoning": next((p.content for p in parts if p.part_kind == "thinking"), None)}
 
 
+@cell("count_tokens")
+def _():
+    """UsageLimits(count_tokens_before_request=True): the agent asks count_tokens before each request."""
+    from pydantic_ai.exceptions import UsageLimitExceeded
+    from pydantic_ai.usage import UsageLimits
+
+    r = Agent(model("auto"), model_settings=SETTINGS).run_sync(
+        ask("count_tokens", "hello " * 50), usage_limits=UsageLimits(count_tokens_before_request=True, input_tokens_limit=100_000))
+    try:  # a limit below the counted prompt stops the run before the request
+        Agent(model(EXPLICIT), model_settings=SETTINGS).run_sync(
+            ask("count_tokens", "hello " * 50), usage_limits=UsageLimits(count_tokens_before_request=True, input_tokens_limit=5))
+        stopped = None
+    except UsageLimitExceeded as exc:
+        stopped = str(exc)
+    return {"input_tokens": r.usage().input_tokens, "stopped": stopped}
+
+
 @cell("errors")
 def _():
     out = {}
