@@ -202,3 +202,8 @@ def test_a_proxy_pointed_at_itself_answers_508_at_once(tmp_path, monkeypatch):
         rows = ledger_rows(proxy, 1)
         assert len(rows) == 1  # the inner hop is refused before it routes: one row, not one per hop
         assert rows[0]["status"] == 508
+        with httpx2.Client(base_url=proxy.url, timeout=30, headers=KEY) as c:  # every forwarded path
+            counted = c.post("/v1/messages/count_tokens", content=orjson.dumps({"model": "claude-haiku-5-5",
+                             "messages": [{"role": "user", "content": "x"}]}))
+            batches = c.get("/v1/messages/batches")
+        assert counted.status_code == 508 and batches.status_code == 508, (counted.text, batches.text)

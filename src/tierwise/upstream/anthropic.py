@@ -131,6 +131,7 @@ class AnthropicUpstream:
 
         out = rest_headers(headers)
         out.setdefault("anthropic-version", "2023-06-01")
+        out[HOP_HEADER] = hop_value(headers.get(HOP_HEADER))  # loop detection on every path (server/app.py)
         if body is not None and not isinstance(body, bytes) and headers.get("content-length", "").isdigit():
             out["content-length"] = headers["content-length"]  # a streamed upload keeps its declared length
         out.update(self._auth(headers))
