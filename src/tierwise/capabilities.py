@@ -40,35 +40,34 @@ def _betas(header: str | None) -> frozenset[str]:
     return frozenset(b.strip() for b in header.split(",") if b.strip())
 
 
-def needs_of(body: dict[str, Any], text_chars: int, betas: str | None = None) -> Needs:
-    """What ``body`` needs; ``text_chars`` is the length of its text (as the router reads it)."""
+def needs_of(body: dict[str, Any], text_chars: int, betas: str | None = None, *, block_types: bool = True,
+             system_roles: bool = True) -> Needs:
+    """What ``body`` needs; ``text_chars`` is the length of its text (as the router reads it).
+    ``block_types=False`` / ``system_roles=False`` skip scanning the messages for content block types /
+    role "system" entries (when no model tierwise routes to refuses any: the hot path stays short)."""
     choice = body.get("tool_choice")
     # forced tool use as the API refuses it (reference: Sonnet 5.5 rejects tool_choice type "tool")
     forced = "tool" if isinstance(choice, dict) and choice.get("type") == "tool" else None
     messages = body.get("messages")
     messages = messages if isinstance(messages, list) else []
     last = messages[-1] if messages else None
-    prefill = isinstance(last, dict) and last.get("role") == "assistant"
     thinking = body.get("thinking")
-    system_messages = False
+    system_messages = system_roles and any(isinstance(m, dict) and m.get("role") == "system" for m in messages)
     kinds: set[str] = set()
-    for m in messages:
-        if not isinstance(m, dict):
-            continue
-        if m.get("role") == "system":
-            system_messages = True
-        content = m.get("content")
-        if isinstance(content, list):
-            for b in content:
-                t = b.get("type") if isinstance(b, dict) else getattr(b, "type", None)
-                if isinstance(t, str):
-                    kinds.add(t)
-    system = body.get("system")
-    if isinstance(system, list):
-        kinds.update(b["type"] for b in system if isinstance(b, dict) and isinstance(b.get("type"), str))
+    if block_types:
+        for m in messages:
+            content = m.get("content") if isinstance(m, dict) else None
+            if isinstance(content, list):
+                for b in content:
+                    t = b.get("type") if isinstance(b, dict) else getattr(b, "type", None)
+                    if isinstance(t, str):
+                        kinds.add(t)
+        system = body.get("system")
+        if isinstance(system, list):
+            kinds.update(b["type"] for b in system if isinstance(b, dict) and isinstance(b.get("type"), str))
     mt = body.get("max_tokens")
     return Needs(prompt_tokens=(text_chars + 3) // 4, max_tokens=mt if isinstance(mt, int) and not isinstance(mt, bool) else 0,
-                 forced_tool=forced, prefill=prefill,
+                 forced_tool=forced, prefill=isinstance(last, dict) and last.get("role") == "assistant",
                  thinking_disabled=isinstance(thinking, dict) and thinking.get("type") == "disabled",
                  system_messages=system_messages, betas=_betas(betas), block_types=frozenset(kinds))
 
@@ -87,24 +86,25 @@ def lacks(model: "Model", needs: Needs, *, limits: bool = True) -> str | None:
     """Why ``model`` cannot serve ``needs`` (a short phrase for ``x-tierwise-reason``), or None.
 
     ``limits=False`` leaves out the output limit (``max_tokens`` above it can be lowered instead)."""
-    name = display_name(model)
     if needs.forced_tool and model.rejects_forced_tool_use:
-        return f"forced tool use: {name} rejects it"
+        return f"forced tool use: {display_name(model)} rejects it"
     if needs.prefill and model.rejects_prefill:
-        return f"prefill (a final assistant turn): {name} rejects it"
+        return f"prefill (a final assistant turn): {display_name(model)} rejects it"
     if needs.thinking_disabled and model.rejects_thinking_disabled:
-        return f"thinking disabled: {name} rejects it"
+        return f"thinking disabled: {display_name(model)} rejects it"
     if needs.system_messages and model.rejects_system_messages:
-        return f"mid-conversation system messages: {name} rejects them"
-    for beta in sorted(needs.betas & frozenset(model.rejects_betas)):
-        return f"beta {beta}: {name} rejects it"
-    for kind in sorted(needs.block_types & frozenset(model.rejects_block_types)):
-        return f"{kind} blocks: {name} rejects them"
+        return f"mid-conversation system messages: {display_name(model)} rejects them"
+    if needs.betas and model.rejects_betas:
+        for beta in sorted(needs.betas.intersection(model.rejects_betas)):
+            return f"beta {beta}: {display_name(model)} rejects it"
+    if needs.block_types and model.rejects_block_types:
+        for kind in sorted(needs.block_types.intersection(model.rejects_block_types)):
+            return f"{kind} blocks: {display_name(model)} rejects them"
     if needs.prompt_tokens + needs.max_tokens > model.context_window:
         return (f"context window: the prompt (~{needs.prompt_tokens:,} tokens) and max_tokens ({needs.max_tokens:,}) "
-                f"exceed {name}'s {model.context_window:,}")
+                f"exceed {display_name(model)}'s {model.context_window:,}")
     if limits and needs.max_tokens > model.max_output:
-        return f"max_tokens {needs.max_tokens:,}: {name} writes at most {model.max_output:,}"
+        return f"max_tokens {needs.max_tokens:,}: {display_name(model)} writes at most {model.max_output:,}"
     return None
 
 

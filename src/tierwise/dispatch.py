@@ -106,6 +106,10 @@ class Dispatcher:
         self.affinity = ThinkingAffinity(capacity) if capacity else None
         self._tiers: dict[str, str | None] = {}  # model id -> tier, for ledger rows (the catalog never changes)
         self.unknown_model_passthrough = routing.get("unknown_model", "error") == "passthrough"
+        # messages are scanned for block types / system roles only when a model routed to refuses some
+        tier_models = [self.catalog.model_for_tier(t) for t in self.catalog.tiers]
+        self._block_types = any(m.rejects_block_types for m in tier_models)
+        self._system_roles = any(m.rejects_system_messages for m in tier_models)
         from .ab import build_ab  # A/B test arms: None unless [ab] is enabled
 
         self.ab = build_ab(settings, self)
@@ -176,7 +180,7 @@ class Dispatcher:
                 betas: str | None = None) -> Plan:
         requested = body["model"]
         target = self._target(decision)
-        needs = needs_of(body, len(request.text), betas)
+        needs = needs_of(body, len(request.text), betas, block_types=self._block_types, system_roles=self._system_roles)
         why = lacks(target, needs)
         if why is not None:
             chosen = self.choose(target, needs, why)

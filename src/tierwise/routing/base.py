@@ -75,7 +75,8 @@ class RouteRequest:
             if isinstance(content, str):
                 text = content
             elif isinstance(content, list):
-                text = "\n".join(_block_text(b) for b in content if isinstance(b, dict) and b.get("type") == "text")
+                text = "\n".join(t for b in content if isinstance(b, dict) and b.get("type") == "text"
+                                  and isinstance(t := b.get("text"), str))
             else:
                 text = ""
             parts.append(text)
