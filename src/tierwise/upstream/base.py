@@ -30,6 +30,8 @@ _NOT_FORWARDED = frozenset((
     "content-type", "accept-encoding", "expect", "x-api-key", "authorization",
 ))
 
+_PLAIN_CONNECTION = frozenset(("keep-alive", "close", "Keep-Alive", "Close"))  # name no other header
+
 # Loop detection: every request tierwise sends upstream carries ``x-tierwise-hop``, the ids of the
 # tierwise processes it went through; a proxy that finds its own id there (or too many ids) answers 508.
 HOP_HEADER = "x-tierwise-hop"
@@ -46,7 +48,7 @@ def forward_request_headers(headers: Mapping[str, str]) -> dict[str, str]:
     """The client's request headers (lower-case names) that go on to the upstream unchanged."""
     drop = _NOT_FORWARDED
     conn = headers.get("connection")
-    if conn:  # headers named by Connection are hop-by-hop too
+    if conn and conn not in _PLAIN_CONNECTION:  # headers named by Connection are hop-by-hop too
         drop = drop | {t.strip().lower() for t in conn.split(",")}
     return {k: v for k, v in headers.items()
             if k not in drop and not k.startswith("proxy-") and not k.startswith("x-tierwise-")}
