@@ -117,8 +117,14 @@ def batches(run: ClientRun, name: str = "batches") -> None:
     assert got["status"] == "ended", got
     assert {k: v[0] for k, v in got["results"].items()} == {"r0": "succeeded", "r1": "succeeded"}, got
     assert got["results"]["r1"][1] == "claude-haiku-5-5" and got["results"]["r0"][1] in ROUTED, got
-    rows = [r for r in run.rows(name) if r["status"] == 200]
-    assert len(rows) >= 2 and all(r["batch"] and r["cost_nanos"] > 0 for r in rows), run.rows(name)
+    # one ledger row per result (request id "<batch id>:<custom id>"), priced at the batch discount
+    rows = {r["request_id"].split(":", 1)[1]: r for r in run.rows() if r["request_id"].startswith(got["id"] + ":")}
+    assert set(rows) == {"r0", "r1"}, run.rows()
+    assert rows["r0"]["requested_model"] == "auto" and rows["r0"]["model"] in ROUTED, rows
+    assert rows["r1"]["requested_model"] == "claude-haiku-5-5" and rows["r1"]["model"] == "claude-haiku-5-5", rows
+    for r in rows.values():
+        assert r["batch"] and r["status"] == 200 and r["cost_nanos"] > 0 and r["output_tokens"] > 0, r
+    assert got["listed"], got
 
 
 def errors(run: ClientRun, name: str = "errors", *, request_ids: bool = True,

@@ -45,7 +45,6 @@ def test_models(run):
     cells.models(run)
 
 
-@pytest.mark.xfail(reason="S: /v1/messages/batches pending", strict=False)
 def test_batches(run):
     cells.batches(run)
 
