@@ -48,6 +48,9 @@ def test_print_task(run):
 
 
 def test_small_fast_model_auto(run):
+    """ANTHROPIC_SMALL_FAST_MODEL / ANTHROPIC_DEFAULT_HAIKU_MODEL=auto with `--model haiku`: the haiku alias
+    becomes auto. (In print mode Claude Code 2.1.332 makes no background small-model call of its own:
+    with only ANTHROPIC_SMALL_FAST_MODEL=auto every request still carries the main model.)"""
     got = run.cell("cc_small_fast")
     rows = session_rows(run, "cc_small_fast")
     assert all(r["requested_model"] == "auto" and r["model"] in cells.ROUTED for r in rows), rows
