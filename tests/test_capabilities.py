@@ -177,3 +177,13 @@ def test_a_cascade_climbs_only_through_tiers_that_serve_the_request():
     assert plan.decision.cascade is not None and tuple(plan.decision.cascade.ladder) == ("fast", "deep")
     plain = d.plan({"model": "tierwise/extract_entities", "max_tokens": 50, "messages": USER})
     assert tuple(plain.decision.cascade.ladder) == ("fast", "balanced", "deep")
+
+
+def test_a_thinking_budget_routed_to_a_5_5_model_is_made_adaptive():
+    # litellm turns thinking "adaptive" into a budget for a model it does not know ("auto"): every 5.5 model
+    # rejects budgets, so a routed request is adapted (Haiku 5.5 included)
+    body = {"model": "tierwise/classify_intent", "max_tokens": 2000, "thinking": {"type": "enabled", "budget_tokens": 1024},
+            "messages": USER}
+    plan = dispatcher().plan(body)
+    assert plan.model_id == "claude-haiku-5-5" and body["thinking"] == {"type": "adaptive"}
+    assert "thinking:enabled->adaptive" in plan.adapted

@@ -246,3 +246,38 @@ def test_uploads_are_streamed_and_capped(tmp_path, monkeypatch):
         monkeypatch.setattr(files_api, "MAX_FILE_BYTES", 1000)
         r = c.post("/v1/files", headers=H, files={"file": ("big.bin", payload, "application/octet-stream")})
         assert r.status_code == 413 and r.json()["error"]["type"] == "request_too_large"
+
+
+def test_a_batch_created_around_the_proxy_is_still_counted_once(via_fake, fake_anthropic):
+    # created at the upstream directly (another tool, an older tierwise): no mapping, results still counted once
+    direct = {"requests": [dict(BATCH["requests"][2], custom_id=f"d{i}") for i in range(3)]}  # explicit ids only
+    r = httpx2.post(fake_anthropic.url + "/v1/messages/batches", headers=dict(H, **{"x-api-key": "sk-x"}), json=direct)
+    batch_id = r.json()["id"]
+    for _ in range(2):
+        assert httpx2.get(f"{via_fake.url}/v1/messages/batches/{batch_id}/results", headers=H).status_code == 200
+    got = [r for r in rows(via_fake) if r["batch"]]
+    assert len(got) == 3 and {r["requested_model"] for r in got} == {None}
+    assert all(r["status"] == 200 and r["model"] == "claude-opus-5-5" and r["cost_nanos"] > 0 for r in got)
+
+
+def test_record_results_on_postgresql(pg_url, tmp_path):
+    from types import SimpleNamespace
+
+    from tierwise.dispatch import Dispatcher
+    from tierwise.ledger import Ledger
+    from tierwise.server.batches import record_results
+
+    from ..conftest import make_settings
+
+    settings = make_settings(tmp_path)
+    led = Ledger(pg_url)
+    try:
+        state = SimpleNamespace(ledger=led, settings=settings, dispatcher=Dispatcher(settings))
+        msg = {"model": "claude-haiku-5-5", "stop_reason": "end_turn", "usage": {"input_tokens": 1000, "output_tokens": 100}}
+        results = [{"custom_id": f"c{i}", "result": {"type": "succeeded", "message": msg}} for i in range(3)]
+        assert record_results(state, "msgbatch_pg", results, "anthropic") == 3
+        assert record_results(state, "msgbatch_pg", results, "anthropic") == 0
+        rows_ = [r for r in led.rows() if r["request_id"].startswith("msgbatch_pg:")]
+        assert len(rows_) == 3 and all(r["batch"] and r["cost_nanos"] == 75_000 for r in rows_)  # (100,000 + 50,000) nano-USD, half off
+    finally:
+        led.close()

@@ -169,6 +169,15 @@ def _result_row(state: "ProxyState", batch_id: str, m: Any, res: dict[str, Any],
     return row
 
 
+def _insert_new(conn: sa.Connection) -> Any:
+    """INSERT that does nothing when the (batch, custom id) row exists (SQLite and PostgreSQL)."""
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert(batch_requests).on_conflict_do_nothing(index_elements=["batch_id", "custom_id"])
+
+
 def record_results(state: "ProxyState", batch_id: str, results: Iterable[dict[str, Any]], upstream: str) -> int:
     """Write a ledger row for each result not yet recorded; returns how many were written."""
     engine = state.ledger.engine if state.ledger is not None else None
@@ -186,11 +195,9 @@ def record_results(state: "ProxyState", batch_id: str, results: Iterable[dict[st
             where = sa.and_(batch_requests.c.batch_id == bid, batch_requests.c.custom_id == cid)
             m = conn.execute(sa.select(batch_requests).where(where)).mappings().first()
             if m is None:  # a batch created around the proxy: count it all the same, once
-                try:
-                    with conn.begin_nested():
-                        conn.execute(batch_requests.insert().values(batch_id=bid, custom_id=cid, created_at=now,
-                                                                    upstream=upstream[:32], recorded_at=now))
-                except sa.exc.IntegrityError:
+                ins = _insert_new(conn).values(batch_id=bid, custom_id=cid, created_at=now, upstream=upstream[:32],
+                                               recorded_at=now).returning(batch_requests.c.custom_id)
+                if conn.execute(ins).first() is None:
                     continue  # another fetch got there first
             elif conn.execute(batch_requests.update().where(where, batch_requests.c.recorded_at.is_(None))
                               .values(recorded_at=now)).rowcount != 1:
@@ -272,7 +279,11 @@ def batch_routes(state: "ProxyState", error_response: Callable[..., Response], n
             if state.ledger is not None and isinstance(batch, dict) and isinstance(batch.get("id"), str):
                 seen: set[str] = set()
                 unique = [m for m in mappings if not (m["custom_id"] in seen or seen.add(m["custom_id"]))]
-                await asyncio.to_thread(_store_mappings, state.ledger.engine, batch["id"], unique)
+                try:
+                    await asyncio.to_thread(_store_mappings, state.ledger.engine, batch["id"], unique)
+                except Exception:  # noqa: BLE001 - the batch exists upstream: answer; its results are still
+                    # accounted when fetched (without the key and task, which only the mapping knew)
+                    log.exception("could not store the request mapping of batch %s", batch["id"])
         except APIError as exc:
             return error_response(exc, rid)
         return Response(orjson.dumps(_own_results_url(request, batch)), status_code=resp.status,
