@@ -2,7 +2,8 @@
 
 Starts a fast local fake upstream (bench/fast_upstream.py) and a real `tierwise serve` in front
 of it (auto routing on, ledger on: SQLite in a temp dir), then drives the same requests directly
-at the fake and through the proxy, and prints both. Concurrency 64 uses `wrk` when installed
+at the fake and through the proxy, and prints both; then the same again with a fake upstream that
+compresses its answers (gzip, as api.anthropic.com does when asked), which the proxy decodes. Concurrency 64 uses `wrk` when installed
 (apt-get install wrk), else a Python aiohttp load loop (which then bounds the figures itself).
 
     .venv/bin/python bench/proxy_overhead.py [--n 3000] [--duration 10]
@@ -147,24 +148,17 @@ def wrk_load(url: str, payload: bytes, concurrency: int, duration: float, tmp: P
     return rps, dist, total
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--n", type=int, default=2000, help="requests per target per c=1 round, 3 rounds (after 200 warm-up)")
-    ap.add_argument("--duration", type=float, default=10.0, help="seconds per concurrency-64 run")
-    ap.add_argument("--concurrency", type=int, default=64)
-    ap.add_argument("--router", default=None, help="the auto strategy to run the proxy with (default: the configured default)")
-    args = ap.parse_args()
-
-    tmp = Path(tempfile.mkdtemp(prefix="tierwise-bench-"))
+def run_upstream(kind: str, args: argparse.Namespace, tmp: Path, env: dict[str, str]) -> dict:
+    """One fast fake upstream (``plain`` or ``gzip``: compressing like api.anthropic.com) and a proxy in front
+    of it: the c=1 and c=64 figures, direct and through the proxy, and the ledger check."""
     up_port, px_port = free_port(), free_port()
-    env = {k: v for k, v in os.environ.items() if k not in ("ANTHROPIC_API_KEY", "TIERWISE_CONFIG")}
     procs = []
+    out: dict = {"kind": kind}
     try:
-        procs.append(subprocess.Popen([PY, str(ROOT / "bench" / "fast_upstream.py"), str(up_port)], stdout=subprocess.DEVNULL))
+        cmd = [PY, str(ROOT / "bench" / "fast_upstream.py"), str(up_port)] + (["gzip"] if kind == "gzip" else [])
+        procs.append(subprocess.Popen(cmd, stdout=subprocess.DEVNULL))
         wait_port(up_port)
-        db = tmp / "bench.db"
-        if args.router:
-            (tmp / "tierwise.toml").write_text(f'[routing]\nauto = "{args.router}"\n')
+        db = tmp / f"bench-{kind}.db"
         proxy = subprocess.Popen([PY, "-m", "tierwise", "serve", "--port", str(px_port), "--upstream-url",
                                   f"http://127.0.0.1:{up_port}", "--ledger-url", f"sqlite:///{db}", "--log-level", "warning"],
                                  cwd=tmp, env=env, stdout=subprocess.DEVNULL)
@@ -173,12 +167,10 @@ def main() -> None:
         direct = f"http://127.0.0.1:{up_port}/v1/messages"
         via = f"http://127.0.0.1:{px_port}/v1/messages"
         proxied = 0
-
-        print(f"tierwise proxy overhead  (python {sys.version.split()[0]}, {os.cpu_count()} cores, "
-              f"auto routing ({args.router or 'default strategy'}) + SQLite ledger on; c=1: 3 interleaved rounds of {args.n} requests per target)\n")
+        print(f"--- {kind} upstream{' (content-encoding: gzip, decoded by the proxy and by the direct client)' if kind == 'gzip' else ''}")
         results = {}
         for stream in (False, True):
-            kind = "stream" if stream else "non-stream"
+            sk = "stream" if stream else "non-stream"
             # three interleaved rounds; the added latency is the median of the rounds' p50 differences
             rounds = [asyncio.run(interleaved(direct, via, body(stream), args.n, stream)) for _ in range(3)]
             proxied += 3 * (args.n + 200)
@@ -187,22 +179,21 @@ def main() -> None:
             added = sorted(statistics.median(p - d for p, d in zip(r["proxy"], r["direct"])) for r in rounds)
             d_lat = [x for r in rounds for x in r["direct"]]
             p_lat = [x for r in rounds for x in r["proxy"]]
-            results[kind] = (d_lat, p_lat, added[1])
-            print(f"c=1 {kind:10s}  direct p50 {pct(d_lat, 50):6.3f}  p95 {pct(d_lat, 95):6.3f}  p99 {pct(d_lat, 99):6.3f} ms")
-            print(f"c=1 {kind:10s}  proxy  p50 {pct(p_lat, 50):6.3f}  p95 {pct(p_lat, 95):6.3f}  p99 {pct(p_lat, 99):6.3f} ms"
+            results[sk] = (d_lat, p_lat, added[1])
+            print(f"c=1 {sk:10s}  direct p50 {pct(d_lat, 50):6.3f}  p95 {pct(d_lat, 95):6.3f}  p99 {pct(d_lat, 99):6.3f} ms")
+            print(f"c=1 {sk:10s}  proxy  p50 {pct(p_lat, 50):6.3f}  p95 {pct(p_lat, 95):6.3f}  p99 {pct(p_lat, 99):6.3f} ms"
                   f"   added (median paired difference) {added[1]:+.3f} ms (rounds: {', '.join(f'{a:+.3f}' for a in added)})")
             if stream:
                 d_t = [x for r in rounds for x in r["direct_ttfb"]]
                 p_t = [x for r in rounds for x in r["proxy_ttfb"]]
                 print(f"c=1 stream TTFB     direct p50 {pct(d_t, 50):6.3f}  proxy p50 {pct(p_t, 50):6.3f} ms"
                       f"   added {pct(p_t, 50) - pct(d_t, 50):+.3f} ms")
-        print()
         use_wrk = shutil.which("wrk") is not None
         tool = "wrk -t1" if use_wrk else "python aiohttp loop (install wrk for a client that is not the bottleneck)"
         rps = {}
         for name, url, stream in (("direct non-stream", direct, False), ("proxy  non-stream", via, False),
                                   ("direct stream", direct, True), ("proxy  stream", via, True)):
-            if use_wrk:
+            if use_wrk:  # wrk sends no Accept-Encoding: the direct rows are identity even for the gzip upstream
                 r, dist, total = wrk_load(url, body(stream), args.concurrency, args.duration, tmp)
                 p50, p99 = dist.get("50", float("nan")), dist.get("99", float("nan"))
             else:
@@ -220,17 +211,51 @@ def main() -> None:
             served = orjson.loads(h.read())["recorded"]  # calls the proxy handled (wrk's count omits in-flight ones)
         proxy.send_signal(signal.SIGINT)  # graceful stop: the ledger flushes
         proxy.wait(60)
-        rows = sqlite3.connect(db).execute("select count(*), count(cost_nanos) from calls").fetchone()
-        added = results["non-stream"][2]
-        print(f"\nledger rows written: {rows[0]} for {served} calls the proxy served "
-              f"(clients counted {proxied} completed; {rows[1]} rows priced)")
-        print("\ntargets:")
-        print(f"  added latency p50 at c=1 (non-stream) <= 0.5 ms : {added:.3f} ms  {'MET' if added <= 0.5 else 'MISSED'}")
-        r = rps["proxy  non-stream"]
-        print(f"  throughput at c={args.concurrency} (non-stream) >= 2,000 req/s : {r:.0f} req/s  {'MET' if r >= 2000 else 'MISSED'}")
-        print(f"  ledger complete (one row per call): {'MET' if rows[0] == served >= proxied else 'MISSED'}")
+        rows = sqlite3.connect(db).execute(
+            "select count(*), count(cost_nanos), sum(status = 200), sum(status = 200 and cost_nanos > 0) from calls").fetchone()
+        print(f"ledger rows written: {rows[0]} for {served} calls the proxy served (clients counted {proxied} completed; "
+              f"{rows[1]} rows priced; {rows[3]} of the {rows[2]} answered calls cost more than 0: usage read from "
+              f"{'decoded ' if kind == 'gzip' else ''}bytes)\n")
+        out.update(added=results["non-stream"][2], added_stream=results["stream"][2], rps=rps["proxy  non-stream"],
+                   rps_stream=rps["proxy  stream"], ledger_ok=rows[0] == served >= proxied, priced=rows[2] == rows[3] > 0)
+        return out
     finally:
         stop(procs, 10)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--n", type=int, default=2000, help="requests per target per c=1 round, 3 rounds (after 200 warm-up)")
+    ap.add_argument("--duration", type=float, default=10.0, help="seconds per concurrency-64 run")
+    ap.add_argument("--concurrency", type=int, default=64)
+    ap.add_argument("--router", default=None, help="the auto strategy to run the proxy with (default: the configured default)")
+    ap.add_argument("--upstreams", default="plain,gzip", help="which fake upstreams to measure, in this order")
+    args = ap.parse_args()
+
+    tmp = Path(tempfile.mkdtemp(prefix="tierwise-bench-"))
+    env = {k: v for k, v in os.environ.items() if k not in ("ANTHROPIC_API_KEY", "TIERWISE_CONFIG")}
+    try:
+        if args.router:
+            (tmp / "tierwise.toml").write_text(f'[routing]\nauto = "{args.router}"\n')
+        print(f"tierwise proxy overhead  (python {sys.version.split()[0]}, {os.cpu_count()} cores, "
+              f"auto routing ({args.router or 'default strategy'}) + SQLite ledger on; c=1: 3 interleaved rounds of {args.n} "
+              "requests per target; a plain and a gzip-compressing upstream, one after the other)\n")
+        runs = [run_upstream(kind.strip(), args, tmp, env) for kind in args.upstreams.split(",") if kind.strip()]
+        print("targets:")
+        for r in runs:
+            k = r["kind"]
+            print(f"  [{k:5s}] added latency p50 at c=1 (non-stream) <= 0.5 ms : {r['added']:.3f} ms  "
+                  f"{'MET' if r['added'] <= 0.5 else 'MISSED'}")
+            print(f"  [{k:5s}] throughput at c={args.concurrency} (non-stream) >= 2,000 req/s : {r['rps']:.0f} req/s  "
+                  f"{'MET' if r['rps'] >= 2000 else 'MISSED'}")
+            print(f"  [{k:5s}] ledger complete (one row per call, every answered call priced above 0): "
+                  f"{'MET' if r['ledger_ok'] and r['priced'] else 'MISSED'}")
+        if len(runs) == 2:
+            a, b = runs
+            print(f"\n{b['kind']} vs {a['kind']} through the proxy: added latency c=1 {b['added'] - a['added']:+.3f} ms "
+                  f"(non-stream), {b['added_stream'] - a['added_stream']:+.3f} ms (stream); throughput c={args.concurrency} "
+                  f"{b['rps'] / a['rps']:.2f}x (non-stream), {b['rps_stream'] / a['rps_stream']:.2f}x (stream)")
+    finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
