@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from . import cells
 
 DRIVER = ("claude", "claude_code.py")
@@ -82,3 +84,13 @@ def test_read_tool_loop_under_auto(run):
 
 def test_upstream(run):
     cells.upstream(run)
+
+
+@pytest.mark.xfail(reason="the fakes refuse role 'system' under per-turn-control-2026-07-01 (T: accept it, lead's note "
+                          "15:52 in notes/issue9.md); Claude Code then retries without it, so every session has a 400 row",
+                   strict=False)
+def test_sessions_have_no_refused_request(run):
+    """Claude Code is built against the real API: its first request (with a mid-conversation system message)
+    must not be refused."""
+    refused = [r for r in run.rows() if r["status"] != 200]
+    assert not refused, [(r["requested_model"], r["status"], r["error_type"]) for r in refused]
