@@ -83,10 +83,11 @@ def _rewrite(request: Request, body: bytes) -> bytes:
     return orjson.dumps(data)
 
 
-def _route_params(state: "ProxyState", key: Any, i: int, req: Any, betas: str | None, task_header: str | None,
-                  now: float) -> "tuple[dict[str, Any] | None, bool]":
+async def _route_params(state: "ProxyState", key: Any, i: int, req: Any, headers: dict[str, str],
+                        now: float) -> "tuple[dict[str, Any] | None, bool]":
     """Route one batched request in place; its ``batch_requests`` row (None without a custom id)
     and whether its params changed."""
+    task_header = headers.get("x-tierwise-task")
     params = req.get("params") if isinstance(req, dict) else None
     custom_id = req.get("custom_id") if isinstance(req, dict) else None
     if not isinstance(params, dict) or not isinstance(params.get("model"), str):
@@ -109,7 +110,8 @@ def _route_params(state: "ProxyState", key: Any, i: int, req: Any, betas: str | 
         return (mapping if isinstance(custom_id, str) else None), False
     try:
         validate_body(params)
-        plan = state.dispatcher.plan(params, task_header, betas=betas)
+        plan = await state.dispatcher.aplan(params, task_header, ab_key=headers.get("x-tierwise-session"),
+                                            betas=headers.get("anthropic-beta"))
         if key is not None and key.restricted:
             plan = state.guard.clamp_to_pool(plan, params, key)
     except APIError as exc:
@@ -269,8 +271,7 @@ def batch_routes(state: "ProxyState", error_response: Callable[..., Response], n
             changed = False
             now = time.time()
             for i, req in enumerate(reqs if isinstance(reqs, list) else ()):
-                mapping, routed = _route_params(state, key, i, req, headers.get("anthropic-beta"),
-                                                headers.get("x-tierwise-task"), now)
+                mapping, routed = await _route_params(state, key, i, req, headers, now)
                 changed = changed or routed
                 if mapping is not None:
                     mappings.append(mapping)
