@@ -86,9 +86,6 @@ def test_upstream(run):
     cells.upstream(run)
 
 
-@pytest.mark.xfail(reason="the fakes refuse role 'system' under per-turn-control-2026-07-01 (T: accept it, lead's note "
-                          "15:52 in notes/issue9.md); Claude Code then retries without it, so every session has a 400 row",
-                   strict=False)
 def test_sessions_have_no_refused_request(run):
     """Claude Code is built against the real API: its first request (with a mid-conversation system message)
     must not be refused."""

@@ -168,6 +168,19 @@ async def test_offline_refuses_system_turn_without_beta():
     assert ok.json()["type"] == "message"
 
 
+async def test_offline_accepts_system_turn_under_per_turn_control():
+    """Observed: Claude Code 2.1.332 opens each session with a "system" entry in ``messages`` under beta
+    per-turn-control-2026-07-01 alone (no mid-conversation-system beta)."""
+    up = OfflineUpstream(latency_scale=0)
+    betas = "claude-code-20250219,interleaved-thinking-2025-05-14,per-turn-control-2026-07-01"
+    ok = await up.send("/v1/messages?beta=true", orjson.dumps(SYSTEM_TURN), stream=False,
+                       headers={**KEY, "anthropic-beta": betas})
+    assert ok.json()["type"] == "message"
+    with pytest.raises(InvalidRequestError, match="Unexpected role"):
+        await up.send("/v1/messages?beta=true", orjson.dumps(SYSTEM_TURN), stream=False,
+                      headers={**KEY, "anthropic-beta": "claude-code-20250219"})
+
+
 @pytest.mark.parametrize("model,refused", [("claude-haiku-5-5", True), ("claude-sonnet-5-5", True), ("claude-opus-5-5", True),
                                            ("claude-sonnet-4-6", False), ("claude-opus-5", False)])
 def test_prefill_refused_on_the_5_5_models(fake, model, refused):

@@ -10,10 +10,14 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-__all__ = ["refusal", "betas_of", "MID_CONVERSATION_SYSTEM_BETA", "UNEXPECTED_SYSTEM_ROLE", "PREFILL_REFUSED",
+__all__ = ["refusal", "betas_of", "MID_CONVERSATION_SYSTEM_BETA", "SYSTEM_MESSAGE_BETAS", "UNEXPECTED_SYSTEM_ROLE", "PREFILL_REFUSED",
            "SAMPLING_REFUSED", "THINKING_BUDGET_REFUSED", "FORCED_TOOL_REFUSED", "THINKING_DISABLED_REFUSED"]
 
 MID_CONVERSATION_SYSTEM_BETA = "mid-conversation-system-2026-04-07"
+# Either beta lets ``role: "system"`` entries into ``messages``: the reference names the first; the real
+# Claude Code 2.1.332 sends such entries under the second alone (its first request of every session), and a
+# client built against the real API would not open every session with a refused request.
+SYSTEM_MESSAGE_BETAS = frozenset({MID_CONVERSATION_SYSTEM_BETA, "per-turn-control-2026-07-01"})
 
 # The API's wording for a "system" entry in ``messages`` (Claude Code keys its retry on "Unexpected role"
 # and "input message role").
@@ -72,7 +76,7 @@ def refusal(path: str, params: Mapping[str, Any], headers: Mapping[str, str]) ->
     bad_text = _text_not_a_string(params.get("system"), messages)
     if bad_text is not None:
         return bad_text
-    if MID_CONVERSATION_SYSTEM_BETA not in betas_of(headers):
+    if not SYSTEM_MESSAGE_BETAS & betas_of(headers):
         for i, m in enumerate(messages):
             if isinstance(m, dict) and m.get("role") == "system":
                 return UNEXPECTED_SYSTEM_ROLE.format(i=i)
