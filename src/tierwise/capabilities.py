@@ -34,6 +34,22 @@ class Needs:
     block_types: frozenset[str] = frozenset()
 
 
+# The betas under which the API takes role "system" entries inside ``messages``: the reference names the
+# first; the real Claude Code 2.1.332 sends such entries under the second alone.
+SYSTEM_MESSAGE_BETAS = frozenset({"mid-conversation-system-2026-04-07", "per-turn-control-2026-07-01"})
+SYSTEM_MESSAGE_BETA = "mid-conversation-system-2026-04-07"
+
+
+def missing_betas(body: dict[str, Any], betas: str | None) -> tuple[str, ...]:
+    """Betas a ROUTED request needs added for what its body uses: tierwise chose the model, so enabling the
+    feature the body relies on is its adaptation (Claude Code sends "system" entries without any enabling
+    beta when it does not know the model id, e.g. ``auto``). Explicit model ids are never changed."""
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not any(isinstance(m, dict) and m.get("role") == "system" for m in messages):
+        return ()
+    return () if SYSTEM_MESSAGE_BETAS & _betas(betas) else (SYSTEM_MESSAGE_BETA,)
+
+
 def _betas(header: str | None) -> frozenset[str]:
     if not header:
         return frozenset()

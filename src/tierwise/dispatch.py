@@ -14,7 +14,7 @@ import orjson
 
 from .adapt import adapt_request
 from .affinity import ThinkingAffinity
-from .capabilities import Needs, lacks, needs_of, serving_tier
+from .capabilities import Needs, lacks, missing_betas, needs_of, serving_tier
 from .catalog import Model
 from .config import TASK_NAME
 from .cost import Usage, cost_nanos
@@ -73,6 +73,7 @@ class Plan:
     task: str | None = None
     arm: str | None = None          # A/B arm this request was assigned to, if an experiment runs
     needs: Needs | None = None      # what a routed request needs from a model (capability-aware routing)
+    add_betas: tuple[str, ...] = ()  # betas tierwise adds to a routed request for what its body uses
 
     @property
     def tier(self) -> str | None:
@@ -204,7 +205,11 @@ class Dispatcher:
         adapted = adapt_request(body, target, tier=decision.tier,
                                 keep_thinking=None if aff is None else (lambda b: aff.wrote(b, target.id)))
         body["model"] = target.id
-        return Plan(decision, target, target.id, requested, routed=True, adapted=adapted, task=request.task, needs=needs)
+        add = missing_betas(body, betas)
+        if add:
+            adapted = [*adapted, *(f"beta+{b}" for b in add)]
+        return Plan(decision, target, target.id, requested, routed=True, adapted=adapted, task=request.task, needs=needs,
+                    add_betas=add)
 
     def choose(self, target: Model, needs: Needs, why: str, allowed: Any = None, pool: str = "") -> Model:
         """The model to send a request to whose chosen ``target`` lacks something (``why``): the cheapest

@@ -129,3 +129,29 @@ def test_adapted_request_header(proxy):
     assert r.status_code == 200
     assert r.headers["x-tierwise-adapted"] == "dropped:temperature"
     assert r.headers["x-tierwise-upstream"] == "offline"
+
+
+@pytest.mark.parametrize("model,routed", [("auto", True), ("tierwise/review_code", True), ("claude-haiku-5-5", False)])
+def test_routed_system_messages_get_their_beta(proxy_factory, fake_anthropic, model, routed):
+    """Claude Code sends "system" entries without an enabling beta when it does not know the model id (auto,
+    tierwise/<task>): tierwise chose the model, so it enables what the body uses and says so; an explicit id
+    is the caller's own business and reaches the API untouched (which refuses it in its own words)."""
+    import orjson
+
+    p = proxy_factory(upstream={"kind": "anthropic", "url": fake_anthropic.url})
+    hdrs = dict(H, **{"anthropic-beta": "claude-code-20250219"})
+    r = post(p, orjson.dumps(dict(CLAUDE_CODE_BODY, model=model)), headers=hdrs, path="/v1/messages?beta=true")
+    sent_betas = fake_anthropic.requests[-1][1].get("anthropic-beta", "")
+    if routed:
+        assert r.status_code == 200, r.text
+        assert "beta+mid-conversation-system-2026-04-07" in r.headers["x-tierwise-adapted"]
+        assert sent_betas.split(",") == ["claude-code-20250219", "mid-conversation-system-2026-04-07"]
+    else:
+        assert r.status_code == 400 and "Unexpected role" in r.json()["error"]["message"]
+        assert sent_betas == "claude-code-20250219"
+    # with an enabling beta already there nothing is added
+    hdrs = dict(H, **{"anthropic-beta": "per-turn-control-2026-07-01"})
+    r = post(p, orjson.dumps(dict(CLAUDE_CODE_BODY, model=model)), headers=hdrs)
+    assert r.status_code == 200, r.text
+    assert fake_anthropic.requests[-1][1].get("anthropic-beta") == "per-turn-control-2026-07-01"
+    assert "beta+" not in r.headers.get("x-tierwise-adapted", "")

@@ -264,6 +264,8 @@ async def handle_messages(state: "ProxyState", scope: dict[str, Any], receive: R
                                                   betas=headers.get("anthropic-beta"))
         if key is not None and key.restricted:
             plan = call.plan = rt.clamp_to_pool(plan, body, key)
+        if plan.add_betas:  # what the routed body uses (e.g. "system" entries in messages) enabled upstream
+            headers["anthropic-beta"] = ",".join(filter(None, (headers.get("anthropic-beta"), *plan.add_betas)))
         if not plan.routed and plan.model is not None:
             rt.limits.check_max_tokens(body["max_tokens"], plan.model_id, plan.model.max_output)
         out_body = orjson.dumps(body) if plan.routed else raw
