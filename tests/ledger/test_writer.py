@@ -68,6 +68,18 @@ def test_sqlite_uses_wal(tmp_path):
     led.close()
 
 
+def _segments(base: str) -> list[str]:
+    import glob
+
+    return sorted(glob.glob(glob.escape(base) + ".*.seg"))
+
+
+def _journaled_bytes(base: str) -> int:
+    import os
+
+    return sum(os.path.getsize(p) for p in _segments(base))
+
+
 def test_journal_survives_a_crash_and_is_recovered_once(tmp_path):
     """A process killed before the writer thread wrote its rows: the journal brings them back."""
     import os
@@ -77,26 +89,39 @@ def test_journal_survives_a_crash_and_is_recovered_once(tmp_path):
     for i in range(50):
         led.record(_row(i))
     journal = led.journal
-    assert journal.endswith("j.db.tierwise-journal") and os.path.getsize(journal) > 0
-    # simulate SIGKILL: the process is gone, its queue with it; only the database and the journal remain
+    assert journal.endswith("j.db.tierwise-journal") and _journaled_bytes(journal) > 0
+    # simulate SIGKILL: the process is gone, its queue and its lock on the segment with it
     led.writer._buf.clear()
+    led.writer._j.close(clean=False)
     again = Ledger(url)
     assert again.recovered == 50
-    assert len(again.rows()) == 50 and os.path.getsize(journal) == 0
+    assert len(again.rows()) == 50 and _segments(journal) == []
     assert Ledger(url).recovered == 0  # idempotent: rows already present are not inserted twice
     again.close()
+    assert not os.path.exists(journal)
+
+
+def test_a_live_writers_segment_is_not_adopted(tmp_path):
+    """Two processes (replicas) on one journal base: each keeps its own segment; none replays the other's."""
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    a = Ledger(url, flush_interval=60)
+    for i in range(5):
+        a.record(_row(i))
+    b = Ledger(url, flush_interval=60)
+    assert b.recovered == 0 and len(_segments(a.journal)) == 1
+    a.close()
+    b.close()
+    assert sorted(r["request_id"] for r in Ledger(url).rows()) == [f"req_{i}" for i in range(5)]
 
 
 def test_journal_is_emptied_after_writes_and_removed_on_close(tmp_path):
-    import os
-
     led = Ledger(f"sqlite:///{tmp_path / 'k.db'}", flush_interval=0.05)
     for i in range(20):
         led.record(_row(i))
     assert led.flush(10)
-    assert os.path.getsize(led.journal) == 0
+    assert _journaled_bytes(led.journal) == 0
     led.close()
-    assert not os.path.exists(led.journal)
+    assert _segments(led.journal) == []
 
 
 def test_a_row_the_database_refuses_costs_only_that_row(pg_url):

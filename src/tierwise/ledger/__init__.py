@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import re
+import time
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -15,7 +17,9 @@ from .writer import LedgerWriter, recover_journal
 if TYPE_CHECKING:
     from ..config import Settings
 
-__all__ = ["Ledger", "make_engine", "calls", "journal_path"]
+__all__ = ["Ledger", "make_engine", "calls", "journal_path", "recover_journal"]
+
+log = logging.getLogger("tierwise.ledger")
 
 
 def _normalise_url(url: str) -> str:
@@ -50,8 +54,12 @@ def make_engine(url: str) -> sa.Engine:
             cur.close()
 
         return engine
+    connect_args: dict[str, Any] = {}
+    if parsed.get_backend_name() == "postgresql" and "connect_timeout" not in parsed.query:
+        connect_args["connect_timeout"] = 5  # an unreachable server costs seconds, not the OS's minutes
     try:
-        return sa.create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5, hide_parameters=True)
+        return sa.create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5, hide_parameters=True,
+                                pool_timeout=10, connect_args=connect_args)
     except ModuleNotFoundError as exc:
         raise ConfigError(f"ledger.url: the driver for {parsed.get_backend_name()} is not installed ({exc.name}); "
                           "pip install 'tierwise[postgres]'") from None
@@ -78,20 +86,50 @@ def journal_path(url: str, journal: str | None) -> str | None:
 
 
 class Ledger:
-    """Opens (and migrates) the database; writes through a background ``LedgerWriter``."""
+    """Opens (and migrates) the database; writes through a background ``LedgerWriter``.
+
+    A database that cannot be reached at start (refused, timed out, a SQLite file on a full disk)
+    does not stop the process: the ledger starts degraded (``available`` False, logged, reported by
+    ``/healthz``), journals every row, and the writer thread migrates and writes once it is back.
+    A database URL that is wrong (bad scheme, missing driver, missing directory) still fails at start."""
 
     def __init__(self, url: str, *, batch_size: int = 500, flush_interval: float = 0.25, store_prompts: bool = False,
                  journal: str | None = "auto") -> None:
         self.url = url
         self.engine = make_engine(url)
         self.store_prompts = store_prompts
+        self.journal = journal_path(url, journal)
+        self.version = 0
+        self.start_error: str | None = None
         try:
             self.version = migrate(self.engine)
-        except sa.exc.OperationalError as exc:
-            raise ConfigError(f"ledger.url: cannot open the ledger database ({exc.orig})") from None
-        self.journal = journal_path(url, journal)
-        self.recovered = recover_journal(self.engine, self.journal) if self.journal else 0
-        self.writer = LedgerWriter(self.engine, batch_size=batch_size, flush_interval=flush_interval, journal=self.journal)
+        except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
+            self.start_error = str(exc.orig).splitlines()[0][:300] if exc.orig is not None else type(exc).__name__
+            log.error("LEDGER DATABASE UNAVAILABLE AT START (%s): serving anyway; rows are journaled%s and written "
+                      "when it is back", self.start_error, f" to {self.journal}.*.seg" if self.journal else " in memory only")
+        self.writer = LedgerWriter(self.engine, batch_size=batch_size, flush_interval=flush_interval, journal=self.journal,
+                                   prepare=self._migrate if self.start_error else None)
+        self.recovered = 0
+        if self.start_error is None and self.journal:
+            try:
+                self.recovered = self.writer.adopt()
+            except Exception:  # noqa: BLE001 - the writer thread tries again
+                log.exception("ledger: recovering the journal failed; retrying in the background")
+        if self.start_error:
+            self.writer.db_ok = False
+            self.writer.db_error = "unavailable at start"
+            self.writer._down_since = time.monotonic()
+            self.writer.start()
+
+    def _migrate(self) -> None:
+        self.version = migrate(self.engine)
+
+    @property
+    def available(self) -> bool:
+        return self.writer.db_ok
+
+    def status(self) -> dict[str, Any]:
+        return self.writer.status()
 
     @classmethod
     def from_settings(cls, settings: "Settings") -> "Ledger":

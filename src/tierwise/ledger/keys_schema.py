@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-__all__ = ["keys_metadata", "proxy_keys", "budget_spend", "upgrade_keys"]
+__all__ = ["keys_metadata", "proxy_keys", "budget_spend", "key_roles", "upgrade_keys", "upgrade_key_roles"]
 
 keys_metadata = sa.MetaData()
 
@@ -38,6 +38,21 @@ budget_spend = sa.Table(
 )
 
 
+# Migration 7: a key's role. A key without a row here is a caller key (every key made before roles
+# existed); ``operator`` keys may also read the dashboard, /metrics, /openapi.json and the task list,
+# and send feedback on any request. A table of its own so that migration 2 stays as released.
+key_roles = sa.Table(
+    "tierwise_key_roles",
+    keys_metadata,
+    sa.Column("key_id", sa.String(32), primary_key=True),        # tierwise_keys.id
+    sa.Column("role", sa.String(16), nullable=False),            # caller | operator
+)
+
+
 def upgrade_keys(conn: sa.Connection) -> None:
     proxy_keys.create(conn, checkfirst=True)
     budget_spend.create(conn, checkfirst=True)
+
+
+def upgrade_key_roles(conn: sa.Connection) -> None:
+    key_roles.create(conn, checkfirst=True)
