@@ -440,11 +440,42 @@ async def _stream(state: "ProxyState", rt: "Runtime", send: Send, watch: "asynci
     disconnected = False
     me = asyncio.current_task()
     waiting[0] = True
+    recorded = [False]
+
+    def finish() -> None:
+        """The row, built and journaled once: before the stream's last byte reaches the client
+        (``_pump`` calls it ahead of the chunk holding message_stop, an error event or the end),
+        else when the stream ends otherwise (a disconnect, a cancellation)."""
+        if recorded[0]:
+            return
+        recorded[0] = True
+        status, error_type = result
+        if meter.error_type and error_type is None:
+            error_type = meter.error_type
+            status = 529 if meter.error_type == "overloaded_error" else 500
+        if disconnected and not meter.completed:
+            status, error_type = 499, error_type or "client_disconnected"
+        answered = meter.priced_model or outcome.target.model_id
+        if meter.signatures and state.dispatcher.affinity is not None:
+            state.dispatcher.affinity.remember(meter.signatures, answered)
+        model = state.settings.catalog.get(answered)
+        cost = cost_nanos(model, meter.usage) if model is not None else 0
+        last = call.attempts[-1]
+        last["cost_nanos"] = cost
+        if status != 200:
+            last["status"], last["error_type"] = status, error_type
+        failed = call.failed_cost(len(call.attempts) - 1)
+        total[0] = cost + failed
+        _record(state, call, usage=meter.usage, answered=answered, status=status, error_type=error_type,
+                upstream=upstream_name, stop_reason=meter.stop_reason, failed=failed, ttft=meter.first_token_at,
+                disconnected=disconnected)
+
+    total = [0]
     try:
         if watch.done():  # the client left between the upstream's answer and now
             disconnected = True
         else:
-            await _pump(send, resp, outcome.first, meter, out_headers, call.request_id, result)
+            await _pump(send, resp, outcome.first, meter, out_headers, call.request_id, result, finish)
             watch.cancel()
     except asyncio.CancelledError:
         if not waiting[1]:
@@ -466,33 +497,16 @@ async def _stream(state: "ProxyState", rt: "Runtime", send: Send, watch: "asynci
     finally:
         waiting[0] = False
         await resp.aclose()
-        status, error_type = result
-        if meter.error_type and error_type is None:
-            error_type = meter.error_type
-            status = 529 if meter.error_type == "overloaded_error" else 500
-        if disconnected and not meter.completed:
-            status, error_type = 499, error_type or "client_disconnected"
-        answered = meter.priced_model or outcome.target.model_id
-        if meter.signatures and state.dispatcher.affinity is not None:
-            state.dispatcher.affinity.remember(meter.signatures, answered)
-        model = state.settings.catalog.get(answered)
-        cost = cost_nanos(model, meter.usage) if model is not None else 0
-        last = call.attempts[-1]
-        last["cost_nanos"] = cost
-        if status != 200:
-            last["status"], last["error_type"] = status, error_type
-        failed = call.failed_cost(len(call.attempts) - 1)
-        _record(state, call, usage=meter.usage, answered=answered, status=status, error_type=error_type,
-                upstream=upstream_name, stop_reason=meter.stop_reason, failed=failed, ttft=meter.first_token_at,
-                disconnected=disconnected)
-        await _settle(rt, call, cost + failed, state)
+        finish()
+        await _settle(rt, call, total[0], state)
 
 
 async def _pump(send: Send, resp: Any, first: bytes | None, meter: StreamMeter, out_headers: list[tuple[bytes, bytes]],
-                request_id: str, result: list[Any]) -> None:
+                request_id: str, result: list[Any], finish: Callable[[], None] = lambda: None) -> None:
     """Send the stream's start, its chunks as they arrive (metered), and its end; ``result`` gets the
     status and error type to record (an upstream failure mid-stream becomes an ``error`` event: nothing
-    is replayed)."""
+    is replayed). ``finish`` (the ledger row) runs before the last byte: ahead of the chunk that
+    completes the message, of an error event, or of the end."""
     await send({"type": "http.response.start", "status": 200, "headers": [
         (b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-cache"), *out_headers]})
     try:
@@ -501,10 +515,13 @@ async def _pump(send: Send, resp: Any, first: bytes | None, meter: StreamMeter, 
         assert resp.chunks is not None
         async for chunk in resp.chunks:
             meter.feed(chunk)
+            if meter.completed:
+                finish()
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
     except APIError as exc:
         # The stream already reached the client: never replay, send an Anthropic error event.
         result[:] = [exc.status, exc.error_type]
+        finish()
         await send({"type": "http.response.body", "more_body": True, "body": format_event(
             "error", {"type": "error", "error": {"type": exc.error_type, "message": exc.message},
                       "request_id": request_id})})
@@ -512,9 +529,11 @@ async def _pump(send: Send, resp: Any, first: bytes | None, meter: StreamMeter, 
         if not meter.completed and meter.error_type is None:
             # the upstream ended the stream early without saying why: tell the client
             result[:] = [502, "api_error"]
+            finish()
             await send({"type": "http.response.body", "more_body": True, "body": format_event(
                 "error", {"type": "error", "error": {"type": "api_error", "message":
                           "upstream ended the stream before message_stop"}, "request_id": request_id})})
+    finish()
     await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
