@@ -17,6 +17,7 @@ import orjson
 from .adapt import adapt_request
 from .catalog import Catalog
 from .cost import Usage, cost_nanos
+from .jsonbody import dumps as dumps_body
 from .routing.cascade import CascadePlan
 
 __all__ = ["run_cascade", "CascadeResult", "escalation_note"]
@@ -72,7 +73,7 @@ async def run_cascade(send: SendFn, catalog: Catalog, plan: CascadePlan, origina
             if plan.note and failures:
                 _with_note(body, escalation_note(failures))
         t0 = time.perf_counter()
-        resp = await send(orjson.dumps(body), model.id)
+        resp = await send(dumps_body(body), model.id)
         raw = resp.body or b"{}"
         message = orjson.loads(raw)
         usage = Usage.from_api(message.get("usage"))

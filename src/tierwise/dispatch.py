@@ -19,6 +19,7 @@ from .catalog import Model
 from .config import TASK_NAME
 from .cost import Usage, cost_nanos
 from .errors import AdaptationError, InvalidRequestError, NotFoundError
+from .limits import routing_view
 from .routing.base import Decision, RouteRequest, Router, build_router
 
 if TYPE_CHECKING:
@@ -78,6 +79,12 @@ class Plan:
     @property
     def tier(self) -> str | None:
         return self.decision.tier
+
+
+class _Routed(RouteRequest):
+    """A RouteRequest over the routing view, knowing the real prompt's size."""
+
+    __slots__ = ("chars",)
 
 
 class Dispatcher:
@@ -165,7 +172,11 @@ class Dispatcher:
                                 model=requested, task=task)
             return Plan(decision, model, requested, requested, routed=False, task=task)
 
-        request = RouteRequest(body, task)
+        # strategies read a bounded view of the prompt (tierwise.limits.routing_view): deciding on a
+        # 32 MiB prompt costs what deciding on 256 KiB does; the real size still picks the context window
+        view, chars = routing_view(body)
+        request = _Routed(view, task)
+        request.chars = chars
         if self.affinity is not None:
             bound = self.affinity.model_for(body)
             if bound is not None and self.catalog.get(bound) is not None:

@@ -35,14 +35,16 @@ def create(
     deny: Optional[str] = typer.Option(None, "--deny", help="Denied tiers, comma-separated."),
     rpm: Optional[int] = typer.Option(None, "--rpm", help="Requests per minute allowed."),
     budget: Optional[str] = typer.Option(None, "--budget", help="USD per UTC day, e.g. 5 or 0.25."),
+    role: str = typer.Option("caller", "--role", help="caller (the API routes) or operator (also the dashboard, "
+                             "/metrics, /openapi.json, the task list, feedback on any request)."),
     config: Optional[str] = typer.Option(None, "--config", "-c", help="Path to tierwise.toml."),
     ledger_url: Optional[str] = typer.Option(None, "--ledger-url", help="sqlite:///path.db or postgresql://..."),
 ) -> None:
     """Create a key. It is printed once and stored only as a hash."""
     settings, store = _store(config, ledger_url)
     rec, key = store.create(name, allow=_split(tiers) or None, deny=_split(deny), rpm=rpm, budget_usd=budget,
-                            tiers=settings.catalog.tiers)
-    console.print(f"created {rec.id} ({rec.name}); tiers: {','.join(sorted(rec.allow)) if rec.allow else 'all'}"
+                            tiers=settings.catalog.tiers, role=role)
+    console.print(f"created {rec.role} key {rec.id} ({rec.name}); tiers: {','.join(sorted(rec.allow)) if rec.allow else 'all'}"
                   f"{'; deny: ' + ','.join(sorted(rec.deny)) if rec.deny else ''}"
                   f"{'; rpm: ' + str(rec.rpm) if rec.rpm else ''}"
                   f"{'; budget: $' + str(budget) + '/day' if budget else ''}")
@@ -59,7 +61,7 @@ def list_keys(
     _, store = _store(config, ledger_url)
     for rec in store.list():
         p = rec.public()
-        console.print(f"{p['id']}  {p['prefix']}…  {p['name']}  tiers={','.join(p['allow']) if p['allow'] else 'all'}"
+        console.print(f"{p['id']}  {p['prefix']}…  {p['name']}  role={p['role']}  tiers={','.join(p['allow']) if p['allow'] else 'all'}"
                       f"{' deny=' + ','.join(p['deny']) if p['deny'] else ''}  rpm={p['rpm'] or '-'}  "
                       f"budget/day={p['budget_usd_per_day'] or '-'}{'  REVOKED' if p['revoked'] else ''}")
 
@@ -70,7 +72,7 @@ def revoke(
     config: Optional[str] = typer.Option(None, "--config", "-c", help="Path to tierwise.toml."),
     ledger_url: Optional[str] = typer.Option(None, "--ledger-url", help="sqlite:///path.db or postgresql://..."),
 ) -> None:
-    """Revoke a key (takes effect on every replica within keys.refresh_interval seconds)."""
+    """Revoke a key (refused on every replica at most keys.refresh_interval seconds later)."""
     _, store = _store(config, ledger_url)
     if not store.revoke(key_id):
         console.print(f"no active key {key_id}")

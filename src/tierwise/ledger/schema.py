@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from .batches_schema import upgrade_batches
 from .evidence_schema import upgrade as _m3_evidence
 from .judgements_schema import upgrade_judgements
-from .keys_schema import upgrade_keys
+from .keys_schema import upgrade_key_roles, upgrade_keys
 
 __all__ = ["metadata", "calls", "schema_version", "MIGRATIONS", "migrate", "current_version"]
 
@@ -87,6 +87,8 @@ MIGRATIONS: list[tuple[int, str, Callable[[sa.Connection], None]]] = [
     (3, "evidence: feedback, registry history, alerts, evaluations, experiments", _m3_evidence),
     (4, "eval judgement cache", upgrade_judgements),
     (5, "message batches: request mapping", upgrade_batches),
+    # 6 is taken on another branch (the lead renumbers at merge)
+    (7, "proxy key roles", upgrade_key_roles),
 ]
 
 

@@ -19,10 +19,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
-import orjson
-
 from ..adapt import adapt_request
 from ..errors import AdaptationError
+from ..jsonbody import dumps as dumps_body
 
 if TYPE_CHECKING:
     from ..catalog import Catalog, Model
@@ -102,4 +101,4 @@ def _adapted(body: dict[str, Any], model: "Model", tier: str) -> tuple[bytes | N
     except AdaptationError:
         return None, []
     b["model"] = model.id
-    return orjson.dumps(b), adapted
+    return dumps_body(b), adapted

@@ -74,7 +74,7 @@ class Runtime:
         against the key's requests per minute. The key, or None when keys are off."""
         if self.keys is None:
             return None
-        self.keys.maybe_refresh()
+        await self.keys.fresh()
         if not self.keys.enforced:
             return None
         key = self.keys.authenticate(headers)

@@ -19,11 +19,13 @@ from starlette.routing import Route
 from ..config import Settings
 from ..dispatch import Dispatcher, validate_body
 from ..errors import APIError, InternalServerError, InvalidRequestError, LoopDetectedError, NotFoundError
+from ..jsonbody import dumps as dumps_body
 from ..ledger import Ledger
 from ..upstream import Upstream, build_upstream
 from ..upstream.base import FORWARD_RESPONSE_HEADERS, HOP_HEADER, HOP_ID, MAX_HOPS, RATELIMIT_PREFIX
 from .messages import _hdr, error_headers, handle_messages, new_request_id, read_body, send_error
 from .batches import batch_routes
+from .access import CALLER, OPERATOR
 from .feedback_routes import EvidenceState, evidence_routes
 from .files_api import file_routes
 from .models_api import model_routes
@@ -100,6 +102,10 @@ def create_app(settings: Settings, *, upstream: Upstream | None = None, ledger: 
 
     state.guard = Runtime(settings, state.upstream, ledger)  # retries, keys, budgets
     evidence = EvidenceState(state)  # feedback, /metrics, /dashboard, registry reload + monitor
+    access = evidence.access  # who may reach which route (tierwise.server.access)
+
+    def _lower(request: Request) -> dict[str, str]:
+        return {k.lower(): v for k, v in request.headers.items()}
 
     async def count_tokens(request: Request) -> Response:
         rid = new_request_id()
@@ -121,7 +127,7 @@ def create_app(settings: Settings, *, upstream: Upstream | None = None, ledger: 
                 plan = state.guard.clamp_to_pool(plan, body, key)
             query = request.scope.get("query_string")
             path = "/v1/messages/count_tokens" + ("?" + query.decode("latin-1") if query else "")
-            resp = await state.upstream.send(path, orjson.dumps(body), headers=headers, stream=False, model=plan.model_id)
+            resp = await state.upstream.send(path, dumps_body(body), headers=headers, stream=False, model=plan.model_id)
         except APIError as exc:
             return _error_response(exc, rid)
         out = {k: _hdr(v).decode("latin-1") for k, v in resp.headers.items()
@@ -132,9 +138,20 @@ def create_app(settings: Settings, *, upstream: Upstream | None = None, ledger: 
         return Response(resp.body, status_code=resp.status, media_type="application/json", headers=out)
 
     async def openapi(request: Request) -> Response:
+        try:
+            await access.check(_lower(request), OPERATOR, what="/openapi.json")
+        except APIError as exc:
+            return _error_response(exc)
         return Response(_openapi_document(), media_type="application/json")
 
     async def health(request: Request) -> Response:
+        # liveness for anyone (a load balancer's probe has no key); the details only for an operator
+        try:
+            who = await access.check(_lower(request), OPERATOR, what="/healthz details", required=False)
+        except APIError as exc:
+            return _error_response(exc)
+        if not who.operator:
+            return JSONResponse({"status": "ok"})
         return JSONResponse({"status": "ok", "upstream": state.upstream.name,
                              "ledger": settings.ledger_url.split("://")[0] if state.ledger else None,
                              "recorded": state.recorded})

@@ -1,16 +1,15 @@
 """The proxy's evidence routes: ``POST /v1/feedback``, ``GET /metrics``, ``GET /dashboard``; and the
 background watcher that reloads the registry from tierwise.toml and runs the monitor.
 
-All of them sit behind the proxy's auth: when proxy keys are enforced a valid proxy key is
-needed (``x-api-key``, ``Authorization: Bearer``, or for a browser ``/dashboard?key=...`` which
-sets an HttpOnly cookie); ``$TIERWISE_DASHBOARD_TOKEN`` (``dashboard.token_env``) is accepted too.
+Who may call them is decided in :mod:`tierwise.server.access`: when proxy keys are enforced,
+``/metrics`` and ``/dashboard`` need an operator key (``x-api-key``, ``Authorization: Bearer``, or for
+a browser ``/dashboard?key=...`` which sets an HttpOnly cookie) or ``$TIERWISE_DASHBOARD_TOKEN``
+(``dashboard.token_env``); ``/v1/feedback`` takes a caller key for the caller's own request ids.
 """
 
 from __future__ import annotations
 
-import hmac
 import logging
-import os
 import threading
 from typing import TYPE_CHECKING, Any
 
@@ -20,8 +19,9 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from ..errors import APIError, AuthenticationError, InvalidRequestError, error_body
-from .messages import new_request_id
+from ..errors import APIError, InvalidRequestError, NotFoundError, error_body
+from .access import FEEDBACK, OPERATOR, Access, Caller
+from .messages import ClientGone, new_request_id, read_body
 
 if TYPE_CHECKING:
     from .state import ProxyState
@@ -30,6 +30,7 @@ __all__ = ["EvidenceState", "evidence_routes"]
 
 log = logging.getLogger("tierwise.evidence")
 _COOKIE = "tierwise_key"
+FEEDBACK_MAX_BYTES = 64 * 1024
 
 
 class EvidenceState:
@@ -44,6 +45,7 @@ class EvidenceState:
         self.metrics = Metrics()
         state.metrics = self.metrics
         self.engine = state.ledger.engine if state.ledger is not None else None
+        self.access = Access(state)
         self.history = None
         self.monitor = None
         self._stop = threading.Event()
@@ -126,27 +128,28 @@ class EvidenceState:
         self._stop.set()
 
     # -- auth -------------------------------------------------------------------------
-    def authorize(self, request: Request) -> None:
-        """Raise AuthenticationError unless the request carries an accepted credential (when any is required)."""
-        token = os.environ.get(str(self.settings.raw["dashboard"]["token_env"]) or "", "")
-        keys = getattr(getattr(self.state, "guard", None), "keys", None)
-        enforced = bool(keys is not None and keys.enforced)
-        if not token and not enforced:
-            return
-        given = request.headers.get("x-api-key") or ""
-        auth = request.headers.get("authorization") or ""
-        if not given and auth.lower().startswith("bearer "):
-            given = auth[7:].strip()
-        given = given or request.cookies.get(_COOKIE, "")
-        if not given:
-            raise AuthenticationError("this page needs a proxy key (x-api-key, Authorization: Bearer, or ?key=)")
-        if token and hmac.compare_digest(given.encode(), token.encode()):
-            return
-        if enforced:
-            keys.maybe_refresh()
-            keys.authenticate({"x-api-key": given})
-            return
-        raise AuthenticationError("invalid dashboard token")
+    async def authorize(self, request: Request, need: str = OPERATOR, what: str = "this page") -> Caller:
+        """The caller, or AuthenticationError / PermissionDeniedError (see tierwise.server.access)."""
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        return await self.access.check(headers, need, cookie=request.cookies.get(_COOKIE, ""), what=what)
+
+    async def owner(self, request_id: str) -> tuple[bool, str | None]:
+        """(known, key id) of the request ``request_id``: this process's recent calls first, then the ledger."""
+        owners = self.state.owners
+        if request_id in owners:
+            return True, owners[request_id]
+        if self.engine is None:
+            return False, None
+        import sqlalchemy as sa
+
+        from ..ledger.schema import calls
+
+        def look() -> tuple[bool, str | None]:
+            with self.engine.connect() as conn:  # type: ignore[union-attr]
+                row = conn.execute(sa.select(calls.c.key_id).where(calls.c.request_id == request_id).limit(1)).first()
+            return (row is not None, row[0] if row is not None else None)
+
+        return await run_in_threadpool(look)
 
 
 def _error(exc: APIError) -> Response:
@@ -160,28 +163,34 @@ def evidence_routes(ev: EvidenceState) -> list[Route]:
 
     async def post_feedback(request: Request) -> Response:
         try:
-            ev.authorize(request)
+            who = await ev.authorize(request, FEEDBACK, "feedback")
             if ev.engine is None:
                 raise APIError("feedback needs the ledger, and this proxy runs without one", status=503)
-            raw = await request.body()
-            if len(raw) > 64 * 1024:
-                raise InvalidRequestError("feedback body too large (64 KiB at most)")
+            # the size is checked before the body is read (content-length), and while it is read
+            raw = await read_body(request.scope, request.receive, FEEDBACK_MAX_BYTES)
             try:
                 data = orjson.loads(raw)
             except orjson.JSONDecodeError as exc:
                 raise InvalidRequestError(f"request body is not valid JSON: {exc}") from None
             fb = parse_feedback(data)
+            if who.enforced and not who.operator:
+                # a caller key reports only on its own answers; an unknown id and another key's id read the same
+                known, owner = await ev.owner(fb.request_id)
+                if not known or who.key is None or owner != who.key.id:
+                    raise NotFoundError(f"request_id: no request {fb.request_id[:64]!r} was made with this proxy key")
             bad_score = float(ev.settings.raw["monitor"]["bad_score"])
             row = await run_in_threadpool(record_feedback, ev.engine, fb, bad_score=bad_score)
         except APIError as exc:
             return _error(exc)
+        except ClientGone:
+            return Response(b"", status_code=400)
         ev.metrics.feedback_received(row["error"])
         return Response(orjson.dumps({"type": "feedback", "id": row["id"], "request_id": row["request_id"],
                                       "error": row["error"]}), media_type="application/json")
 
     async def metrics(request: Request) -> Response:
         try:
-            ev.authorize(request)
+            await ev.authorize(request, OPERATOR, "/metrics")
         except APIError as exc:
             return _error(exc)
         body, ctype = ev.metrics.exposition()
@@ -196,8 +205,10 @@ def evidence_routes(ev: EvidenceState) -> list[Route]:
             resp.set_cookie(_COOKIE, key, httponly=True, samesite="strict")
             return resp
         try:
-            ev.authorize(request)
+            await ev.authorize(request, OPERATOR, "the dashboard")
         except APIError as exc:
+            if request.url.path.endswith(".json"):
+                return _error(exc)
             return Response(f"<!doctype html><title>tierwise</title><p>{exc.message}</p>".encode(), status_code=exc.status,
                             media_type="text/html")
         if not ev.settings.raw["dashboard"]["enabled"]:

@@ -25,9 +25,19 @@ class ProxyState:
     inflight: int = 0   # calls being handled right now
     guard: Any = None   # tierwise.resilience.Runtime: retries, breaker, fallbacks, keys, budgets
     metrics: Any = None   # tierwise.metrics.Metrics, set by the app (GET /metrics)
+    # request id -> proxy key id of this process's recent keyed calls (feedback ownership before the
+    # ledger row is written); bounded, oldest dropped first
+    owners: dict[str, str] = field(default_factory=dict)
+    max_owners: int = 100_000
 
     def record(self, row: dict[str, Any]) -> None:
         self.recorded += 1
+        kid = row.get("key_id")
+        if kid is not None:
+            owners = self.owners
+            owners[row["request_id"]] = kid
+            if len(owners) > self.max_owners:
+                del owners[next(iter(owners))]
         if self.metrics is not None:
             self.metrics.observe(row)
         if self.ledger is not None:

@@ -24,6 +24,7 @@ import orjson
 
 from ..errors import (InvalidRequestError, NotFoundError, UpstreamConnectionError, UpstreamTimeoutError, error_body,
                       error_for_status)
+from ..jsonbody import dumps as dumps_body
 from ._http import post, read_body, read_error_body
 from .base import UpstreamResponse
 from .sse import format_event
@@ -124,7 +125,7 @@ class BedrockUpstream:
         bid = self.bedrock_id(model_id)
         action = "invoke-with-response-stream" if stream else "invoke"
         url = f"{self.endpoint}/model/{quote(bid, safe='')}/{action}"
-        payload = orjson.dumps(params)
+        payload = dumps_body(params)
         accept = "application/vnd.amazon.eventstream" if stream else "application/json"
         signed = self._sign(url, payload, accept)
         if self._local and "x-tierwise-bedrock-fault" in headers:

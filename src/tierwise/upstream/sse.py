@@ -24,11 +24,17 @@ __all__ = ["StreamMeter", "format_event"]
 _INTERESTING = re.compile(rb'"(?:message_start|message_delta|fallback|error|signature_delta|redacted_thinking)"')
 
 
+# A line longer than this is passed through but not parsed (the accounting events are a few KB;
+# a redacted_thinking block can be larger): what the meter holds per stream stays bounded.
+MAX_LINE_BYTES = 8 * 1024 * 1024
+
+
 class StreamMeter:
     __slots__ = ("usage", "model", "answered_model", "stop_reason", "error_type", "error_message",
-                 "first_token_at", "events", "_buf", "completed", "signatures")
+                 "first_token_at", "events", "_parts", "_pending", "_skip", "completed", "signatures",
+                 "max_line", "oversized")
 
-    def __init__(self) -> None:
+    def __init__(self, max_line: int = MAX_LINE_BYTES) -> None:
         self.usage = Usage()
         self.model: str | None = None
         self.answered_model: str | None = None
@@ -38,23 +44,61 @@ class StreamMeter:
         self.first_token_at: float | None = None
         self.events = 0
         self.completed = False
-        self._buf = b""
+        self._parts: list[bytes] = []   # pieces of the unfinished last line, joined once it ends
+        self._pending = 0               # their total length
+        self._skip = False              # the unfinished line grew past max_line: drop it up to its newline
+        self.max_line = max_line
+        self.oversized = 0              # lines passed through unparsed for their size
         self.signatures: list[str] = []  # of the thinking blocks streamed (see tierwise.affinity)
 
     def feed(self, chunk: bytes) -> None:
-        data = self._buf + chunk if self._buf else chunk
-        lines = data.split(b"\n")
-        self._buf = lines.pop()  # the unfinished last line (b"" when the chunk ends with a newline)
+        # Linear in the bytes fed: a chunk without a newline is only appended (never re-joined with
+        # what came before), and a line is joined once, when its newline arrives.
+        nl = chunk.find(b"\n")
+        if nl < 0:
+            self._hold(chunk)
+            return
+        if self._parts or self._skip:
+            head = chunk[:nl]
+            if self._skip:
+                self._skip = False
+            else:
+                self._parts.append(head)
+                self._line(b"".join(self._parts))
+            self._parts.clear()
+            self._pending = 0
+            chunk = chunk[nl + 1:]
+        lines = chunk.split(b"\n")
+        last = lines.pop()  # the unfinished last line (b"" when the chunk ends with a newline)
         for line in lines:
-            if line[:5] == b"data:":
-                if _INTERESTING.search(line):
-                    self._data(line[5:])
-            elif line[:6] == b"event:":
-                self.events += 1
-                if self.first_token_at is None and b"content_block_delta" in line:
-                    self.first_token_at = time.perf_counter()
-                elif b"message_stop" in line:
-                    self.completed = True
+            self._line(line)
+        if last:
+            self._hold(last)
+
+    def _hold(self, piece: bytes) -> None:
+        if self._skip:
+            return
+        self._pending += len(piece)
+        if self._pending > self.max_line:
+            self._parts.clear()
+            self._pending = 0
+            self._skip = True
+            self.oversized += 1
+            return
+        self._parts.append(piece)
+
+    def _line(self, line: bytes) -> None:
+        if line[:5] == b"data:":
+            if len(line) > self.max_line:
+                self.oversized += 1
+            elif _INTERESTING.search(line):
+                self._data(line[5:])
+        elif line[:6] == b"event:":
+            self.events += 1
+            if self.first_token_at is None and b"content_block_delta" in line:
+                self.first_token_at = time.perf_counter()
+            elif b"message_stop" in line:
+                self.completed = True
 
     def _data(self, payload: bytes) -> None:
         try:
