@@ -84,6 +84,11 @@ DEFAULTS: dict[str, Any] = {
         "max_retry_after": 2.0,       # honour an upstream retry-after up to this; longer -> fall back / answer now
         "retries_per_target": 1,      # retries on the same upstream+model before the next fallback
         "redis_url": "",              # share breaker state, budgets and rate limits between replicas
+        # one client per process; a pool that waits; a failing store is left alone store_retry_interval
+        # seconds (its users fall back at once), then one call probes it (docs/production.md)
+        "redis": {"connect_timeout": 0.5, "timeout": 1.0, "max_connections": 100, "pool_timeout": 2.0},
+        "store_retry_interval": 1.0,
+        "rate_limits_on_store_error": "fail_open",  # fail_open (in-process bucket) | fail_closed (529)
         "fallbacks": {},              # tier -> ["bedrock", "next_tier", "tier:<name>"]; free table
         "breaker": {"enabled": True, "window": 100, "min_requests": 20, "failure_rate": 0.5, "cooldown": 5.0,
                     "half_open_probes": 1},
@@ -93,7 +98,11 @@ DEFAULTS: dict[str, Any] = {
     # proxy API keys (tierwise keys create); enforced when required or when any key exists
     "keys": {"required": False, "refresh_interval": 5.0},
     # USD budgets per UTC day: per key (set on the key), per task type, and overall
-    "budgets": {"action": "refuse", "daily_usd": 0.0, "tasks": {}, "store": "auto"},
+    # on_store_error: fail_closed (529 while the budget store is down) | fail_open (admit, counting in-process
+    # against each limit, replayed to the store when it is back). server_tool_uses: the uses of a server
+    # tool with no max_uses counted by the estimate; see tierwise.budgets for what the estimate bounds
+    "budgets": {"action": "refuse", "daily_usd": 0.0, "tasks": {}, "store": "auto", "on_store_error": "fail_closed",
+                "server_tool_uses": 10},
     # input limits; each violation is a 4xx in Anthropic's error format
     "limits": {"max_messages": 100_000, "max_header_bytes": 32 * 1024, "max_header_value_bytes": 8 * 1024},
     # evidence (tierwise eval / ab / monitor / dashboard; see docs/walkthrough.md)
@@ -291,6 +300,15 @@ RANGES: dict[tuple[str, ...], tuple[Any, str]] = {
     ("resilience", "breaker", "cooldown"): (lambda v: v > 0, "more than 0 seconds"),
     ("budgets", "action"): (lambda v: v in ("refuse", "downgrade"), "refuse or downgrade"),
     ("budgets", "daily_usd"): (lambda v: v >= 0, "0 (no budget) or more"),
+    ("budgets", "on_store_error"): (lambda v: v in ("fail_open", "fail_closed"), "fail_open or fail_closed"),
+    ("budgets", "server_tool_uses"): (lambda v: v >= 1, "at least 1"),
+    ("budgets", "store"): (lambda v: v in ("auto", "database", "redis"), "auto, database or redis"),
+    ("resilience", "rate_limits_on_store_error"): (lambda v: v in ("fail_open", "fail_closed"), "fail_open or fail_closed"),
+    ("resilience", "store_retry_interval"): (lambda v: v > 0, "more than 0 seconds"),
+    ("resilience", "redis", "connect_timeout"): (lambda v: v > 0, "more than 0 seconds"),
+    ("resilience", "redis", "timeout"): (lambda v: v > 0, "more than 0 seconds"),
+    ("resilience", "redis", "max_connections"): (lambda v: v >= 1, "at least 1"),
+    ("resilience", "redis", "pool_timeout"): (lambda v: v > 0, "more than 0 seconds"),
     ("eval", "threshold"): (lambda v: 0 < v < 1, "a share between 0 and 1, e.g. 0.05"),
     ("eval", "confidence"): (lambda v: 0 < v < 1, "between 0 and 1, e.g. 0.95"),
     ("eval", "concurrency"): (lambda v: v >= 1, "at least 1"),

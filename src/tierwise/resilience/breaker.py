@@ -12,7 +12,9 @@ caller's bad request says nothing about the upstream's health.
 ``RedisBreaker`` keeps the same logic but stores the window counts and the open/half-open state
 in Redis (one Lua script per outcome, run off the request's path), so every replica behind a load
 balancer sees a circuit opened by any of them; each replica's ``allow()`` reads a local mirror
-refreshed by those scripts and by a poll every ``sync_interval`` seconds.
+refreshed by those scripts and by a poll every ``sync_interval`` seconds. While Redis is down (its
+``StoreGuard`` open, see ``tierwise.resilience.stores``) the breaker is not disabled: each replica
+decides from its own in-process circuits, fed by the same outcomes, until Redis is back.
 """
 
 from __future__ import annotations
@@ -176,14 +178,21 @@ class RedisBreaker(CircuitBreaker):
 
     shared = True
 
-    def __init__(self, url: str, *, prefix: str = "tierwise:breaker:", sync_interval: float = 1.0, **kw: Any) -> None:
+    def __init__(self, url: str, *, prefix: str = "tierwise:breaker:", sync_interval: float = 1.0, client: Any = None,
+                 guard: Any = None, **kw: Any) -> None:
         super().__init__(**kw)
-        import redis.asyncio as aioredis  # lazy: only when Redis is configured
+        from .stores import StoreGuard, redis_client
 
         self.url = url
         self.prefix = prefix
         self.sync_interval = sync_interval
-        self._redis = aioredis.from_url(url, socket_timeout=2.0, socket_connect_timeout=2.0)
+        self._own = client is None
+        if client is None:
+            from ..config import DEFAULTS
+
+            client = redis_client(url, DEFAULTS["resilience"]["redis"])
+        self._redis = client
+        self.guard = guard if guard is not None else StoreGuard("redis")
         self._record = self._redis.register_script(_RECORD)
         self._mirror: dict[tuple[str, str], float] = {}  # key -> open until (wall clock); absent = closed
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -193,17 +202,24 @@ class RedisBreaker(CircuitBreaker):
         return f"{self.prefix}{key[0]}:{key[1]}"
 
     def state(self, key: tuple[str, str]) -> str:
+        if not self.guard.available:
+            return super().state(key)
         until = self._mirror.get(key)
         if until is None:
             return CLOSED
         return OPEN if self.clock() < until else HALF_OPEN
 
     def retry_in(self, key: tuple[str, str]) -> float:
+        if not self.guard.available:
+            return super().retry_in(key)
         until = self._mirror.get(key)
         return max(0.0, until - self.clock()) if until is not None else 0.0
 
     def allow(self, key: tuple[str, str]) -> bool:
         self._maybe_sync()
+        if not self.guard.available:  # Redis is down: this replica's own circuits decide
+            self.guard.fell_back("breaker")
+            return super().allow(key)
         until = self._mirror.get(key)
         if until is None:
             return True
@@ -219,21 +235,29 @@ class RedisBreaker(CircuitBreaker):
         return True
 
     def record(self, key: tuple[str, str], ok: bool) -> None:
+        if not self.guard.usable():
+            self.guard.fell_back("breaker")
+            super().record(key, ok)
+            return
+        self.guard._probing = False  # usable() may have taken the probe slot: record_async takes it again
         try:
             task = asyncio.get_running_loop().create_task(self.record_async(key, ok))
         except RuntimeError:
+            super().record(key, ok)
             return
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
     async def record_async(self, key: tuple[str, str], ok: bool) -> str:
+        from .stores import StoreUnavailable
+
         try:
-            st, until = await self._record(keys=[self._rkey(key)], args=[
-                1 if ok else 0, self.clock(), self.window, self.min_requests, self.failure_rate, self.cooldown])
-        except Exception as exc:  # noqa: BLE001
-            log.warning("redis breaker update failed: %s", type(exc).__name__)
+            st, until = await self.guard.run(lambda: self._record(keys=[self._rkey(key)], args=[
+                1 if ok else 0, self.clock(), self.window, self.min_requests, self.failure_rate, self.cooldown]))
+        except StoreUnavailable:
+            self.guard.fell_back("breaker")
             super().record(key, ok)
-            return self.state(key)
+            return super().state(key)
         st = st.decode() if isinstance(st, bytes) else st
         if st == CLOSED:
             self._mirror.pop(key, None)
@@ -259,7 +283,9 @@ class RedisBreaker(CircuitBreaker):
 
     async def sync(self) -> None:
         """Refresh the local mirror of every circuit from Redis."""
-        try:
+        from .stores import StoreUnavailable
+
+        async def read() -> dict[tuple[str, str], float]:
             keys = [k async for k in self._redis.scan_iter(match=self.prefix + "*", count=500)]
             mirror: dict[tuple[str, str], float] = {}
             for rk in keys:
@@ -269,24 +295,32 @@ class RedisBreaker(CircuitBreaker):
                 name = (rk.decode() if isinstance(rk, bytes) else rk)[len(self.prefix):]
                 up, _, model = name.partition(":")
                 mirror[(up, model)] = float(until or 0)
-            for key in list(self._mirror):
-                if key not in mirror:
-                    self._c.pop(key, None)
-            self._mirror = mirror
-        except Exception as exc:  # noqa: BLE001
-            log.warning("redis breaker sync failed: %s", type(exc).__name__)
+            return mirror
+
+        was_down = not self.guard.available
+        try:
+            mirror = await self.guard.run(read)
+        except StoreUnavailable:
+            return
+        if was_down:
+            self._c.clear()  # Redis is back: the shared state decides again
+        for key in list(self._mirror):
+            if key not in mirror:
+                self._c.pop(key, None)
+        self._mirror = mirror
 
     async def aclose(self) -> None:
         if self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
-        await self._redis.aclose()
+        if self._own:
+            await self._redis.aclose()
 
 
-def build_breaker(conf: dict[str, Any], redis_url: str = "") -> CircuitBreaker | None:
+def build_breaker(conf: dict[str, Any], redis_url: str = "", *, client: Any = None, guard: Any = None) -> CircuitBreaker | None:
     if not conf.get("enabled", True):
         return None
     kw = dict(window=conf["window"], min_requests=conf["min_requests"], failure_rate=conf["failure_rate"],
               cooldown=conf["cooldown"], half_open_probes=conf["half_open_probes"])
     if redis_url:
-        return RedisBreaker(redis_url, **kw)
+        return RedisBreaker(redis_url, client=client, guard=guard, **kw)
     return CircuitBreaker(**kw)

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 from ..adapt import adapt_request
 from ..capabilities import lacks, serving_tier
-from ..budgets import BudgetExceeded, Budgets, Reservation, estimate_nanos
+from ..budgets import NANOS, BudgetExceeded, Budgets, Reservation, estimate_request
 from ..errors import ConfigError
 from ..keys import KeyRecord, KeyStore, check_model_allowed, model_tier
 from ..limits import InputLimits, RateLimiter
@@ -17,6 +17,7 @@ from .attempts import AttemptLoop
 from .breaker import CircuitBreaker, build_breaker
 from .fallback import Target, build_chain
 from .retry import RetryPolicy
+from .stores import StoreGuard, redis_client
 
 if TYPE_CHECKING:
     from ..config import Settings
@@ -38,7 +39,14 @@ class Runtime:
         res = settings.raw["resilience"]
         redis_url = str(res.get("redis_url") or "")
         self.redis_url = redis_url
-        self.breaker: CircuitBreaker | None = build_breaker(res["breaker"], redis_url)
+        # one Redis client (a pool that waits) and one circuit around it, shared by the breaker, the rate
+        # limits and the budgets; a circuit around the ledger database for the budgets kept there
+        retry = float(res.get("store_retry_interval", 1.0))
+        self.redis_guard = StoreGuard("redis", retry_interval=retry) if redis_url else None
+        self.redis = redis_client(redis_url, res["redis"]) if redis_url else None
+        self.db_guard = StoreGuard("ledger database (budgets)", retry_interval=retry)
+        self.breaker: CircuitBreaker | None = build_breaker(res["breaker"], redis_url, client=self.redis,
+                                                            guard=self.redis_guard)
         self.policy = RetryPolicy(backoff_base=float(res["backoff_base"]), backoff_max=float(res["backoff_max"]),
                                   max_retry_after=float(res["max_retry_after"]))
         self.loop = AttemptLoop(policy=self.policy, breaker=self.breaker, catalog=self.catalog,
@@ -62,9 +70,11 @@ class Runtime:
         kconf = settings.raw["keys"]
         self.keys: KeyStore | None = KeyStore(engine, required=bool(kconf["required"]),
                                               refresh_interval=float(kconf["refresh_interval"])) if engine is not None or kconf["required"] else None
-        self.limiter = RateLimiter(redis_url)
+        self.limiter = RateLimiter(redis_url, client=self.redis, guard=self.redis_guard,
+                                   on_store_error=str(res.get("rate_limits_on_store_error", "fail_open")))
         bconf = settings.raw["budgets"]
-        self.budgets = Budgets(bconf, engine=engine, redis_url=redis_url)
+        self.budgets = Budgets(bconf, engine=engine, redis_url=redis_url, client=self.redis, guard=self.redis_guard,
+                               db_guard=self.db_guard)
         self._budget_static = bool(self.budgets.daily or self.budgets.tasks)
 
     # -- keys and pools ---------------------------------------------------------------
@@ -137,9 +147,16 @@ class Runtime:
                       key: KeyRecord | None) -> tuple[Reservation, "Plan"]:
         model = plan.model or self.catalog.model_for_tier(self.settings.default_tier)
         max_tokens = int(body.get("max_tokens") or 0)
+        uses = self.budgets.server_tool_uses
+        est = estimate_request(model, body, body_len, max_tokens, server_tool_uses=uses)
         try:
-            return await self.budgets.reserve(scopes, estimate_nanos(model, body_len, max_tokens)), plan
+            return await self.budgets.reserve(scopes, est.nanos), plan
         except BudgetExceeded as exc:
+            if est.why:
+                exc.message += (f"; this request's cost bound is ${est.nanos / NANOS:.4f} ({model.id}) because it "
+                                f"references {', '.join(est.why)}: its real cost is counted up to the model's context "
+                                "window per use")
+                exc.args = (exc.message,)
             if self.budgets.action != "downgrade" or not plan.routed or plan.tier not in self.catalog.tier_order:
                 raise
             order = self.catalog.tier_order
@@ -150,7 +167,8 @@ class Runtime:
                 if plan.needs is not None and lacks(m, plan.needs, limits=False) is not None:
                     continue  # a tier that cannot serve the request (forced tool use, prefill...) is no downgrade
                 try:
-                    res = await self.budgets.reserve(scopes, estimate_nanos(m, body_len, min(max_tokens, m.max_output)))
+                    res = await self.budgets.reserve(scopes, estimate_request(
+                        m, body, body_len, min(max_tokens, m.max_output), server_tool_uses=uses).nanos)
                 except BudgetExceeded:
                     continue
                 try:
@@ -171,6 +189,22 @@ class Runtime:
         return build_chain(plan, body, out_body, primary=self.upstream, bedrock=self.bedrock, fallbacks=self.fallbacks,
                            catalog=self.catalog, allowed=allowed, prompt_tokens=body_len // 4)
 
+    def stores(self) -> dict[str, Any]:
+        """Each shared store's state, for /healthz and /metrics."""
+        out: dict[str, Any] = {}
+        if self.redis_guard is not None:
+            out["redis"] = self.redis_guard.status()
+        if self.budgets.store == "database":
+            out["budget_database"] = self.db_guard.status()
+        b = self.budgets
+        if b._unsettled or b._owed:
+            out["budgets_pending"] = {"unsettled": len(b._unsettled), "owed_scopes": len(b._owed)}
+        return out
+
+    @property
+    def degraded(self) -> bool:
+        return any(not g.available for g in (self.redis_guard, self.db_guard) if g is not None)
+
     def snapshot(self) -> dict[str, Any]:
         return {"breaker": self.breaker.snapshot() if self.breaker is not None else None,
                 "breaker_shared": bool(self.breaker is not None and self.breaker.shared),
@@ -178,7 +212,7 @@ class Runtime:
                 "budget_store": self.budgets.store}
 
     async def aclose(self) -> None:
-        for obj in (self.breaker, self.limiter, self.budgets, self.bedrock):
+        for obj in (self.breaker, self.limiter, self.budgets, self.bedrock, self.redis):
             if obj is not None:
                 try:
                     await obj.aclose()
