@@ -357,7 +357,11 @@ class Budgets:
 
     async def _add_spend(self, scope: str, day: str, n: int) -> None:
         if self._redis is not None:
-            await self._settle(keys=[f"{self.prefix}{scope}:{day}"], args=[0, n])
+            rk = f"{self.prefix}{scope}:{day}"
+            pipe = self._redis.pipeline()
+            pipe.hincrby(rk, "spent", n)
+            pipe.expire(rk, 259200)
+            await pipe.execute()
             return
 
         def add() -> None:

@@ -148,6 +148,43 @@ class Metrics:
     def feedback_received(self, error: bool) -> None:
         self.feedback.labels("bad" if error else "ok").inc()
 
+    def watch_health(self, provider: Any) -> None:
+        """Export the ledger's and the shared stores' state (``provider()`` -> the /healthz details) at each scrape."""
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+        class _Health:
+            def collect(self) -> Any:
+                h = provider()
+                led = h.get("ledger") or {}
+                if led:
+                    yield GaugeMetricFamily("tierwise_ledger_database_available", "1 when the ledger database takes writes.",
+                                            value=1.0 if led.get("database") == "ok" else 0.0)
+                    yield GaugeMetricFamily("tierwise_ledger_pending_rows", "Rows recorded, not yet confirmed by the database.",
+                                            value=float(led.get("pending", 0)))
+                    yield GaugeMetricFamily("tierwise_ledger_not_journaled_rows", "Rows held only in memory (journal unwritable).",
+                                            value=float(led.get("not_journaled", 0)))
+                    yield CounterMetricFamily("tierwise_ledger_journal_errors", "Rows the journal could not write (disk full...).",
+                                              value=float(led.get("journal_errors", 0)))
+                    yield CounterMetricFamily("tierwise_ledger_failed_batches", "Batch writes the database did not take.",
+                                              value=float(led.get("failed_batches", 0)))
+                avail = GaugeMetricFamily("tierwise_store_available", "1 when the shared store answers.", labels=["store"])
+                fails = CounterMetricFamily("tierwise_store_failures", "Calls to the store that failed.", labels=["store"])
+                falls = CounterMetricFamily("tierwise_store_fallbacks", "Uses served by the fallback while the store was down.",
+                                            labels=["store", "use"])
+                for name, st in (h.get("stores") or {}).items():
+                    if "available" not in st:
+                        continue
+                    avail.add_metric([name], 1.0 if st["available"] else 0.0)
+                    fails.add_metric([name], float(st["failures"]))
+                    for use, n in st["fallbacks"].items():
+                        falls.add_metric([name, use], float(n))
+                yield avail
+                yield fails
+                yield falls
+                yield GaugeMetricFamily("tierwise_degraded", "1 when /healthz says degraded.", value=1.0 if h.get("degraded") else 0.0)
+
+        self.registry.register(_Health())  # type: ignore[arg-type]
+
     def exposition(self) -> tuple[bytes, str]:
         from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 

@@ -150,11 +150,23 @@ def create_app(settings: Settings, *, upstream: Upstream | None = None, ledger: 
             who = await access.check(_lower(request), OPERATOR, what="/healthz details", required=False)
         except APIError as exc:
             return _error_response(exc)
+        h = health_details()
+        status = "degraded" if h["degraded"] else "ok"  # still serving: a degraded replica answers every call
         if not who.operator:
-            return JSONResponse({"status": "ok"})
-        return JSONResponse({"status": "ok", "upstream": state.upstream.name,
+            return JSONResponse({"status": status})
+        return JSONResponse({"status": status, "upstream": state.upstream.name,
                              "ledger": settings.ledger_url.split("://")[0] if state.ledger else None,
-                             "recorded": state.recorded})
+                             "recorded": state.recorded, "ledger_state": h["ledger"], "stores": h["stores"]})
+
+    def health_details() -> dict[str, Any]:
+        """degraded: the ledger database or its journal, or a shared store (Redis, the budget database), is failing."""
+        led = state.ledger
+        stores = state.guard.stores()
+        degraded = bool((led is not None and led.writer.degraded) or state.guard.degraded)
+        return {"degraded": degraded, "ledger": led.status() if led is not None else None, "stores": stores}
+
+    if state.metrics is not None:
+        state.metrics.watch_health(health_details)
 
     async def not_found(request: Request, exc: HTTPException) -> Response:
         if exc.status_code == 404:

@@ -1,0 +1,156 @@
+"""A shared store that is down degrades the proxy, never fails it: Redis refused, Redis cut mid-run
+(a gate in front of the shared server), the budget database refusing; rate limits and the breaker fall
+back to in-process state, budgets fail closed (529) or open as configured, missed settlements are
+replayed, and no store condition is a 500."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import uuid
+
+import httpx2
+import pytest
+
+from tierwise.budgets import BudgetExceeded, Budgets, BudgetStoreUnavailable
+from tierwise.config import DEFAULTS
+from tierwise.limits import RateLimiter
+from tierwise.resilience.breaker import RedisBreaker
+from tierwise.resilience.stores import StoreGuard, StoreUnavailable, redis_client
+
+from ..conftest import free_port
+from ..tcp_gate import TcpGate
+
+
+def _dead_redis() -> str:
+    return f"redis://127.0.0.1:{free_port()}/15"  # nothing listens there: connection refused
+
+
+def _client(url: str):
+    return redis_client(url, DEFAULTS["resilience"]["redis"])
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 1000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+async def test_the_circuit_leaves_a_failed_store_alone_then_probes_once():
+    clock = Clock()
+    g = StoreGuard("redis", retry_interval=1.0, clock=clock)
+    calls = []
+
+    async def boom():
+        calls.append(1)
+        raise ConnectionError("refused")
+
+    with pytest.raises(StoreUnavailable):
+        await g.run(boom)
+    for _ in range(50):  # while the circuit is open nothing reaches the store
+        with pytest.raises(StoreUnavailable):
+            await g.run(boom)
+    assert len(calls) == 1 and not g.available
+    clock.t += 1.5
+
+    async def fine():
+        calls.append(2)
+        return 7
+
+    assert await g.run(fine) == 7 and g.available and calls == [1, 2]
+
+
+async def test_rate_limits_fall_back_to_the_process_when_redis_is_unreachable():
+    url = _dead_redis()
+    lim = RateLimiter(url, client=_client(url), guard=StoreGuard("redis"))
+    for _ in range(3):
+        await lim.check("k1", 3)
+    with pytest.raises(Exception) as exc:
+        await lim.check("k1", 3)
+    assert exc.value.status == 429  # still limited, by the in-process bucket
+    assert lim.guard.fallbacks["rate_limits"] == 4 and lim.guard.failures == 1  # one connect attempt only
+    closed = RateLimiter(url, client=_client(url), guard=StoreGuard("redis"), on_store_error="fail_closed")
+    with pytest.raises(Exception) as exc:
+        await closed.check("k1", 3)
+    assert exc.value.status == 529 and exc.value.error_type == "overloaded_error"
+
+
+async def test_the_breaker_still_opens_while_redis_is_down():
+    url = _dead_redis()
+    b = RedisBreaker(url, client=_client(url), guard=StoreGuard("redis"), window=10, min_requests=4,
+                     failure_rate=0.5, cooldown=30, half_open_probes=1)
+    key = ("anthropic", "claude-haiku-5-5")
+    await b.record_async(key, False)  # the first write finds Redis down
+    assert not b.guard.available
+    for _ in range(5):
+        b.record(key, False)
+    assert b.state(key) == "open" and not b.allow(key)
+    assert b.guard.fallbacks["breaker"] >= 5
+    await b.aclose()
+
+
+async def test_budgets_fail_closed_with_a_529_and_fail_open_counting_in_process():
+    url = _dead_redis()
+    closed = Budgets({"action": "refuse"}, engine=None, redis_url=url, client=_client(url), guard=StoreGuard("redis"))
+    with pytest.raises(BudgetStoreUnavailable) as exc:
+        await closed.reserve([("all", 10_000)], 1_000)
+    assert exc.value.status == 529 and exc.value.headers["retry-after"] == "1" and "budget store" in exc.value.message
+    opened = Budgets({"action": "refuse", "on_store_error": "fail_open"}, engine=None, redis_url=url,
+                     client=_client(url), guard=StoreGuard("redis"))
+    got = [await opened.reserve([("all", 10_000)], 3_000) for _ in range(3)]
+    with pytest.raises(BudgetExceeded):  # the limit still holds, counted by this process
+        await opened.reserve([("all", 10_000)], 3_000)
+    await opened.settle(got[0], 100)
+    assert opened._owed == {("all", got[0].day): 100}
+
+
+async def test_a_redis_cut_mid_run_loses_no_settlement(redis_url):
+    host, port = redis_url.split("//")[1].split("/")[0].split(":")
+    with TcpGate(host, int(port)) as gate:
+        url = f"redis://127.0.0.1:{gate.port}/15"
+        clock = Clock()
+        guard = StoreGuard("redis", retry_interval=1.0, clock=clock)
+        b = Budgets({"action": "refuse", "on_store_error": "fail_open"}, engine=None, redis_url=url, client=_client(url),
+                    guard=guard)
+        scope = f"key:cut_{uuid.uuid4().hex[:8]}"
+        res = await b.reserve([(scope, 1_000_000)], 5_000)  # in Redis
+        gate.shut()
+        await b.settle(res, 1_200)  # the store is gone: kept for later
+        local = await b.reserve([(scope, 1_000_000)], 5_000)  # fail_open: counted in-process
+        await b.settle(local, 800)
+        assert b._unsettled and b._owed and not guard.available
+        gate.open()
+        clock.t += 2
+        await b.reserve([(scope, 1_000_000)], 1)  # the probe succeeds: replay runs as a task
+        for _ in range(100):
+            if not b._unsettled and not b._owed:
+                break
+            await asyncio.sleep(0.02)
+        spent, reserved = await b.spent(scope)
+        assert (spent, reserved) == (2_000, 1)
+        await b.aclose()
+
+
+def test_proxy_with_redis_unreachable_answers_everything(fake_anthropic, proxy_factory, monkeypatch):
+    """Keys with a rate limit and a budget, breaker and budgets on an unreachable Redis, budgets fail_open:
+    every call answered 200, none 500, and /healthz says degraded."""
+    monkeypatch.setenv("TW_TEST_UPSTREAM_KEY", "sk-upstream")
+    proxy = proxy_factory(fake_anthropic.url, upstream={"api_key_env": "TW_TEST_UPSTREAM_KEY"},
+                          resilience={"redis_url": _dead_redis()},
+                          budgets={"on_store_error": "fail_open", "daily_usd": 5.0})
+    _, key = proxy.state.guard.keys.create("k", rpm=10_000, budget_usd=1.0)
+    body = {"model": "claude-haiku-5-5", "max_tokens": 20, "messages": [{"role": "user", "content": "hi"}]}
+
+    def post(_):
+        return httpx2.post(proxy.url + "/v1/messages", json=body, timeout=10,
+                           headers={"x-api-key": key, "anthropic-version": "2023-06-01"})
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        codes = [r.status_code for r in pool.map(post, range(40))]
+    assert codes == [200] * 40
+    h = httpx2.get(proxy.url + "/healthz", timeout=5).json()
+    assert h["status"] == "degraded"
+    g = proxy.state.guard.redis_guard
+    assert g.fallbacks["budgets"] == 40 and g.fallbacks["rate_limits"] == 40 and not g.available
