@@ -154,3 +154,26 @@ def test_proxy_with_redis_unreachable_answers_everything(fake_anthropic, proxy_f
     assert h["status"] == "degraded"
     g = proxy.state.guard.redis_guard
     assert g.fallbacks["budgets"] == 40 and g.fallbacks["rate_limits"] == 40 and not g.available
+
+
+async def test_with_a_probe_no_request_waits_on_a_down_store():
+    clock = Clock()
+    up = {"v": False}
+
+    async def ping():
+        if not up["v"]:
+            raise ConnectionError("refused")
+
+    g = StoreGuard("redis", retry_interval=1.0, clock=clock, probe=ping)
+    g.failed(ConnectionError("refused"))
+    clock.t += 2
+    assert not g.usable()  # the probe runs in the background; this request falls back at once
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    assert not g.available
+    up["v"] = True
+    clock.t += 2
+    assert not g.usable()
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert g.available and g.usable()

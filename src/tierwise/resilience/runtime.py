@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 from typing import TYPE_CHECKING, Any, Mapping
@@ -30,6 +31,13 @@ __all__ = ["Runtime"]
 log = logging.getLogger("tierwise.resilience")
 
 
+def _ping_db(engine: Any) -> None:
+    import sqlalchemy as sa
+
+    with engine.connect() as conn:
+        conn.execute(sa.text("SELECT 1"))
+
+
 class Runtime:
     def __init__(self, settings: "Settings", upstream: "Upstream", ledger: "Ledger | None", *,
                  bedrock: Any = None) -> None:
@@ -42,9 +50,11 @@ class Runtime:
         # one Redis client (a pool that waits) and one circuit around it, shared by the breaker, the rate
         # limits and the budgets; a circuit around the ledger database for the budgets kept there
         retry = float(res.get("store_retry_interval", 1.0))
-        self.redis_guard = StoreGuard("redis", retry_interval=retry) if redis_url else None
         self.redis = redis_client(redis_url, res["redis"]) if redis_url else None
-        self.db_guard = StoreGuard("ledger database (budgets)", retry_interval=retry)
+        self.redis_guard = StoreGuard("redis", retry_interval=retry, probe=self.redis.ping) if self.redis is not None else None
+        engine = ledger.engine if ledger is not None else None
+        self.db_guard = StoreGuard("ledger database (budgets)", retry_interval=retry,
+                                   probe=(lambda: asyncio.to_thread(_ping_db, engine)) if engine is not None else None)
         self.breaker: CircuitBreaker | None = build_breaker(res["breaker"], redis_url, client=self.redis,
                                                             guard=self.redis_guard)
         self.policy = RetryPolicy(backoff_base=float(res["backoff_base"]), backoff_max=float(res["backoff_max"]),

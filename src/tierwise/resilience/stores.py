@@ -58,7 +58,8 @@ STORE_ERRORS: tuple[type[BaseException], ...] = ()
 
 
 class StoreGuard:
-    def __init__(self, name: str, *, retry_interval: float = 1.0, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, name: str, *, retry_interval: float = 1.0, clock: Callable[[], float] = time.monotonic,
+                 probe: Callable[[], Awaitable[Any]] | None = None) -> None:
         global STORE_ERRORS
         if not STORE_ERRORS:
             STORE_ERRORS = _store_errors()
@@ -74,6 +75,8 @@ class StoreGuard:
         self._down_since: float | None = None
         self._logged_at = 0.0
         self._on_back: list[Callable[[], Any]] = []
+        self.probe = probe  # when set, a down store is probed off the request path (no request waits on it)
+        self._probe_task: asyncio.Task[Any] | None = None
 
     def on_back(self, fn: Callable[[], Any]) -> None:
         """Call ``fn`` (may return an awaitable, run as a task) each time the store is reachable again."""
@@ -84,9 +87,31 @@ class StoreGuard:
         if self.available:
             return True
         if not self._probing and self.clock() >= self._retry_at:
+            if self.probe is not None:
+                try:
+                    loop = asyncio.get_running_loop()
+                except RuntimeError:
+                    loop = None
+                if loop is not None:
+                    self._probing = True
+                    self._probe_task = loop.create_task(self._background_probe())
+                    return False
             self._probing = True
             return True
         return False
+
+    async def _background_probe(self) -> None:
+        assert self.probe is not None
+        try:
+            await self.probe()
+        except STORE_ERRORS as exc:
+            self.failed(exc)
+        except Exception as exc:  # noqa: BLE001 - an unexpected answer: still down
+            self.failed(exc)
+        else:
+            self.ok()
+        finally:
+            self._probing = False
 
     def ok(self) -> None:
         if self.available:
