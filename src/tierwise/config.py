@@ -44,13 +44,21 @@ DEFAULTS: dict[str, Any] = {
         "port": 8787,
         "max_body_bytes": 32 * 1024 * 1024,
         "log_level": "info",
+        # slow or idle clients (cli/serve.py, server/guard.py; docs/production.md "Limits and timeouts")
+        "header_timeout": 10.0,       # seconds to send a request's headers (from connect, or the last answer)
+        "body_timeout": 30.0,         # longest silence while a request body is being sent
+        "keep_alive": 5.0,            # an idle keep-alive connection is closed after this
+        "max_connections": 4096,      # open connections at most; past it the oldest still sending headers is closed
     },
     "upstream": {
         "kind": "auto",  # auto | anthropic | offline
         "url": "https://api.anthropic.com",
         "api_key_env": "ANTHROPIC_API_KEY",
-        "timeout": 600.0,
+        "timeout": 600.0,             # a whole non-streamed answer (the API's own synchronous limit)
         "connect_timeout": 10.0,
+        "first_byte_timeout": 60.0,   # a streamed answer's headers
+        "stream_idle_timeout": 120.0,  # longest silence inside a stream (the API sends ping events)
+        "max_response_bytes": 64 * 1024 * 1024,  # a non-streamed answer larger than this is a 502
         "max_connections": 512,
         "offline": {"latency_scale": 1.0, "seed": 0, "fault_rate": 0.0, "fault_status": 529},
     },
@@ -92,8 +100,14 @@ DEFAULTS: dict[str, Any] = {
         "fallbacks": {},              # tier -> ["bedrock", "next_tier", "tier:<name>"]; free table
         "breaker": {"enabled": True, "window": 100, "min_requests": 20, "failure_rate": 0.5, "cooldown": 5.0,
                     "half_open_probes": 1},
+        # Amazon Bedrock (upstream/bedrock.py): "runtime" or "mantle" serve the Messages API itself
+        # (every 5.x model, Opus 4.7 and later); older models go through InvokeModel. auth: sigv4 | api_key
         "bedrock": {"enabled": False, "region": "us-east-1", "endpoint_url": "", "model_prefix": "",
-                    "timeout": 600.0},
+                    "timeout": 600.0, "endpoint": "runtime", "auth": "sigv4", "api_key_env": "AWS_BEARER_TOKEN_BEDROCK"},
+        # Google Cloud Vertex AI (upstream/vertex.py): rawPredict / streamRawPredict; OAuth token from
+        # google-auth (optional extra) or from token_env
+        "vertex": {"enabled": False, "project": "", "region": "global", "endpoint_url": "", "token_env": "",
+                   "timeout": 600.0},
     },
     # proxy API keys (tierwise keys create); enforced when required or when any key exists
     "keys": {"required": False, "refresh_interval": 5.0},
@@ -288,6 +302,15 @@ def load_settings(config_path: str | os.PathLike[str] | None = None, *, override
 # naming the key, instead of surprising the user later (a monitor that reverts on one sample...).
 RANGES: dict[tuple[str, ...], tuple[Any, str]] = {
     ("server", "max_body_bytes"): (lambda v: v >= 1, "at least 1"),
+    ("server", "header_timeout"): (lambda v: v > 0, "more than 0 seconds"),
+    ("server", "body_timeout"): (lambda v: v > 0, "more than 0 seconds"),
+    ("server", "keep_alive"): (lambda v: v > 0, "more than 0 seconds"),
+    ("server", "max_connections"): (lambda v: v >= 1, "at least 1"),
+    ("upstream", "first_byte_timeout"): (lambda v: v > 0, "more than 0 seconds"),
+    ("upstream", "stream_idle_timeout"): (lambda v: v > 0, "more than 0 seconds"),
+    ("upstream", "max_response_bytes"): (lambda v: v >= 1024, "at least 1024 bytes"),
+    ("resilience", "bedrock", "endpoint"): (lambda v: v in ("runtime", "mantle"), "runtime or mantle"),
+    ("resilience", "bedrock", "auth"): (lambda v: v in ("sigv4", "api_key"), "sigv4 or api_key"),
     ("routing", "thinking_affinity"): (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0,
                                        "a whole number of blocks, 0 (off) or more"),
     ("ledger", "batch_size"): (lambda v: v >= 1, "at least 1"),

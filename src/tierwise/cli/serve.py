@@ -4,12 +4,42 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 
 from . import app
 from ._common import console, fail, settings_from
+
+
+def uvicorn_options(settings: Any) -> dict[str, Any]:
+    """The uvicorn settings for the proxy: the guarded httptools protocol (header and body timeouts,
+    a cap on connections; tierwise.server.guard) and the keep-alive timeout, from ``[server]``."""
+    from ..server.guard import guarded_protocol
+
+    srv = settings.raw["server"]
+    lim = settings.raw["limits"]
+    protocol = guarded_protocol(header_timeout=float(srv["header_timeout"]), body_timeout=float(srv["body_timeout"]),
+                                max_header_bytes=int(lim["max_header_bytes"]) + 8 * 1024,  # + the request line
+                                max_connections=int(srv["max_connections"]))
+    return {"http": protocol, "timeout_keep_alive": float(srv["keep_alive"])}
+
+
+def raise_fd_limit(wanted: int) -> int:
+    """Lift the soft limit on open files toward ``wanted`` (at most the hard limit); the limit now."""
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - not on POSIX
+        return wanted
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            return target
+        except (ValueError, OSError):
+            return soft
+    return soft
 
 
 @app.command()
@@ -70,6 +100,9 @@ def serve(
         import uvloop  # noqa: F401
     except ImportError:
         loop = "asyncio"
-    uvicorn.run(application, host=settings.host, port=settings.port, loop=loop, http="httptools", access_log=False,
+    # every connection holds a file descriptor: room for max_connections plus the upstream pools
+    raise_fd_limit(int(settings.raw["server"]["max_connections"]) + int(settings.upstream["max_connections"]) + 256)
+    uvicorn.run(application, host=settings.host, port=settings.port, loop=loop, access_log=False,
                 log_level=log_level, lifespan="on", timeout_graceful_shutdown=30, server_header=False,
-                proxy_headers=False)  # the client address is not used: skip the X-Forwarded-* middleware
+                proxy_headers=False,  # the client address is not used: skip the X-Forwarded-* middleware
+                **uvicorn_options(settings))

@@ -29,7 +29,10 @@ def build_upstream(settings: "Settings", environ: Mapping[str, str] | None = Non
     from .anthropic import AnthropicUpstream
 
     return AnthropicUpstream(up["url"], env.get(up["api_key_env"]) or None, timeout=float(up["timeout"]),
-                             connect_timeout=float(up["connect_timeout"]), max_connections=int(up["max_connections"]))
+                             connect_timeout=float(up["connect_timeout"]), max_connections=int(up["max_connections"]),
+                             first_byte_timeout=float(up["first_byte_timeout"]),
+                             stream_idle_timeout=float(up["stream_idle_timeout"]),
+                             max_response_bytes=int(up["max_response_bytes"]))
 
 
 def _addresses(name: str) -> set[Any]:

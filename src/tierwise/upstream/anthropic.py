@@ -40,11 +40,17 @@ class AnthropicUpstream:
 
     def __init__(self, base_url: str = "https://api.anthropic.com", api_key: str | None = None, *,
                  timeout: float = 600.0, connect_timeout: float = 10.0, max_connections: int = 512,
-                 name: str = "anthropic") -> None:
+                 name: str = "anthropic", first_byte_timeout: float = 60.0, stream_idle_timeout: float = 120.0,
+                 max_response_bytes: int | None = 64 * 1024 * 1024) -> None:
         self.base_url = base_url.rstrip("/")
         self._api_key = api_key
         self.name = name
+        # a non-streamed answer: ``timeout`` for all of it; a stream: ``first_byte_timeout`` for its
+        # headers, then ``stream_idle_timeout`` of silence at most between chunks (docs/production.md)
         self._timeout = aiohttp.ClientTimeout(total=timeout, sock_connect=connect_timeout)
+        self._stream_timeout = aiohttp.ClientTimeout(total=None, sock_connect=connect_timeout, sock_read=stream_idle_timeout)
+        self._first_byte = first_byte_timeout
+        self.max_response_bytes = max_response_bytes
         self._max_connections = max_connections
         self._session: aiohttp.ClientSession | None = None
         self._urls: dict[str, yarl.URL] = {}
@@ -100,14 +106,19 @@ class AnthropicUpstream:
         else:
             out.pop("x-fake-replay", None)
         out.update(self._auth(headers))
-        resp = await post(self._get_session(), self._url(path), body, out, self.name)
+        if stream:
+            resp = await post(self._get_session(), self._url(path), body, out, self.name, timeout=self._stream_timeout,
+                              first_byte=self._first_byte)
+        else:
+            resp = await post(self._get_session(), self._url(path), body, out, self.name)
         resp_headers = {k.lower(): v for k, v in resp.headers.items()}
         for h in _WIRE_ONLY:
             resp_headers.pop(h, None)
         if resp.status >= 400:
             raise error_for_status(resp.status, await read_error_body(resp), resp_headers)
         if not stream:
-            return UpstreamResponse(resp.status, resp_headers, body=await read_body(resp, self.name), upstream=self.name)
+            return UpstreamResponse(resp.status, resp_headers, body=await read_body(resp, self.name, self.max_response_bytes),
+                                    upstream=self.name)
 
         async def chunks() -> AsyncIterator[bytes]:
             try:
