@@ -1,0 +1,524 @@
+"""Store faults through real proxy processes: the ledger database refusing connections for 30 s, the
+disk under a SQLite ledger filling up, SIGKILL cycles with streams, Redis killed and unreachable, two
+replicas at concurrency 400 with keys, a budget race whose real usage beats the body's size.
+
+Nothing shared is stopped: PostgreSQL and Redis are reached through a TCP gate this script shuts
+and opens (``tests/tcp_gate.py``); "unreachable" Redis is a listener that accepts and never answers;
+the full disk is a small tmpfs mounted here (root or passwordless sudo; else that scenario is skipped,
+saying so). Every figure printed is measured in this run; the exit status is 1 when a target is missed.
+
+    .venv/bin/python bench/fault_stores.py            # everything, full size (about 6 minutes)
+    .venv/bin/python bench/fault_stores.py --ci       # scaled down for CI (about 2 minutes)
+    .venv/bin/python bench/fault_stores.py --only db-outage,redis
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import datetime as _dt
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import aiohttp
+import orjson
+import sqlalchemy as sa
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests/tcp_gate.py
+from fault_soak import classify, free_port  # noqa: E402
+
+from tests.tcp_gate import TcpGate  # noqa: E402
+from tierwise.upstream.fakeserver import FakeAnthropic  # noqa: E402
+
+PG = os.environ.get("TIERWISE_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+REDIS = os.environ.get("TIERWISE_TEST_REDIS", "redis://127.0.0.1:6379/15")
+ENV = {k: v for k, v in os.environ.items() if k not in ("ANTHROPIC_API_KEY", "TIERWISE_CONFIG")}
+FAILED: list[str] = []
+
+
+def check(ok: bool, what: str) -> str:
+    if not ok:
+        FAILED.append(what)
+    return "OK" if ok else "MISSED"
+
+
+# -- processes -------------------------------------------------------------------------
+class Proxy:
+    def __init__(self, tmp: Path, ledger_url: str, upstream_url: str, toml: str = "", env: dict[str, str] | None = None,
+                 name: str = "proxy") -> None:
+        self.port = free_port()
+        cfg = tmp / f"{name}.toml"
+        cfg.write_text("[ledger]\nflush_interval = 0.05\n" + toml)
+        self.log = tmp / f"{name}.log"
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "tierwise", "serve", "--port", str(self.port), "--upstream-url", upstream_url,
+             "--ledger-url", ledger_url, "--config", str(cfg), "--log-level", "warning"],
+            env=dict(ENV, **(env or {})), cwd=tmp, stdout=subprocess.DEVNULL, stderr=open(self.log, "a"))
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), 0.2).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or self.proc.poll() is not None:
+                    raise RuntimeError(f"proxy did not start; see {self.log}:\n{self.log.read_text()[-2000:]}")
+                time.sleep(0.05)
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(90)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+class Blackhole:
+    """Accepts connections and never answers: a Redis that hangs."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(1024)
+        self.port = self.sock.getsockname()[1]
+        self.held: list[socket.socket] = []
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def _run(self) -> None:
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            self.held.append(c)
+
+    def close(self) -> None:
+        self.sock.close()
+        for c in self.held:
+            c.close()
+
+
+@contextlib.contextmanager
+def pg_schema():
+    schema = "fs_" + uuid.uuid4().hex[:8]
+    eng = sa.create_engine(PG)
+    with eng.begin() as c:
+        c.execute(sa.text(f"CREATE SCHEMA {schema}"))
+    sep = "&" if "?" in PG else "?"
+    try:
+        yield f"{PG}{sep}options=-csearch_path%3D{schema}"
+    finally:
+        with eng.begin() as c:
+            c.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
+        eng.dispose()
+
+
+def gated(url: str, gate: TcpGate) -> str:
+    return url.replace("127.0.0.1:5432", f"127.0.0.1:{gate.port}")
+
+
+def ledger_ids(url: str) -> list[str]:
+    eng = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
+    try:
+        with eng.connect() as c:
+            return [r[0] for r in c.execute(sa.text("SELECT request_id FROM calls"))]
+    except sa.exc.OperationalError:
+        return []
+    finally:
+        eng.dispose()
+
+
+def make_key(url: str, **kw) -> tuple[str, str]:
+    from tierwise.keys import KeyStore
+    from tierwise.ledger import Ledger
+
+    led = Ledger(url, journal="off")
+    try:
+        rec, key = KeyStore(led.engine).create("bench", **kw)
+    finally:
+        led.close()
+    return rec.id, key
+
+
+# -- load ------------------------------------------------------------------------------
+def body(i: int, rng: random.Random, stream_share: float = 0.5) -> tuple[bytes, bool]:
+    stream = rng.random() < stream_share
+    return orjson.dumps({"model": "claude-haiku-5-5", "max_tokens": 32, "stream": stream,
+                         "messages": [{"role": "user", "content": f"request {i}: where is my parcel?"}]}), stream
+
+
+async def one(session: aiohttp.ClientSession, url: str, i: int, rng: random.Random, key: str, out: list) -> None:
+    data, stream = body(i, rng)
+    t0 = time.perf_counter()
+    try:
+        async with session.post(url + "/v1/messages", data=data, headers={
+                "x-api-key": key, "anthropic-version": "2023-06-01", "content-type": "application/json"}) as r:
+            raw = await r.read()
+            out.append((r.status, r.headers.get("x-tierwise-request-id"), classify(r.status, raw, stream),
+                        time.perf_counter() - t0))
+    except Exception:  # noqa: BLE001
+        out.append((0, None, "lost", time.perf_counter() - t0))
+
+
+async def paced(urls: list[str], rate: float, seconds: float, key: str = "sk-bench", events=(), seed: int = 1) -> list:
+    """``rate`` requests per second for ``seconds`` (spread over ``urls``); ``events``: (at, fn) run on schedule."""
+    rng = random.Random(seed)
+    out: list = []
+    pending = sorted(events)
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1000),
+                                     timeout=aiohttp.ClientTimeout(total=120)) as s:
+        tasks = []
+        t0 = time.monotonic()
+        n = int(rate * seconds)
+        for i in range(n):
+            at = t0 + i / rate
+            while pending and time.monotonic() - t0 >= pending[0][0]:
+                await asyncio.to_thread(pending.pop(0)[1])
+            delay = at - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one(s, urls[i % len(urls)], i, rng, key, out)))
+        for _, fn in pending:
+            await asyncio.to_thread(fn)
+        await asyncio.gather(*tasks)
+    return out
+
+
+async def closed_loop(urls: list[str], total: int, concurrency: int, key: str) -> list:
+    rng = random.Random(3)
+    out: list = []
+    counter = iter(range(total))
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency),
+                                     timeout=aiohttp.ClientTimeout(total=120)) as s:
+        async def worker(w: int) -> None:
+            for i in counter:
+                await one(s, urls[(i + w) % len(urls)], i, rng, key, out)
+
+        await asyncio.gather(*[worker(w) for w in range(concurrency)])
+    return out
+
+
+def wait_rows(url: str, want: set[str], timeout: float = 90) -> list[str]:
+    end = time.monotonic() + timeout
+    while True:
+        ids = ledger_ids(url)
+        if want <= set(ids) or time.monotonic() > end:
+            return ids
+        time.sleep(0.5)
+
+
+def pct(xs: list[float], p: float) -> float:
+    s = sorted(xs)
+    return s[min(len(s) - 1, int(round(p / 100 * (len(s) - 1))))] if s else 0.0
+
+
+def report_rows(label: str, results: list, ids: list[str]) -> None:
+    answered = {rid for st, rid, kind, _ in results if kind == "ok" and rid}
+    errors = sum(1 for st, _, kind, _ in results if kind != "ok")
+    have = set(ids)
+    missing = len(answered - have)
+    dups = len(ids) - len(have)
+    print(f"  requests {len(results):,}   answered {len(answered):,}   client errors {errors:,}   "
+          f"statuses {sorted({r[0] for r in results})}")
+    print(f"  answered calls without a row: {missing}   ({check(missing == 0, label + ': rows missing')})   "
+          f"duplicate rows: {dups}   ({check(dups == 0, label + ': duplicates')})")
+    return errors
+
+
+# -- scenarios -------------------------------------------------------------------------
+def db_outage(tmp: Path, fake: FakeAnthropic, ci: bool) -> None:
+    variants = ["fail_open"] if ci else ["off", "fail_open"]
+    for budgets in variants:
+        pre, down, post, rate = 5.0, 30.0, 10.0, 100.0
+        print(f"\n[db-outage] PostgreSQL refuses connections for {down:.0f} s at {rate:.0f} req/s "
+              f"(budgets {budgets}, half the calls streamed)")
+        with pg_schema() as url, TcpGate("127.0.0.1", 5432) as gate:
+            toml = ("[budgets]\ndaily_usd = 1000.0\nstore = \"database\"\non_store_error = \"fail_open\"\n"
+                    if budgets == "fail_open" else "")
+            proxy = Proxy(tmp, gated(url, gate), fake.url, toml, name=f"db-{budgets}")
+            res = asyncio.run(paced([proxy.url], rate, pre + down + post,
+                                    events=[(pre, gate.shut), (pre + down, gate.open)]))
+            answered = {rid for _, rid, kind, _ in res if kind == "ok"}
+            ids = wait_rows(url, answered)
+            proxy.stop()
+            ids = ledger_ids(url)
+            errors = report_rows("db-outage", res, ids)
+            print(f"  client errors with budgets {budgets}: {errors}   ({check(errors == 0, 'db-outage: client errors')})")
+
+
+def _mount_tmpfs(path: Path, size: str) -> bool:
+    path.mkdir(parents=True, exist_ok=True)
+    for cmd in (["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
+                ["sudo", "-n", "mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)]):
+        try:
+            if subprocess.run(cmd, capture_output=True).returncode == 0:
+                return True
+        except FileNotFoundError:
+            continue
+    return False
+
+
+def _umount(path: Path) -> None:
+    for cmd in (["umount", str(path)], ["sudo", "-n", "umount", str(path)]):
+        try:
+            if subprocess.run(cmd, capture_output=True).returncode == 0:
+                return
+        except FileNotFoundError:
+            continue
+
+
+def disk_full(tmp: Path, fake: FakeAnthropic, ci: bool) -> None:
+    disk = tmp / "disk"
+    print("\n[disk-full] SQLite ledger and its journal on a 16 MiB tmpfs, filled mid-load for 10 s, at 100 req/s")
+    if not _mount_tmpfs(disk, "16m"):
+        print("  SKIPPED: cannot mount a tmpfs here (needs root or passwordless sudo)")
+        return
+    filler = disk / "filler"
+
+    def fill() -> None:
+        chunk = b"\0" * 65536
+        with open(filler, "wb", buffering=0) as fh:
+            try:
+                while True:
+                    fh.write(chunk)
+            except OSError:
+                pass
+        fd = os.open(filler, os.O_WRONLY | os.O_APPEND)
+        try:  # the last bytes too
+            while True:
+                os.write(fd, b"\0" * 512)
+        except OSError:
+            pass
+        os.close(fd)
+
+    def free() -> None:
+        filler.unlink()
+
+    try:
+        url = f"sqlite:///{disk / 'ledger.db'}"
+        proxy = Proxy(tmp, url, fake.url, name="disk")
+        res = asyncio.run(paced([proxy.url], 100.0, 25.0, events=[(5.0, fill), (15.0, free)]))
+        answered = {rid for _, rid, kind, _ in res if kind == "ok"}
+        wait_rows(url, answered, 60)
+        log = proxy.log.read_text()
+        proxy.stop()
+        ids = ledger_ids(url)
+        errors = sum(1 for r in res if r[2] != "ok")
+        print(f"  paid calls answered with an error: {errors}   ({check(errors == 0, 'disk-full: error answers')})   "
+              f"'UNWRITABLE'/'UNAVAILABLE' logged: {'JOURNAL UNWRITABLE' in log or 'DATABASE UNAVAILABLE' in log}")
+        report_rows("disk-full", res, ids)
+    finally:
+        _umount(disk)
+
+
+async def _streams_until_killed(url: str, stop: asyncio.Event, answered: list[str]) -> None:
+    rng = random.Random()
+
+    async def client(s: aiohttp.ClientSession) -> None:
+        i = 0
+        while not stop.is_set():
+            i += 1
+            data, stream = body(i, rng, stream_share=0.8)
+            try:
+                async with s.post(url + "/v1/messages", data=data, headers={
+                        "x-api-key": "sk-bench", "anthropic-version": "2023-06-01", "content-type": "application/json"}) as r:
+                    raw = await r.read()
+                    if classify(r.status, raw, stream) == "ok":
+                        answered.append(r.headers["x-tierwise-request-id"])
+            except Exception:  # noqa: BLE001 - the proxy was killed under us
+                await asyncio.sleep(0.01)
+
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as s:
+        await asyncio.gather(*[client(s) for _ in range(8)])
+
+
+def sigkill(tmp: Path, fake: FakeAnthropic, ci: bool) -> None:
+    cycles = 5 if ci else 20
+    for backend in ("sqlite", "postgresql"):
+        print(f"\n[sigkill] {cycles} SIGKILL cycles under load, 80% streams, ledger on {backend}")
+        with contextlib.ExitStack() as stack:
+            url = f"sqlite:///{tmp / 'kill.db'}" if backend == "sqlite" else stack.enter_context(pg_schema())
+            answered: list[str] = []
+            for cycle in range(cycles):
+                proxy = Proxy(tmp, url, fake.url, name=f"kill-{backend}")
+
+                async def run() -> None:
+                    stop = asyncio.Event()
+                    task = asyncio.create_task(_streams_until_killed(proxy.url, stop, answered))
+                    await asyncio.sleep(random.uniform(0.5, 1.5))
+                    proxy.proc.send_signal(signal.SIGKILL)
+                    proxy.proc.wait()
+                    stop.set()
+                    await task
+
+                asyncio.run(run())
+            final = Proxy(tmp, url, fake.url, name=f"kill-{backend}")  # adopts the journal of the last one
+            final.stop()
+            ids = ledger_ids(url)
+            have = set(ids)
+            missing = len(set(answered) - have)
+            print(f"  answered {len(answered):,}   rows {len(ids):,}   answered without a row: {missing}   "
+                  f"({check(missing == 0, f'sigkill {backend}: rows missing')})   duplicates: {len(ids) - len(have)}   "
+                  f"({check(len(ids) == len(have), f'sigkill {backend}: duplicates')})")
+
+
+def redis_faults(tmp: Path, fake: FakeAnthropic, ci: bool) -> None:
+    host, port = REDIS.split("//")[1].split("/")[0].split(":")
+    rate, secs = 100.0, (6.0 if ci else 10.0)
+    toml = ("[resilience]\nredis_url = \"{url}\"\n"
+            "[budgets]\ndaily_usd = 1000.0\non_store_error = \"fail_open\"\n")
+    env = {"ANTHROPIC_API_KEY": "sk-bench-upstream"}
+    with pg_schema() as url:
+        _, key = make_key(url, rpm=1_000_000, budget_usd=1000)
+        print(f"\n[redis] keys with rpm and budget, breaker + rate limits + budgets on Redis (budgets fail_open), "
+              f"{rate:.0f} req/s")
+        with TcpGate(host, int(port)) as gate:
+            proxy = Proxy(tmp, url, fake.url, toml.format(url=f"redis://127.0.0.1:{gate.port}/15"), env, name="redis-up")
+            base = asyncio.run(paced([proxy.url], rate, secs, key=key))
+            killed = asyncio.run(paced([proxy.url], rate, 3 * secs, key=key,
+                                       events=[(secs, gate.shut), (2 * secs, gate.open)]))
+            proxy.stop()
+        hole = Blackhole()
+        try:
+            proxy = Proxy(tmp, url, fake.url, toml.format(url=f"redis://127.0.0.1:{hole.port}/15"), env, name="redis-hole")
+            hung = asyncio.run(paced([proxy.url], rate, secs, key=key))
+            proxy.stop()
+        finally:
+            hole.close()
+    for label, res in (("redis reachable", base), ("redis killed mid-run (shut for a third)", killed),
+                       ("redis unreachable (accepts, never answers)", hung)):
+        s5 = sum(1 for r in res if r[0] >= 500 or r[0] == 0)
+        lat = [r[3] * 1000 for r in res if r[2] == "ok"]
+        print(f"  {label}: {len(res):,} requests, 5xx/lost {s5}   ({check(s5 == 0, 'redis: 5xx ' + label)})   "
+              f"latency p50 {pct(lat, 50):.1f} ms  p99 {pct(lat, 99):.1f} ms  mean {sum(lat) / max(1, len(lat)):.1f} ms")
+    b = [r[3] * 1000 for r in base if r[2] == "ok"]
+    h = [r[3] * 1000 for r in hung if r[2] == "ok"]
+    added = pct(h, 50) - pct(b, 50)
+    added_mean = sum(h) / max(1, len(h)) - sum(b) / max(1, len(b))
+    print(f"  added latency while unreachable: p50 {added:+.1f} ms, mean {added_mean:+.1f} ms   "
+          f"({check(added <= 50 and added_mean <= 50, 'redis: added latency')}: target <= 50 ms)")
+
+
+def replicas(tmp: Path, fake: FakeAnthropic, ci: bool) -> None:
+    import redis
+
+    total = 4_000 if ci else 10_000
+    print(f"\n[replicas] two proxies, one PostgreSQL ledger and one Redis, keys with rpm and budget, "
+          f"{total:,} requests at concurrency 400")
+    env = {"ANTHROPIC_API_KEY": "sk-bench-upstream"}
+    prefix = f"twb{uuid.uuid4().hex[:6]}"
+    with pg_schema() as url:
+        kid, key = make_key(url, rpm=1_000_000, budget_usd=10_000)
+        toml = f"[resilience]\nredis_url = \"{REDIS}\"\n[budgets]\ndaily_usd = 10000.0\n"
+        procs = [Proxy(tmp, url, fake.url, toml, env, name=f"replica{i}") for i in range(2)]
+        t0 = time.perf_counter()
+        res = asyncio.run(closed_loop([p.url for p in procs], total, 400, key))
+        elapsed = time.perf_counter() - t0
+        for p in procs:
+            p.stop()
+        r = redis.Redis.from_url(REDIS)
+        day = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d")
+        reserved = [int(r.hget(f"tierwise:budget:{s}:{day}", "reserved") or 0) for s in (f"key:{kid}",)]
+        r.close()
+        ids = ledger_ids(url)
+    s5 = sum(1 for x in res if x[0] >= 500 or x[0] == 0)
+    codes = sorted({x[0] for x in res})
+    print(f"  {len(res):,} requests in {elapsed:.1f}s ({len(res) / elapsed:,.0f} req/s), statuses {codes}, "
+          f"5xx/lost {s5}   ({check(s5 == 0, 'replicas: 5xx')})")
+    print(f"  unsettled budget reservations after the run (key scope): {reserved[0]}   "
+          f"({check(reserved[0] == 0, 'replicas: unsettled')})   ledger rows {len(ids):,} of {len(res):,}   "
+          f"({check(len(ids) == len(res), 'replicas: rows')})")
+    del prefix
+
+
+class _BigUsage(BaseHTTPRequestHandler):
+    def do_POST(self):  # noqa: N802
+        self.rfile.read(int(self.headers.get("content-length") or 0))
+        b = orjson.dumps({"id": "msg_big", "type": "message", "role": "assistant", "model": "claude-haiku-5-5",
+                          "content": [{"type": "text", "text": "summary"}], "stop_reason": "end_turn",
+                          "stop_sequence": None, "usage": {"input_tokens": 300_000, "output_tokens": 40}})
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(b)))
+        self.end_headers()
+        self.wfile.write(b)
+
+    def log_message(self, *a):  # noqa: D401
+        pass
+
+
+def budget_race(tmp: Path, fake: FakeAnthropic, ci: bool) -> None:
+    limit = 1.0
+    print(f"\n[budget] 50 concurrent requests with a document by file_id (billed 300k input tokens each, "
+          f"~$0.15), daily budget ${limit:.2f}")
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), _BigUsage)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        url = f"sqlite:///{tmp / 'budget.db'}"
+        proxy = Proxy(tmp, url, f"http://127.0.0.1:{srv.server_port}", f"[budgets]\ndaily_usd = {limit}\n",
+                      {"ANTHROPIC_API_KEY": "sk-bench-upstream"}, name="budget")
+        doc = orjson.dumps({"model": "claude-haiku-5-5", "max_tokens": 50, "messages": [{"role": "user", "content": [
+            {"type": "document", "source": {"type": "file", "file_id": "file_011abc"}},
+            {"type": "text", "text": "Summarise the contract."}]}]})
+
+        async def run() -> list[int]:
+            async with aiohttp.ClientSession() as s:
+                async def post() -> int:
+                    async with s.post(proxy.url + "/v1/messages", data=doc, headers={
+                            "x-api-key": "sk-c", "anthropic-version": "2023-06-01", "content-type": "application/json"}) as r:
+                        await r.read()
+                        return r.status
+                return await asyncio.gather(*[post() for _ in range(50)])
+
+        codes = asyncio.run(run())
+        proxy.stop()
+        eng = sa.create_engine(url)
+        with eng.connect() as c:
+            spent, largest = c.execute(sa.text("SELECT coalesce(sum(cost_nanos),0), coalesce(max(cost_nanos),0) FROM calls")).one()
+        eng.dispose()
+    finally:
+        srv.shutdown()
+    ok = int(spent) <= limit * 1e9 + int(largest)
+    print(f"  admitted {codes.count(200)} of 50 (others {sorted(set(codes) - {200})}), spend ${int(spent) / 1e9:.4f}, "
+          f"limit ${limit:.2f}, largest single call ${int(largest) / 1e9:.4f}   "
+          f"({check(ok, 'budget: overshoot')}: spend <= limit + largest call)")
+
+
+SCENARIOS = {"db-outage": db_outage, "disk-full": disk_full, "sigkill": sigkill, "redis": redis_faults,
+             "replicas": replicas, "budget": budget_race}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--ci", action="store_true", help="scaled-down load for CI")
+    ap.add_argument("--only", default="", help=f"comma-separated: {', '.join(SCENARIOS)}")
+    args = ap.parse_args()
+    chosen = [s for s in args.only.split(",") if s] or list(SCENARIOS)
+    tmp = Path(tempfile.mkdtemp(prefix="tierwise-stores-"))
+    t0 = time.perf_counter()
+    with FakeAnthropic(latency_scale=0.0) as fake:
+        for name in chosen:
+            SCENARIOS[name](tmp, fake, args.ci)
+    print(f"\n{len(chosen)} scenarios in {time.perf_counter() - t0:.0f}s; logs in {tmp}")
+    if FAILED:
+        print("targets missed: " + "; ".join(FAILED))
+        return 1
+    print("all targets met")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
