@@ -8,8 +8,10 @@ import glob
 import os
 import time
 
+import pytest
 import sqlalchemy as sa
 
+from tierwise.errors import ConfigError
 from tierwise.ledger import Ledger
 
 from ..tcp_gate import TcpGate
@@ -64,7 +66,9 @@ def test_a_replica_starts_while_the_database_is_down_and_catches_up(pg_url, tmp_
     Ledger(pg_url, journal="off").close()  # the schema exists, as for a replica joining a fleet
     with TcpGate("127.0.0.1", 5432) as gate:
         gate.shut()
-        led = Ledger(_gated(pg_url, gate), flush_interval=0.02)
+        with pytest.raises(ConfigError):  # a command that reads the ledger says so at once
+            Ledger(_gated(pg_url, gate))
+        led = Ledger(_gated(pg_url, gate), flush_interval=0.02, serve_while_down=True)  # the proxy serves
         assert not led.available and led.start_error
         for i in range(20):
             led.record(_row(i))

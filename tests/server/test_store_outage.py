@@ -57,3 +57,38 @@ def test_database_outage_mid_run(policy, pg_url, fake_anthropic, proxy_factory, 
             time.sleep(0.1)
         rows = _rows(pg_url)
         assert answered <= set(rows) and len(rows) == len(set(rows)) == 41  # every call, once
+
+
+def test_a_replica_starts_while_the_database_is_down(pg_url, fake_anthropic, proxy_factory, monkeypatch):
+    """It starts and answers: with the keys unknown (the database holds them) a call gets a 529 in
+    Anthropic's format, never a 500; once the database is back calls are served, and every call,
+    refused or answered, has its row."""
+    from tierwise.ledger import Ledger
+
+    Ledger(pg_url, journal="off").close()  # the fleet's database exists; this replica cannot reach it yet
+    monkeypatch.setenv("TW_TEST_UPSTREAM_KEY", "sk-upstream")
+    with TcpGate("127.0.0.1", 5432) as gate:
+        gate.shut()
+        url = pg_url.replace("127.0.0.1:5432", f"127.0.0.1:{gate.port}")
+        proxy = proxy_factory(fake_anthropic.url, upstream={"api_key_env": "TW_TEST_UPSTREAM_KEY"},
+                              ledger={"url": url, "flush_interval": 0.05})
+
+        def post(i):
+            r = httpx2.post(proxy.url + "/v1/messages", json=dict(BODY, stream=i % 2 == 0), timeout=20,
+                            headers={"x-api-key": "sk-c", "anthropic-version": "2023-06-01"})
+            return r.status_code, r.headers["x-tierwise-request-id"], r
+
+        down = [post(i) for i in range(4)]
+        assert {c for c, _, _ in down} == {529} and down[0][2].json()["error"]["type"] == "overloaded_error"
+        assert httpx2.get(proxy.url + "/healthz", timeout=5).json()["status"] == "degraded"
+        gate.open()
+        end = time.monotonic() + 30
+        up = post(0)
+        while up[0] != 200 and time.monotonic() < end:
+            time.sleep(0.2)
+            up = post(0)
+        assert up[0] == 200
+        ids = {rid for _, rid, _ in down} | {up[1]}
+        while time.monotonic() < end and not ids <= set(_rows(pg_url)):
+            time.sleep(0.1)
+        assert ids <= set(_rows(pg_url))

@@ -88,13 +88,14 @@ def journal_path(url: str, journal: str | None) -> str | None:
 class Ledger:
     """Opens (and migrates) the database; writes through a background ``LedgerWriter``.
 
-    A database that cannot be reached at start (refused, timed out, a SQLite file on a full disk)
-    does not stop the process: the ledger starts degraded (``available`` False, logged, reported by
+    With ``serve_while_down`` (the proxy), a database that cannot be reached at start (refused,
+    timed out) does not stop the process: the ledger starts degraded (``available`` False, logged, reported by
     ``/healthz``), journals every row, and the writer thread migrates and writes once it is back.
-    A database URL that is wrong (bad scheme, missing driver, missing directory) still fails at start."""
+    A database URL that is wrong (bad scheme, missing driver, missing directory) still fails at start,
+    and so does an unreachable database for the commands that read it (``tierwise report``...)."""
 
     def __init__(self, url: str, *, batch_size: int = 500, flush_interval: float = 0.25, store_prompts: bool = False,
-                 journal: str | None = "auto") -> None:
+                 journal: str | None = "auto", serve_while_down: bool = False) -> None:
         self.url = url
         self.engine = make_engine(url)
         self.store_prompts = store_prompts
@@ -104,6 +105,9 @@ class Ledger:
         try:
             self.version = migrate(self.engine)
         except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
+            if not serve_while_down:
+                self.engine.dispose()
+                raise ConfigError(f"ledger.url: cannot open the ledger database ({exc.orig})") from None
             self.start_error = str(exc.orig).splitlines()[0][:300] if exc.orig is not None else type(exc).__name__
             log.error("LEDGER DATABASE UNAVAILABLE AT START (%s): serving anyway; rows are journaled%s and written "
                       "when it is back", self.start_error, f" to {self.journal}.*.seg" if self.journal else " in memory only")
@@ -132,10 +136,11 @@ class Ledger:
         return self.writer.status()
 
     @classmethod
-    def from_settings(cls, settings: "Settings") -> "Ledger":
+    def from_settings(cls, settings: "Settings", *, serve_while_down: bool = False) -> "Ledger":
         lg = settings.ledger
         return cls(lg["url"], batch_size=int(lg["batch_size"]), flush_interval=float(lg["flush_interval"]),
-                   store_prompts=bool(lg["store_prompts"]), journal=str(lg.get("journal", "auto")))
+                   store_prompts=bool(lg["store_prompts"]), journal=str(lg.get("journal", "auto")),
+                   serve_while_down=serve_while_down)
 
     def record(self, row: dict[str, Any]) -> None:
         if not self.store_prompts:

@@ -92,7 +92,7 @@ class ProxyApp:
 def create_app(settings: Settings, *, upstream: Upstream | None = None, ledger: Ledger | None | bool = True) -> ProxyApp:
     """Build the proxy. ``ledger=True`` opens the configured ledger; ``None``/``False`` runs without one."""
     if ledger is True:
-        ledger = Ledger.from_settings(settings)
+        ledger = Ledger.from_settings(settings, serve_while_down=True)  # a replica starts while the database is down
     elif ledger is False:
         ledger = None
     upstream = upstream or build_upstream(settings)
