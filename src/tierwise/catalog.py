@@ -83,6 +83,7 @@ class Model:
     context_window: int
     max_output: int
     bedrock_id: str | None = None
+    bedrock_api: str = ""           # "messages" (Bedrock's Messages API endpoint) or "invoke"/"" (InvokeModel)
     aliases: tuple[str, ...] = ()
     legacy: bool = False
     retired: bool = False
@@ -155,6 +156,7 @@ def _model_from(data: Mapping[str, Any], where: str) -> Model:
             context_window=int(data.get("context_window", 200_000)),
             max_output=int(data.get("max_output", 64_000)),
             bedrock_id=data.get("bedrock_id"),
+            bedrock_api=str(data.get("bedrock_api", "")),
             aliases=tuple(data.get("aliases", ())),
             legacy=bool(data.get("legacy", False)),
             retired=bool(data.get("retired", False)),

@@ -97,7 +97,7 @@ DEFAULTS: dict[str, Any] = {
         "redis": {"connect_timeout": 0.5, "timeout": 1.0, "max_connections": 100, "pool_timeout": 2.0},
         "store_retry_interval": 1.0,
         "rate_limits_on_store_error": "fail_open",  # fail_open (in-process bucket) | fail_closed (529)
-        "fallbacks": {},              # tier -> ["bedrock", "next_tier", "tier:<name>"]; free table
+        "fallbacks": {},              # tier -> ["bedrock", "vertex", "anthropic", "next_tier", "tier:<name>"]; free table
         "breaker": {"enabled": True, "window": 100, "min_requests": 20, "failure_rate": 0.5, "cooldown": 5.0,
                     "half_open_probes": 1},
         # Amazon Bedrock (upstream/bedrock.py): "runtime" or "mantle" serve the Messages API itself
@@ -107,7 +107,7 @@ DEFAULTS: dict[str, Any] = {
         # Google Cloud Vertex AI (upstream/vertex.py): rawPredict / streamRawPredict; OAuth token from
         # google-auth (optional extra) or from token_env
         "vertex": {"enabled": False, "project": "", "region": "global", "endpoint_url": "", "token_env": "",
-                   "timeout": 600.0},
+                   "timeout": 600.0, "model_ids": {}},
     },
     # proxy API keys (tierwise keys create); enforced when required or when any key exists
     "keys": {"required": False, "refresh_interval": 5.0},
@@ -241,7 +241,8 @@ def _merge(base: dict[str, Any], over: Mapping[str, Any], where: str, free: bool
         if isinstance(cur, dict):
             if not isinstance(value, Mapping):
                 raise ConfigError(f"{path}: expected a table, got {value!r}")
-            free_here = key in ("registry", "catalog", "strategies", "options", "task_options", "fallbacks", "tasks", "arms") or free
+            free_here = key in ("registry", "catalog", "strategies", "options", "task_options", "fallbacks", "tasks", "arms",
+                               "model_ids") or free
             _merge(cur, value, path, free=free_here)
         else:
             base[key] = _coerce(value, cur, path)

@@ -20,9 +20,11 @@ from aiohttp import web  # noqa: E402
 from tierwise.errors import OverloadedError, RateLimitError  # noqa: E402
 from tierwise.upstream.bedrock import BedrockUpstream  # noqa: E402
 from tierwise.upstream.offline import parse_fault, stream_events, synthesize  # noqa: E402
-from tierwise.upstream.sse import StreamMeter  # noqa: E402
+from tierwise.upstream.sse import StreamMeter, format_event  # noqa: E402
 
 PATH = re.compile(r"^/model/(?P<id>[^/]+)/(?P<action>invoke|invoke-with-response-stream)$")
+# Bedrock Messages API ids: no version suffix, an optional inference-profile prefix
+MESSAGES_ID = re.compile(r"^(?:(?:us|eu|apac|jp|au|global)\.)?anthropic\.claude-[a-z]+(?:-\d+)+$")
 
 
 def _header(name: str, value: str) -> bytes:
@@ -60,6 +62,7 @@ class FakeBedrock:
         self.requests: list[tuple[str, dict[str, str], dict[str, Any]]] = []
         self.errors: list[str] = []
         self.port = 0
+        self.api_key = "bedrock-api-key-for-tests"
         self._loop: asyncio.AbstractEventLoop | None = None
         self._ready = threading.Event()
 
@@ -101,11 +104,53 @@ class FakeBedrock:
         await resp.write_eof()
         return resp
 
+    async def handle_messages(self, request: web.Request) -> web.StreamResponse:
+        """``/anthropic/v1/messages``: Bedrock's Messages API (Opus 4.7 and later, every 5.x model)."""
+        raw = await request.read()
+        hdrs = {k.lower(): v for k, v in request.headers.items()}
+        body = orjson.loads(raw) if raw else {}
+        self.requests.append((request.path, hdrs, body))
+        auth = hdrs.get("authorization", "")
+        sigv4 = (auth.startswith("AWS4-HMAC-SHA256 Credential=") and "SignedHeaders=" in auth and "Signature=" in auth
+                 and "/bedrock/aws4_request" in auth and "x-amz-date" in hdrs)
+        bearer = auth.startswith("Bearer ") and auth[7:] == self.api_key
+        if not (sigv4 or bearer):
+            return web.json_response({"message": "missing or malformed credentials"}, status=403,
+                                     headers={"x-amzn-ErrorType": "AccessDeniedException"})
+        model = body.get("model")
+        if (not isinstance(model, str) or not MESSAGES_ID.match(model) or "anthropic_version" in body
+                or not hdrs.get("anthropic-version")):
+            return web.json_response({"message": "The provided model identifier is invalid."}, status=400,
+                                     headers={"x-amzn-ErrorType": "ValidationException"})
+        if "messages" not in body or "max_tokens" not in body:
+            return web.json_response({"type": "error", "error": {"type": "invalid_request_error",
+                                                                 "message": "messages: field required"}}, status=400)
+        fault = parse_fault(hdrs.get("x-tierwise-bedrock-fault"))
+        if fault and fault.status in _REFUSALS:
+            kind, message = _REFUSALS[fault.status]
+            return web.json_response({"message": message}, status=fault.status, headers={"x-amzn-ErrorType": kind})
+        if fault and fault.status == 429:
+            return web.json_response({"message": "Too many requests"}, status=429, headers={"x-amzn-ErrorType": "ThrottlingException"})
+        if fault and fault.status:
+            return web.json_response({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}},
+                                     status=529)
+        msg = synthesize(dict(body, model="claude-" + model.split("claude-", 1)[-1]))
+        msg["model"] = model  # Bedrock names its own id
+        if not body.get("stream"):
+            return web.json_response(msg, headers={"x-amzn-RequestId": "fake-3"})
+        resp = web.StreamResponse(status=200, headers={"content-type": "text/event-stream", "x-amzn-RequestId": "fake-4"})
+        await resp.prepare(request)
+        for event, data, _ in stream_events(msg):
+            await resp.write(format_event(event, data))
+        await resp.write_eof()
+        return resp
+
     def __enter__(self) -> "FakeBedrock":
         def run() -> None:
             self._loop = asyncio.new_event_loop()
             app = web.Application()
             app.router.add_post("/model/{tail:.*}", self.handle)
+            app.router.add_post("/anthropic/v1/messages", self.handle_messages)
             runner = web.AppRunner(app, access_log=None)
 
             async def start() -> None:
@@ -190,3 +235,79 @@ async def test_errors_map_to_anthropic_classes(fake_bedrock):
         assert "bedrock" in exc.value.message
     finally:
         await up.aclose()
+
+
+# ---------------------------------------------------------------- Bedrock's Messages API (5.x models)
+NEW = {"claude-sonnet-5-5": "anthropic.claude-sonnet-5-5"}
+NEW_API = {"claude-sonnet-5-5": "messages"}
+SONNET = orjson.dumps({"model": "claude-sonnet-5-5", "max_tokens": 50, "messages": [{"role": "user", "content": "hello"}]})
+
+
+@pytest.mark.parametrize("auth", ["sigv4", "api_key"])
+async def test_messages_api_path_body_and_auth(fake_bedrock, auth):
+    kw = {"credentials": _creds()} if auth == "sigv4" else {"api_key": fake_bedrock.api_key}
+    up = BedrockUpstream("us-east-1", model_ids=NEW, apis=NEW_API, endpoint_url=fake_bedrock.url, model_prefix="global.", **kw)
+    try:
+        resp = await up.send("/v1/messages", SONNET, headers={"anthropic-version": "2023-06-01", "anthropic-beta": "x-1"},
+                             stream=False, model="claude-sonnet-5-5")
+    finally:
+        await up.aclose()
+    path, hdrs, body = fake_bedrock.requests[-1]
+    assert path == "/anthropic/v1/messages"
+    assert body["model"] == "global.anthropic.claude-sonnet-5-5" and "anthropic_version" not in body
+    assert hdrs["anthropic-version"] == "2023-06-01" and hdrs["anthropic-beta"] == "x-1"
+    if auth == "sigv4":
+        assert hdrs["authorization"].startswith("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/")
+        assert "anthropic-version" in hdrs["authorization"].split("SignedHeaders=")[1].split(",")[0]
+    else:
+        assert hdrs["authorization"] == "Bearer " + fake_bedrock.api_key and fake_bedrock.api_key not in repr(up)
+    msg = orjson.loads(resp.body)
+    assert msg["model"] == "claude-sonnet-5-5" and msg["usage"]["output_tokens"] > 0  # priced by the catalog id
+
+
+async def test_messages_api_stream_is_plain_sse_named_by_catalog_id(fake_bedrock):
+    up = BedrockUpstream("us-east-1", model_ids=NEW, apis=NEW_API, endpoint_url=fake_bedrock.url, credentials=_creds())
+    try:
+        body = orjson.dumps(dict(orjson.loads(SONNET), stream=True))
+        resp = await up.send("/v1/messages", body, headers={}, stream=True, model="claude-sonnet-5-5")
+        meter, raw = StreamMeter(), b""
+        async for chunk in resp.chunks:
+            meter.feed(chunk)
+            raw += chunk
+        await resp.aclose()
+    finally:
+        await up.aclose()
+    assert fake_bedrock.requests[-1][2]["stream"] is True
+    assert raw.startswith(b"event: message_start") and meter.completed and meter.model == "claude-sonnet-5-5"
+
+
+async def test_messages_api_refusals_and_overload_map_to_anthropic_classes(fake_bedrock):
+    from tierwise.errors import InvalidRequestError, PermissionDeniedError
+
+    up = BedrockUpstream("us-east-1", model_ids=NEW, apis=NEW_API, endpoint_url=fake_bedrock.url, credentials=_creds())
+    try:
+        with pytest.raises(OverloadedError):
+            await up.send("/v1/messages", SONNET, headers={"x-tierwise-bedrock-fault": "status=529"}, stream=False,
+                          model="claude-sonnet-5-5")
+        with pytest.raises(PermissionDeniedError):
+            await up.send("/v1/messages", SONNET, headers={"x-tierwise-bedrock-fault": "status=403"}, stream=False,
+                          model="claude-sonnet-5-5")
+        old = BedrockUpstream("us-east-1", model_ids={"claude-sonnet-5-5": "anthropic.claude-sonnet-5-5-v1:0"}, apis=NEW_API,
+                              endpoint_url=fake_bedrock.url, credentials=_creds())
+        with pytest.raises(InvalidRequestError):  # the old versioned id is what Bedrock refuses
+            await old.send("/v1/messages", SONNET, headers={}, stream=False, model="claude-sonnet-5-5")
+        await old.aclose()
+    finally:
+        await up.aclose()
+
+
+def test_the_shipped_catalog_sends_5x_models_through_the_messages_api(settings):
+    from tierwise.upstream.bedrock import build_bedrock
+
+    up = build_bedrock({"region": "eu-west-1", "endpoint": "mantle"}, settings.catalog)
+    for tier in settings.catalog.tier_order:
+        mid = settings.catalog.tiers[tier]
+        assert up.api(mid) == "messages" and MESSAGES_ID.match(up.bedrock_id(mid)), mid
+    assert up.api("claude-sonnet-4-5") == "invoke" and up.bedrock_id("claude-sonnet-4-5").endswith("-v1:0")
+    assert up.endpoint == "https://bedrock-mantle.eu-west-1.api.aws"
+    assert build_bedrock({"region": "us-west-2"}, settings.catalog).endpoint == "https://bedrock-runtime.us-west-2.amazonaws.com"

@@ -3,11 +3,14 @@
 Configured per tier in ``[resilience.fallbacks]`` (``"*"`` for every tier), e.g.::
 
     [resilience.fallbacks]
-    fast = ["bedrock", "next_tier"]      # Haiku on Bedrock, then Sonnet on the first-party API
+    fast = ["bedrock", "vertex", "next_tier"]  # Haiku on Bedrock, on Vertex, then Sonnet on the first-party API
     "*" = ["bedrock"]
 
-Entries: ``bedrock`` (the same model on Amazon Bedrock, when configured and the model has a
-``bedrock_id``), ``next_tier`` (the next tier up), ``tier:<name>`` (a named tier). Tier changes
+Entries name upstreams by kind or move the tier: ``bedrock`` (the same model on Amazon Bedrock,
+when ``[resilience.bedrock]`` is enabled and the model has a ``bedrock_id``), ``vertex`` (the same
+model on Google Cloud Vertex AI, ``[resilience.vertex]``), ``anthropic`` (the first-party API, when
+it is the primary: useful after a tier move), ``next_tier`` (the next tier up), ``tier:<name>``
+(a named tier). An entry naming an upstream that is not configured is refused at start. Tier changes
 apply only to routed requests (``auto`` or ``tierwise/<task>``): a request that names a model is
 only ever answered by that model. Every tier a fallback reaches must be allowed by the caller's
 key, and must have a context window that fits the prompt. Nothing falls back by default:
@@ -28,7 +31,10 @@ if TYPE_CHECKING:
     from ..dispatch import Plan
     from ..upstream import Upstream
 
-__all__ = ["Target", "build_chain"]
+__all__ = ["Target", "build_chain", "PEER_KINDS"]
+
+# the upstream kinds a fallback entry may name (each registered by the runtime when configured)
+PEER_KINDS = ("anthropic", "bedrock", "vertex")
 
 
 @dataclass(slots=True)
@@ -36,7 +42,7 @@ class Target:
     upstream: "Upstream"
     model_id: str
     tier: str | None
-    kind: str                      # primary | bedrock | tier
+    kind: str                      # primary | anthropic | bedrock | vertex (a peer upstream) | tier
     body: bytes
     adapted: list[str] = field(default_factory=list)
 
@@ -47,8 +53,12 @@ class Target:
 
 def build_chain(plan: "Plan", body: dict[str, Any], out_body: bytes, *, primary: "Upstream", bedrock: Any,
                 fallbacks: Mapping[str, Any], catalog: "Catalog", allowed: Callable[[str | None], bool] | None = None,
-                prompt_tokens: int = 0) -> list[Target]:
-    """The primary target then the configured fallbacks, de-duplicated, in order."""
+                prompt_tokens: int = 0, peers: Mapping[str, Any] | None = None) -> list[Target]:
+    """The primary target then the configured fallbacks, de-duplicated, in order. ``peers``: the
+    upstreams by kind (``bedrock`` alone may also come as ``bedrock``)."""
+    peers = dict(peers or {})
+    if bedrock is not None:
+        peers.setdefault("bedrock", bedrock)
     chain = [Target(primary, plan.model_id, plan.tier, "primary", out_body, list(plan.adapted))]
     entries = fallbacks.get(plan.tier or "", None) if fallbacks else None
     if entries is None and fallbacks:
@@ -60,9 +70,11 @@ def build_chain(plan: "Plan", body: dict[str, Any], out_body: bytes, *, primary:
     cur_model, cur_body = plan.model_id, out_body
     for entry in entries:
         entry = str(entry)
-        if entry == "bedrock":
-            if bedrock is not None and bedrock.supports(cur_model):
-                t = Target(bedrock, cur_model, cur_tier, "bedrock", cur_body)
+        if entry in PEER_KINDS:
+            up = peers.get(entry)
+            supports = getattr(up, "supports", None)
+            if up is not None and (supports is None or supports(cur_model)):
+                t = Target(up, cur_model, cur_tier, entry, cur_body)
                 if t.key not in seen:
                     seen.add(t.key)
                     chain.append(t)
