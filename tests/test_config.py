@@ -36,6 +36,12 @@ def test_registry_defaults_and_overrides(tmp_path):
     ('[monitor]\nmin_samples = 0\n', r"tierwise.toml: monitor.min_samples: must be at least 1, got 0"),
     ('[eval]\nthreshold = 5\n', r"eval.threshold: must be a share between 0 and 1, e.g. 0.05, got 5.0"),
     ('[budgets]\naction = "warn"\n', r"budgets.action: must be refuse or downgrade, got 'warn'"),
+    ('[budgets]\non_store_error = "maybe"\n', r"budgets.on_store_error: must be fail_open or fail_closed, got 'maybe'"),
+    ('[resilience]\nrate_limits_on_store_error = "open"\n', r"resilience.rate_limits_on_store_error: must be fail_open"),
+    ('[resilience.redis]\nmax_connections = 0\n', r"resilience.redis.max_connections: must be at least 1, got 0"),
+    ('[resilience.redis]\npool = 3\n', r"resilience.redis.pool: unknown key \(known keys here: connect_timeout, "
+                                         r"max_connections, pool_timeout, timeout\)"),
+    ('[resilience]\nstore_retry_interval = 0\n', r"resilience.store_retry_interval: must be more than 0 seconds"),
 ])
 def test_config_errors_name_file_key_and_problem(tmp_path, text, message):
     cfg = tmp_path / "tierwise.toml"
