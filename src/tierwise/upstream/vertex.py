@@ -92,6 +92,8 @@ class VertexUpstream:
         self.region = region
         host = "https://aiplatform.googleapis.com" if region == "global" else f"https://{region}-aiplatform.googleapis.com"
         self.endpoint = (endpoint_url or host).rstrip("/")
+        h = self.endpoint.split("://", 1)[-1].split("/", 1)[0].rsplit(":", 1)[0]
+        self._local = h in ("127.0.0.1", "localhost", "[::1]")  # test hooks reach only a local fake
         self.model_ids = dict(model_ids or {})
         self.models = frozenset(models) if models is not None else None  # None: every model id
         self._token_env = token_env
@@ -156,6 +158,8 @@ class VertexUpstream:
                "authorization": f"Bearer {await self._bearer()}"}
         if headers.get("anthropic-beta"):
             out["anthropic-beta"] = headers["anthropic-beta"]
+        if self._local and "x-tierwise-vertex-fault" in headers:
+            out["x-tierwise-vertex-fault"] = headers["x-tierwise-vertex-fault"]
         if stream:
             resp = await post(self._get_session(), url, payload, out, self.name, timeout=self._stream_timeout,
                               first_byte=self._first_byte)
