@@ -177,3 +177,16 @@ async def test_with_a_probe_no_request_waits_on_a_down_store():
     for _ in range(5):
         await asyncio.sleep(0)
     assert g.available and g.usable()
+
+
+async def test_an_exhausted_pool_is_not_an_outage():
+    import redis.exceptions as rex
+
+    g = StoreGuard("redis")
+
+    async def busy():
+        raise rex.ConnectionError("No connection available.")
+
+    with pytest.raises(StoreUnavailable):
+        await g.run(busy)
+    assert g.available and g.busy == 1 and g.failures == 0

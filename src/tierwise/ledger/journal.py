@@ -124,7 +124,7 @@ class Journal:
         if now - self._logged_at >= 10.0:
             self._logged_at = now
             log.error("LEDGER JOURNAL UNWRITABLE (%s: %s): rows are held in memory until the journal or the "
-                      "database takes them; a crash now would lose them (%d rows not journaled so far)",
+                      "database takes them; a crash now would lose them (%d failed journal writes so far)",
                       self.base, exc.strerror or exc, self.errors)
 
     def confirmed(self, seg: Segment) -> None:

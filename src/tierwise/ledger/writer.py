@@ -353,9 +353,11 @@ class LedgerWriter:
             with self._jlock:
                 clean = not self._buf and self._done >= self._n_recorded
                 if not clean:
-                    log.error("ledger: closing with %d rows the database has not confirmed; they stay in the journal "
-                              "%s.*.seg and are written by the next process that opens this ledger", self.pending,
-                              self.journal)
+                    log.error("ledger: closing with %d rows the database has not confirmed; %d of them stay in the journal "
+                              "%s.*.seg and are written by the next process that opens this ledger%s", self.pending,
+                              self.pending - self._unjournaled, self.journal,
+                              f"; {self._unjournaled} could not be journaled (disk full?) and are LOST"
+                              if self._unjournaled else "")
                 self._j.close(clean=clean)
 
 

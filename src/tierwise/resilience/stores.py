@@ -57,6 +57,11 @@ def _store_errors() -> tuple[type[BaseException], ...]:
 STORE_ERRORS: tuple[type[BaseException], ...] = ()
 
 
+def _pool_exhausted(exc: BaseException) -> bool:
+    """redis-py's BlockingConnectionPool waited ``pool_timeout`` without a free connection."""
+    return type(exc).__name__ == "ConnectionError" and "No connection available" in str(exc)
+
+
 class StoreGuard:
     def __init__(self, name: str, *, retry_interval: float = 1.0, clock: Callable[[], float] = time.monotonic,
                  probe: Callable[[], Awaitable[Any]] | None = None) -> None:
@@ -69,6 +74,7 @@ class StoreGuard:
         self.available = True
         self.error: str | None = None
         self.failures = 0
+        self.busy = 0        # calls that found no free pooled connection within pool_timeout
         self.fallbacks: collections.Counter[str] = collections.Counter()
         self._retry_at = 0.0
         self._probing = False
@@ -154,6 +160,11 @@ class StoreGuard:
         try:
             out = await op()
         except STORE_ERRORS as exc:
+            if _pool_exhausted(exc):  # local backpressure, not an outage: this call falls back, the circuit stays
+                self.busy += 1
+                if self._probing:
+                    self._probing = False
+                raise StoreUnavailable(self.name, "no free connection in the pool") from exc
             self.failed(exc)
             raise StoreUnavailable(self.name, type(exc).__name__) from exc
         except Exception:  # the store answered (e.g. a budget it refuses): it is up
@@ -167,7 +178,7 @@ class StoreGuard:
         return out
 
     def status(self) -> dict[str, Any]:
-        return {"available": self.available, "error": self.error, "failures": self.failures,
+        return {"available": self.available, "error": self.error, "failures": self.failures, "pool_exhausted": self.busy,
                 "down_for_s": round(self.clock() - self._down_since, 1) if self._down_since else 0.0,
                 "fallbacks": dict(self.fallbacks)}
 
