@@ -441,7 +441,8 @@ def replicas(tmp: Path, fake: FakeAnthropic, ci: bool) -> None:
     s5 = sum(1 for x in res if x[0] >= 500 or x[0] == 0)
     codes = sorted({x[0] for x in res})
     print(f"  {len(res):,} requests in {elapsed:.1f}s ({len(res) / elapsed:,.0f} req/s), statuses {codes}, "
-          f"5xx/lost {s5}   ({check(s5 == 0, 'replicas: 5xx')})")
+          f"5xx/lost {s5}   ({check(s5 == 0, 'replicas: 5xx')})" + (f"   client-side exceptions {dict(LOST)}" if LOST else ""))
+    LOST.clear()
     print(f"  unsettled budget reservations after the run (key scope): {reserved[0]}   "
           f"({check(reserved[0] == 0, 'replicas: unsettled')})   ledger rows {len(ids):,} of {len(res):,}   "
           f"({check(len(ids) == len(res), 'replicas: rows')})")

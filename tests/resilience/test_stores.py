@@ -190,3 +190,26 @@ async def test_an_exhausted_pool_is_not_an_outage():
     with pytest.raises(StoreUnavailable):
         await g.run(busy)
     assert g.available and g.busy == 1 and g.failures == 0
+
+
+async def test_one_timeout_is_not_an_outage_three_in_a_row_are():
+    g = StoreGuard("redis")
+
+    async def slow():
+        raise asyncio.TimeoutError()
+
+    async def fine():
+        return 1
+
+    for _ in range(2):
+        with pytest.raises(StoreUnavailable):
+            await g.run(slow)
+    assert g.available
+    await g.run(fine)  # a success resets the count
+    for _ in range(2):
+        with pytest.raises(StoreUnavailable):
+            await g.run(slow)
+    assert g.available
+    with pytest.raises(StoreUnavailable):
+        await g.run(slow)
+    assert not g.available

@@ -1,5 +1,5 @@
 """Shared stores (Redis, the ledger database used for budgets) behind a small circuit each: a store
-that fails is left alone for ``retry_interval`` seconds, during which its users fall back at once
+that fails (refused, cut), or times out ``open_after`` (3) calls in a row, is left alone for ``retry_interval`` seconds, during which its users fall back at once
 (no connect attempt, no timeout on the request's path); then one call probes it, and its success
 closes the circuit. Every fallback is counted (``fallbacks``, by use) for ``/metrics``, logged
 (loudly once, then at most every 30 seconds) and reported by ``/healthz`` as degraded.
@@ -64,7 +64,7 @@ def _pool_exhausted(exc: BaseException) -> bool:
 
 class StoreGuard:
     def __init__(self, name: str, *, retry_interval: float = 1.0, clock: Callable[[], float] = time.monotonic,
-                 probe: Callable[[], Awaitable[Any]] | None = None) -> None:
+                 probe: Callable[[], Awaitable[Any]] | None = None, open_after: int = 3) -> None:
         global STORE_ERRORS
         if not STORE_ERRORS:
             STORE_ERRORS = _store_errors()
@@ -75,6 +75,8 @@ class StoreGuard:
         self.error: str | None = None
         self.failures = 0
         self.busy = 0        # calls that found no free pooled connection within pool_timeout
+        self.open_after = open_after  # consecutive failures (timeouts) that open the circuit; a refusal opens it at once
+        self._streak = 0
         self.fallbacks: collections.Counter[str] = collections.Counter()
         self._retry_at = 0.0
         self._probing = False
@@ -120,6 +122,7 @@ class StoreGuard:
             self._probing = False
 
     def ok(self) -> None:
+        self._streak = 0
         if self.available:
             return
         self.available, self._probing, self.error = True, False, None
@@ -135,10 +138,13 @@ class StoreGuard:
 
     def failed(self, exc: BaseException) -> None:
         self.failures += 1
+        self._streak += 1
         now = self.clock()
         self.error = type(exc).__name__
         self._retry_at = now + self.retry_interval
         self._probing = False
+        if self.available and self._streak < self.open_after and "timeout" in type(exc).__name__.lower():
+            return  # one slow call under load is not an outage: that call falls back, the next ones try
         if self.available:
             self.available = False
             self._down_since = now
