@@ -94,7 +94,7 @@ DEFAULTS: dict[str, Any] = {
         "redis_url": "",              # share breaker state, budgets and rate limits between replicas
         # one client per process; a pool that waits; a failing store is left alone store_retry_interval
         # seconds (its users fall back at once), then one call probes it (docs/production.md)
-        "redis": {"connect_timeout": 1.0, "timeout": 1.0, "max_connections": 256, "pool_timeout": 5.0},
+        "redis": {"connect_timeout": 2.0, "timeout": 1.0, "max_connections": 256, "pool_timeout": 5.0},
         "store_retry_interval": 1.0,
         "rate_limits_on_store_error": "fail_open",  # fail_open (in-process bucket) | fail_closed (529)
         "fallbacks": {},              # tier -> ["bedrock", "vertex", "anthropic", "next_tier", "tier:<name>"]; free table
