@@ -12,16 +12,21 @@ from . import app
 from ._common import console, fail, settings_from
 
 
-def uvicorn_options(settings: Any) -> dict[str, Any]:
+def uvicorn_options(settings: Any, fd_limit: int | None = None) -> dict[str, Any]:
     """The uvicorn settings for the proxy: the guarded httptools protocol (header and body timeouts,
-    a cap on connections; tierwise.server.guard) and the keep-alive timeout, from ``[server]``."""
+    a cap on connections; tierwise.server.guard) and the keep-alive timeout, from ``[server]``.
+    ``fd_limit``: the process's limit on open files; the connection cap stays below it (minus room for
+    the upstream pools and the ledger), or a full table of descriptors would refuse everyone."""
     from ..server.guard import guarded_protocol
 
     srv = settings.raw["server"]
     lim = settings.raw["limits"]
+    cap = int(srv["max_connections"])
+    if fd_limit is not None:
+        cap = max(16, min(cap, fd_limit - min(int(settings.upstream["max_connections"]), fd_limit // 4) - 64))
     protocol = guarded_protocol(header_timeout=float(srv["header_timeout"]), body_timeout=float(srv["body_timeout"]),
                                 max_header_bytes=int(lim["max_header_bytes"]) + 8 * 1024,  # + the request line
-                                max_connections=int(srv["max_connections"]))
+                                max_connections=cap)
     return {"http": protocol, "timeout_keep_alive": float(srv["keep_alive"])}
 
 
@@ -39,7 +44,7 @@ def raise_fd_limit(wanted: int) -> int:
             return target
         except (ValueError, OSError):
             return soft
-    return soft
+    return wanted if soft == resource.RLIM_INFINITY else soft
 
 
 @app.command()
@@ -101,8 +106,8 @@ def serve(
     except ImportError:
         loop = "asyncio"
     # every connection holds a file descriptor: room for max_connections plus the upstream pools
-    raise_fd_limit(int(settings.raw["server"]["max_connections"]) + int(settings.upstream["max_connections"]) + 256)
+    fds = raise_fd_limit(int(settings.raw["server"]["max_connections"]) + int(settings.upstream["max_connections"]) + 256)
     uvicorn.run(application, host=settings.host, port=settings.port, loop=loop, access_log=False,
                 log_level=log_level, lifespan="on", timeout_graceful_shutdown=30, server_header=False,
                 proxy_headers=False,  # the client address is not used: skip the X-Forwarded-* middleware
-                **uvicorn_options(settings))
+                **uvicorn_options(settings, fd_limit=fds))

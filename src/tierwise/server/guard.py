@@ -5,8 +5,9 @@ and sends nothing, or sends its headers a byte at a time (slowloris), or stops h
 its body, is held forever, and with it a file descriptor. ``guarded_protocol`` returns uvicorn's
 httptools protocol with:
 
-- ``header_timeout``: the request line and headers must arrive within this many seconds of the
-  connection opening (or of the previous answer on a keep-alive connection); else 408 and close;
+- ``header_timeout``: the request line and headers must arrive within this many seconds (up to a
+  quarter more, drawn per connection so a flood does not expire at once) of the connection opening
+  (or of the previous answer on a keep-alive connection); else 408 and close;
 - ``body_timeout``: while a body is being received, no silence longer than this; else the
   connection is closed (the request sees a disconnect and is recorded as such);
 - ``max_header_bytes``: more bytes than this before the headers end is a 431 and close (the parser
@@ -23,6 +24,7 @@ figures are in bench/slowloris.py.
 from __future__ import annotations
 
 import asyncio
+import random
 from typing import Any
 
 __all__ = ["guarded_protocol"]
@@ -34,9 +36,8 @@ _431 = (b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: applicat
 
 def _error(head: bytes, kind: str, message: str) -> bytes:
     from ..errors import error_body
-    from .messages import new_request_id
 
-    body = error_body(kind, message, new_request_id())
+    body = error_body(kind, message, "req_tw_guard")  # built once: a flood of timeouts costs one write each
     return head % len(body) + body
 
 
@@ -47,6 +48,11 @@ def guarded_protocol(*, header_timeout: float = 10.0, body_timeout: float = 30.0
 
     # connections still sending their headers, oldest first (shared by every connection of the server)
     waiting: dict[Any, None] = {}
+    timeout_408 = _error(_408, "timeout_error", f"request headers not received within {header_timeout:g} s")
+    too_big_431 = _error(_431, "invalid_request_error", f"request headers exceed {max_header_bytes:,} bytes")
+    # each connection's header timeout is drawn in [header_timeout, 2 x header_timeout): connections
+    # opened together (a flood) do not all time out, and come back, in the same instant
+    rand = random.Random().random
 
     class GuardedHttpToolsProtocol(HttpToolsProtocol):  # type: ignore[misc]
         def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -55,6 +61,7 @@ def guarded_protocol(*, header_timeout: float = 10.0, body_timeout: float = 30.0
             self._timer: asyncio.TimerHandle | None = None
             self._phase = 0               # 0 idle, 1 headers, 2 body, 3 app
             self._hbytes = 0
+            self._hbuf = bytearray()      # header bytes not yet given to the parser
 
         # -- the timer ------------------------------------------------------------------
         def _arm(self, seconds: float) -> None:
@@ -76,7 +83,7 @@ def guarded_protocol(*, header_timeout: float = 10.0, body_timeout: float = 30.0
                 self._timer = self.loop.call_at(self._deadline, self._fire)
                 return
             if self._phase == 1:
-                self._refuse(_error(_408, "timeout_error", f"request headers not received within {header_timeout:g} s"))
+                self._refuse(timeout_408)
             elif self.flow is not None and self.flow.read_paused:
                 self._arm(body_timeout)  # the app is not reading yet (flow control): the client is not the slow one
             else:
@@ -93,8 +100,9 @@ def guarded_protocol(*, header_timeout: float = 10.0, body_timeout: float = 30.0
         def _start_headers(self) -> None:
             self._phase = 1
             self._hbytes = 0
+            self._hbuf.clear()
             waiting[self] = None
-            self._arm(header_timeout)
+            self._arm(header_timeout * (1.0 + rand()))
 
         # -- the protocol ---------------------------------------------------------------
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -120,16 +128,33 @@ def guarded_protocol(*, header_timeout: float = 10.0, body_timeout: float = 30.0
             if phase == 0:
                 self._start_headers()  # the next request on a keep-alive connection
                 phase = 1
+            if phase == 1:
+                # Headers arriving in pieces are held here and parsed once their end is in: a client
+                # dripping a byte at a time costs an append and a search, not a parser call per byte.
+                self._hbytes += len(data)
+                buf = self._hbuf
+                if buf:
+                    start = max(len(buf) - 3, 0)
+                    buf += data
+                    ended = buf.find(b"\n\r\n", start) >= 0 or buf.find(b"\n\n", start) >= 0
+                else:
+                    ended = b"\n\r\n" in data or b"\n\n" in data
+                if not ended:
+                    if self._hbytes > max_header_bytes:
+                        self._refuse(too_big_431)
+                    elif not buf:
+                        buf += data
+                    return
+                if buf:
+                    data = bytes(buf)
+                    buf.clear()
             elif phase == 2:
                 self._deadline = self.loop.time() + body_timeout
             super().data_received(data)
             # bytes that did not finish the headers count against max_header_bytes (a chunk that
             # finishes them may carry the start of the body: that part is not counted)
-            if self._phase == 1:
-                self._hbytes += len(data)
-                if self._hbytes > max_header_bytes and not self.transport.is_closing():
-                    self._refuse(_error(_431, "invalid_request_error",
-                                        f"request headers exceed {max_header_bytes:,} bytes"))
+            if self._phase == 1 and self._hbytes > max_header_bytes and not self.transport.is_closing():
+                self._refuse(too_big_431)
 
         def on_headers_complete(self) -> None:
             waiting.pop(self, None)
