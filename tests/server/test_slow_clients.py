@@ -154,3 +154,20 @@ def test_past_max_connections_the_oldest_half_open_ones_make_room(guarded):
     finally:
         for s in held:
             s.close()
+
+
+def test_a_slow_but_honest_client_is_still_served(guarded):
+    """Headers sent in pieces over ~2 s (read in pauses after the first half second) and finished
+    before the header timeout: answered normally."""
+    import orjson
+
+    p = guarded(header_timeout=5.0)
+    body = orjson.dumps(BODY)
+    s = socket.create_connection(("127.0.0.1", p.port), timeout=10)
+    s.sendall(b"POST /v1/messages HTTP/1.1\r\nhost: x\r\n")
+    time.sleep(0.8)
+    s.sendall(b"content-type: application/json\r\nx-api-key: sk-x\r\n")
+    time.sleep(1.2)
+    s.sendall(b"anthropic-version: 2023-06-01\r\nconnection: close\r\ncontent-length: %d\r\n\r\n" % len(body) + body)
+    got = closed_by_server(s, within=20)
+    assert got is not None and got.startswith(b"HTTP/1.1 200"), got[:200] if got else got

@@ -17,7 +17,9 @@ httptools protocol with:
   with none to close, the new connection is refused.
 
 One timer per connection, re-armed only when it fires (activity just moves a deadline), so a busy
-connection costs a clock read per body chunk. Wired in by ``tierwise serve`` (cli/serve.py); the
+connection costs a clock read per body chunk. A client still sending its headers after half a second
+is read in pauses (1, 2, 4... s; its bytes wait in the kernel meanwhile, and the last are read at
+the deadline), so thousands of byte-a-second drips cost a few reads each, not one per byte. Wired in by ``tierwise serve`` (cli/serve.py); the
 figures are in bench/slowloris.py.
 """
 
@@ -28,6 +30,8 @@ import random
 from typing import Any
 
 __all__ = ["guarded_protocol"]
+
+HEADER_GRACE = 0.5  # seconds a client may take over its headers before it is read in pauses
 
 _408 = (b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\nconnection: close\r\ncontent-length: %d\r\n\r\n")
 _431 = (b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: application/json\r\nconnection: close\r\n"
@@ -62,6 +66,10 @@ def guarded_protocol(*, header_timeout: float = 10.0, body_timeout: float = 30.0
             self._phase = 0               # 0 idle, 1 headers, 2 body, 3 app
             self._hbytes = 0
             self._hbuf = bytearray()      # header bytes not yet given to the parser
+            self._started = 0.0           # when the header phase began
+            self._nap = 1.0               # the next pause of a slow header sender, seconds
+            self._napping: asyncio.TimerHandle | None = None
+            self._final = False           # the header deadline passed: one last read, then 408
 
         # -- the timer ------------------------------------------------------------------
         def _arm(self, seconds: float) -> None:
@@ -83,6 +91,13 @@ def guarded_protocol(*, header_timeout: float = 10.0, body_timeout: float = 30.0
                 self._timer = self.loop.call_at(self._deadline, self._fire)
                 return
             if self._phase == 1:
+                if self._napping is not None and not self._final:
+                    # reading was paused: read what the client sent meanwhile, then decide
+                    self._wake()
+                    self._final = True
+                    self._deadline = now + 0.25
+                    self._timer = self.loop.call_at(self._deadline, self._fire)
+                    return
                 self._refuse(timeout_408)
             elif self.flow is not None and self.flow.read_paused:
                 self._arm(body_timeout)  # the app is not reading yet (flow control): the client is not the slow one
@@ -97,8 +112,27 @@ def guarded_protocol(*, header_timeout: float = 10.0, body_timeout: float = 30.0
             finally:
                 self.transport.close()
 
+        def _doze(self) -> None:
+            """A client still sending its headers after HEADER_GRACE: stop reading it for a while (its
+            bytes wait in the kernel), 1, 2, 4... seconds with jitter, so a byte-a-second drip costs a
+            handful of reads per connection instead of one per byte."""
+            self.transport.pause_reading()
+            nap = self._nap * (0.5 + rand())
+            self._nap *= 2
+            self._napping = self.loop.call_later(nap, self._wake)
+
+        def _wake(self) -> None:
+            if self._napping is not None:
+                self._napping.cancel()
+                self._napping = None
+            if self.transport is not None and not self.transport.is_closing():
+                self.transport.resume_reading()
+
         def _start_headers(self) -> None:
             self._phase = 1
+            self._started = self.loop.time()
+            self._nap = 1.0
+            self._final = False
             self._hbytes = 0
             self._hbuf.clear()
             waiting[self] = None
@@ -121,6 +155,9 @@ def guarded_protocol(*, header_timeout: float = 10.0, body_timeout: float = 30.0
             waiting.pop(self, None)
             self._phase = 0
             self._disarm()
+            if self._napping is not None:
+                self._napping.cancel()
+                self._napping = None
             super().connection_lost(exc)
 
         def data_received(self, data: bytes) -> None:
@@ -142,8 +179,11 @@ def guarded_protocol(*, header_timeout: float = 10.0, body_timeout: float = 30.0
                 if not ended:
                     if self._hbytes > max_header_bytes:
                         self._refuse(too_big_431)
-                    elif not buf:
+                        return
+                    if not buf:
                         buf += data
+                    if not self._final and self.loop.time() - self._started > HEADER_GRACE:
+                        self._doze()
                     return
                 if buf:
                     data = bytes(buf)
