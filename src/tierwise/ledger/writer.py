@@ -133,6 +133,14 @@ class LedgerWriter:
             self._prepare = None
         if self._unjournaled and self._j is not None:
             self._rejournal()
+        if not self.db_ok and not self._buf:  # nothing queued to find out with: ask the database itself
+            try:
+                with self.engine.connect() as conn:
+                    conn.execute(sa.text("SELECT 1"))
+            except Exception as exc:  # noqa: BLE001
+                self._db_failed(exc)
+                return
+            self._db_back()
         now = time.monotonic()
         if self._j is not None and self.db_ok and now - self._adopted_at >= self.adopt_interval:
             self._adopted_at = now
