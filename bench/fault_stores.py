@@ -516,6 +516,9 @@ def main() -> int:
     ap.add_argument("--only", default="", help=f"comma-separated: {', '.join(SCENARIOS)}")
     args = ap.parse_args()
     chosen = [s for s in args.only.split(",") if s] or list(SCENARIOS)
+    import logging
+
+    logging.getLogger("aiohttp.server").setLevel(logging.CRITICAL)  # the fake's writes to a killed proxy
     tmp = Path(tempfile.mkdtemp(prefix="tierwise-stores-"))
     t0 = time.perf_counter()
     with FakeAnthropic(latency_scale=0.0) as fake:
