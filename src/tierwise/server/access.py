@@ -87,7 +87,8 @@ class Access:
         if not given:
             if not required:
                 return Caller(None, False, True)
-            raise AuthenticationError("a tierwise proxy key is required: send it in x-api-key or Authorization: Bearer")
+            raise AuthenticationError("x-api-key header is required: a tierwise proxy key, in x-api-key or "
+                                      "Authorization: Bearer")
         if token and need != CALLER and hmac.compare_digest(given.encode(), token.encode()):
             return Caller(None, True, True)
         assert keys is not None

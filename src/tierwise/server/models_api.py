@@ -1,6 +1,7 @@
 """``GET /v1/models`` and ``GET /v1/models/{model_id}``: the catalog, ``auto`` and ``tierwise/<task>``,
 each as the same object (``models.list`` and ``models.retrieve`` in the SDKs). Both need a valid
-proxy key when keys are enforced: a caller without one sees nothing, not even the task names."""
+proxy key when keys are enforced: a caller without one sees nothing; the ``tierwise/<task>`` entries
+are listed only for an operator key (tierwise.server.access)."""
 
 from __future__ import annotations
 
@@ -40,9 +41,10 @@ def _model(state: "ProxyState", m: Any) -> dict[str, Any]:
             "price_per_mtok": {"input": float(price.rates.input), "output": float(price.rates.output)}}
 
 
-def model_objects(state: "ProxyState") -> list[dict[str, Any]]:
+def model_objects(state: "ProxyState", tasks: bool = True) -> list[dict[str, Any]]:
     data = [_auto()]
-    data += [_task(task, tier) for task, tier in sorted(state.settings.registry.items())]
+    if tasks:
+        data += [_task(task, tier) for task, tier in sorted(state.settings.registry.items())]
     data += [_model(state, m) for m in state.settings.catalog.listed() if not m.retired]
     return data
 
@@ -72,15 +74,16 @@ def model_object(state: "ProxyState", model_id: str) -> dict[str, Any] | None:
 def model_routes(state: "ProxyState", error_response: Callable[[APIError], Response]) -> list[Any]:
     from starlette.routing import Route
 
-    async def admitted(request: Request) -> None:
-        await state.guard.admit({k.lower(): v for k, v in request.headers.items()})
+    async def admitted(request: Request) -> Any:
+        return await state.guard.admit({k.lower(): v for k, v in request.headers.items()})
 
     async def models(request: Request) -> Response:
         try:
-            await admitted(request)
+            key = await admitted(request)
         except APIError as exc:
             return error_response(exc)
-        data = model_objects(state)
+        # the task list is the operator's business: with keys enforced only an operator key lists it
+        data = model_objects(state, tasks=key is None or key.operator)
         return Response(orjson.dumps({"data": data, "has_more": False, "first_id": data[0]["id"], "last_id": data[-1]["id"]}),
                         media_type="application/json")
 
