@@ -192,7 +192,8 @@ class Dispatcher:
                 betas: str | None = None) -> Plan:
         requested = body["model"]
         target = self._target(decision)
-        needs = needs_of(body, len(request.text), betas, block_types=self._block_types, system_roles=self._system_roles)
+        needs = needs_of(body, request.chars if isinstance(request, _Routed) else len(request.text), betas,
+                         block_types=self._block_types, system_roles=self._system_roles)
         why = lacks(target, needs)
         if why is not None:
             chosen = self.choose(target, needs, why)
