@@ -346,6 +346,9 @@ class OfflineUpstream:
         self._rng = random.Random(seed)
         self._seen: set[str] = set()
         self.calls = 0
+        from ..cachesim import CacheSim  # per-model prompt caches with lifetimes (tierwise.cachesim)
+
+        self.cache = CacheSim()
         self._rid = os.urandom(6).hex()
 
     def request_id(self) -> str:
@@ -400,6 +403,7 @@ class OfflineUpstream:
         if foreign is not None:
             raise self._refuse(400, "invalid_request_error", foreign)
         message = synthesize(params, self._seen)
+        message["usage"] = self.cache.apply(params, message["usage"], now())
         ttft, per_token = LATENCY[_family(message["model"])]
         ttft *= self.latency_scale
         per_token *= self.latency_scale
