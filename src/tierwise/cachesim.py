@@ -202,13 +202,14 @@ class Reckoning:
     turns: int
     prefix_tokens: int
     ttl: str
+    margin: float = 0.0    # the share of the stay cost a move must save (the horizon is a guess)
 
     @property
     def pays(self) -> bool:
-        return self.switch_usd < self.stay_usd
+        return self.switch_usd < self.stay_usd * (1.0 - self.margin)
 
     def text(self, current: str, candidate: str) -> str:
-        verdict = "pays" if self.pays else "does not pay"
+        verdict = "pays" if self.pays else "does not pay" + (f" (must save {self.margin:.0%})" if self.margin else "")
         return (f"switch {current} -> {candidate} {verdict}: {self.prefix_tokens:,} cached tokens; "
                 f"{self.turns} turn(s) ${self.switch_usd:.4f} on {candidate} (cache re-written, {self.ttl}) "
                 f"vs ${self.stay_usd:.4f} staying (cache read)")
@@ -220,7 +221,8 @@ def _rates(model: "Model", prompt_tokens: int) -> tuple[float, float, float, flo
 
 
 def switch_reckoning(current: "Model", candidate: "Model", *, prefix_tokens: int, new_tokens: int,
-                     output_tokens: int, turns: int = 1, ttl: str = "5m", growth_tokens: int = 0) -> Reckoning:
+                     output_tokens: int, turns: int = 1, ttl: str = "5m", growth_tokens: int = 0,
+                     margin: float = 0.0) -> Reckoning:
     """Expected cost of the next ``turns`` turns staying on ``current`` (its cache holds the
     ``prefix_tokens`` prefix; ``new_tokens`` are new this turn) against moving to ``candidate``
     (nothing cached there: the whole prompt is written first). Each later turn adds
@@ -240,4 +242,4 @@ def switch_reckoning(current: "Model", candidate: "Model", *, prefix_tokens: int
         return total
 
     return Reckoning(stay_usd=cost(current, prefix_tokens), switch_usd=cost(candidate, 0), turns=max(1, turns),
-                     prefix_tokens=prefix_tokens, ttl=ttl)
+                     prefix_tokens=prefix_tokens, ttl=ttl, margin=margin)

@@ -4,7 +4,9 @@
 A conversation is recognised from what every turn repeats: the client's ``metadata.user_id``
 (Claude Code puts its session there), the head of the system prompt, the number of tools and the
 head of the first user message. Only a 16-byte digest of those is kept, never the text. Entries
-expire ``ttl`` seconds after the last turn (a prompt cache does not outlive an hour either).
+expire ``ttl`` seconds after the last turn (a prompt cache does not outlive an hour either). The
+time of the last turn is kept too (wall clock, comparable across replicas): it tells whether the
+conversation's prompt cache is still warm.
 """
 
 from __future__ import annotations
@@ -60,7 +62,7 @@ class ConversationState:
     (the async methods use it; the sync ones see this process's view only)."""
 
     def __init__(self, capacity: int = 50_000, ttl: float = 3600.0, redis_url: str = "",
-                 clock: Callable[[], float] = time.monotonic, prefix: str = "tierwise:conv:") -> None:
+                 clock: Callable[[], float] = time.time, prefix: str = "tierwise:conv:") -> None:
         if capacity < 1:
             raise ValueError("conversation capacity must be at least 1")
         self.capacity = capacity
@@ -81,30 +83,32 @@ class ConversationState:
     def shared(self) -> bool:
         return self._redis is not None
 
-    def get(self, key: bytes | None) -> str | None:
+    def get(self, key: bytes | None) -> tuple[str, float] | None:
+        """(model, seconds since the conversation's last turn), or None."""
         if key is None:
             return None
         hit = self._map.get(key)
         if hit is None:
             return None
-        model, expires = hit
-        if expires <= self.clock():
+        model, last = hit
+        now = self.clock()
+        if last + self.ttl <= now:
             del self._map[key]
             return None
         self._map.move_to_end(key)
-        return model
+        return model, max(0.0, now - last)
 
-    def put(self, key: bytes | None, model: str | None) -> None:
+    def put(self, key: bytes | None, model: str | None, when: float | None = None) -> None:
         if key is None or not model:
             return
         m = self._map
-        m[key] = (model, self.clock() + self.ttl)
+        m[key] = (model, self.clock() if when is None else when)
         m.move_to_end(key)
         while len(m) > self.capacity:
             m.popitem(last=False)
 
-    async def aget(self, key: bytes | None) -> str | None:
-        """The model, from Redis when shared (falling back to this process's view if Redis fails)."""
+    async def aget(self, key: bytes | None) -> tuple[str, float] | None:
+        """As :meth:`get`, from Redis when shared (this process's view if Redis fails)."""
         if key is None:
             return None
         if self._redis is not None:
@@ -113,9 +117,14 @@ class ConversationState:
             except Exception:  # noqa: BLE001 - Redis down: this process's view is the best we have
                 return self.get(key)
             if raw is not None:
-                model = raw.decode() if isinstance(raw, bytes) else str(raw)
-                self.put(key, model)
-                return model
+                text = raw.decode() if isinstance(raw, bytes) else str(raw)
+                model, _, stamp = text.rpartition("|")
+                try:
+                    when = float(stamp)
+                except ValueError:
+                    return self.get(key)
+                self.put(key, model, when)
+                return self.get(key)
             return self.get(key)
         return self.get(key)
 
@@ -123,7 +132,7 @@ class ConversationState:
         self.put(key, model)
         if self._redis is not None and key is not None and model:
             try:
-                await self._redis.set(self.prefix + key.hex(), model, ex=max(1, int(self.ttl)))
+                await self._redis.set(self.prefix + key.hex(), f"{model}|{self.clock():.3f}", ex=max(1, int(self.ttl)))
             except Exception:  # noqa: BLE001 - not shared this time; the local entry stands
                 pass
 

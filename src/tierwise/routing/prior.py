@@ -20,8 +20,13 @@
    re-write included. The reckoning is in the reason either way.
 
 Options (``[routing.options.prior]``): ``tiers`` (category -> tier), ``min_confidence``,
-``sticky``, ``horizon_turns``, ``output_tokens``, ``conversations`` (capacity), ``conversation_ttl``
-(seconds), ``learned`` (ask the learned router for escalation; default true).
+``sticky``, ``horizon_turns`` (turns a move is priced over: a typical agent task's remaining tool
+loops), ``output_tokens`` (expected per turn), ``max_tier`` (never above this tier), ``switch_margin`` (the share of the cost of staying a move
+down must save over the horizon; default 0), ``conversations`` (capacity), ``conversation_ttl``
+(seconds), ``learned`` (ask the learned router for escalation; default true), ``learned_below``
+(only when the category's confidence is below this: the shipped learned router was trained on
+MMLU/GSM8K outcomes, and on the realistic set's dev split it lifts confident classification and
+extraction prompts to Sonnet; where the category is uncertain its difficulty score decides upward).
 """
 
 from __future__ import annotations
@@ -43,11 +48,14 @@ OPTIONS: dict[str, Any] = {
     "tiers": {},
     "min_confidence": 0.0,
     "sticky": True,
-    "horizon_turns": 1,
+    "horizon_turns": 3,
+    "max_tier": "",
+    "switch_margin": 0.0,
     "output_tokens": 600,
     "conversations": 50_000,
     "conversation_ttl": 3600.0,
     "learned": True,
+    "learned_below": 0.5,
 }
 
 _STAKES = frozenset({"security", "vulnerability", "exploit", "payment", "payments", "legal", "contract", "liability",
@@ -59,6 +67,7 @@ _LONG_DOC_TOKENS = 100_000
 _QUESTION = re.compile(r"(?:what|which|is|are|does|do|how many|how much|where|who|when|can you tell|hi\b|hey\b|hello\b|"
                        r"thanks\b|thank you\b|ok\b|run \S+ and tell)")
 _QUICK_MAX_SCORE = 4.0
+_MAX_HORIZON = 20
 _DOC_TASKS = frozenset({"synthesize_documents", "summarize_short", "review_code", "explain_concept"})
 
 
@@ -96,6 +105,13 @@ class PriorRouter:
 
             redis_url = (settings.raw.get("resilience") or {}).get("redis_url") or ""
             self.conversations = ConversationState(int(o["conversations"]), float(o["conversation_ttl"]), redis_url)
+        self.margin = float(o["switch_margin"])
+        if not 0 <= self.margin < 1:
+            raise ConfigError(f"routing.options.prior.switch_margin: must be a share between 0 and 1, got {self.margin!r}")
+        self.max_tier = str(o["max_tier"] or "")
+        if self.max_tier and self.max_tier not in catalog.tiers:
+            raise ConfigError(f"routing.options.prior.max_tier: unknown tier {self.max_tier!r} (tiers: {', '.join(tiers)})")
+        self.learned_below = float(o["learned_below"])
         self._learned: Any = None
         if o["learned"]:
             self._learned = _learned_escalator(settings)
@@ -163,8 +179,9 @@ class PriorRouter:
         return tier
 
     # -- the conversation ----------------------------------------------------------
-    def _stay_or_switch(self, need: str, current: str, v: View, reasons: list[str]) -> tuple[str | None, str]:
-        """(model id to use, tier) given the tier the turn needs and the conversation's model."""
+    def _stay_or_switch(self, need: str, current: str, age: float, v: View, reasons: list[str]) -> tuple[str | None, str]:
+        """(model id to use, tier) given the tier the turn needs, the conversation's model and the
+        seconds since its last turn (its cache is warm while that is within the breakpoints' lifetime)."""
         cat = self.catalog
         cur_model = cat.get(current)
         cur_tier = cat.tier_of(current)
@@ -177,10 +194,18 @@ class PriorRouter:
         idx = cat.tier_index
         from ..cachesim import switch_reckoning
 
-        prefix = max(0, v.prompt_tokens - 0)
-        new_tokens = min(prefix, 2000)
-        rk = switch_reckoning(cur_model, want, prefix_tokens=prefix - new_tokens, new_tokens=new_tokens,
-                              output_tokens=self.output_tokens, turns=self.horizon, growth_tokens=1000)
+        prompt = v.prompt_tokens
+        warm = v.cache_ttl > 0 and age < v.cache_ttl
+        new_tokens = min(prompt, 2000) if warm else prompt
+        # turns still to come: at least ``horizon_turns``; a conversation that has run n turns is
+        # expected to run about n more (capped), so a long stay is not re-justified 3 turns at a time
+        horizon = min(_MAX_HORIZON, max(self.horizon, v.turns // 2))
+        rk = switch_reckoning(cur_model, want, prefix_tokens=prompt - new_tokens, new_tokens=new_tokens,
+                              output_tokens=self.output_tokens, turns=horizon, growth_tokens=1000,
+                              ttl="1h" if v.cache_ttl > 300 else "5m", margin=self.margin)
+        if not warm:
+            reasons.append("conversation's cache is cold (" + (f"last turn {age:.0f} s ago" if v.cache_ttl
+                                                                 else "no cache breakpoints") + ")")
         if idx(need) > idx(cur_tier):
             if v.continuation:
                 reasons.append(f"needs {need}, but mid tool loop: stays on {current} until the next user turn "
@@ -194,11 +219,15 @@ class PriorRouter:
         reasons.append(f"stays on {current}: {rk.text(current, want.id)}")
         return current, cur_tier
 
-    def _decide(self, request: RouteRequest, current: str | None) -> tuple[Decision, bytes | None]:
+    def _decide(self, request: RouteRequest, current: tuple[str, float] | None) -> tuple[Decision, bytes | None]:
         v = view_of(request.body)
         tier, confidence, reasons, task = self._need(request, v)
-        if v.side is None and v.user.strip():
+        if v.side is None and v.user.strip() and confidence < self.learned_below:
             tier = self._escalate(tier, v, reasons)
+        idx = self.catalog.tier_index
+        if self.max_tier and idx(tier) > idx(self.max_tier):
+            reasons.append(f"capped at {self.max_tier} (routing.options.prior.max_tier)")
+            tier = self.max_tier
         if v.odd_roles:
             reasons.append(f"messages with role(s) {', '.join(v.odd_roles)} were not read as the task")
         if v.harness:
@@ -211,7 +240,7 @@ class PriorRouter:
 
             key = conversation_key(request.body)
             if current is not None and v.turns > 1:
-                model, tier = self._stay_or_switch(tier, current, v, reasons)
+                model, tier = self._stay_or_switch(tier, current[0], current[1], v, reasons)
         if model is None:
             model = self.catalog.model_for_tier(tier).id
         return Decision(tier=tier, confidence=confidence, reasons=tuple(reasons), router=self.name, model=model,

@@ -355,6 +355,12 @@ def categorize(text: str, words: list[str] | None = None, *, short_output: bool 
             if cat in scores:
                 scores[cat] *= SHORT_OUTPUT_BOOST
     if coding_harness and scores:
+        # an instruction to a coding agent that mentions a format ("the csv exporter") is code work
+        # unless the answer itself is bounded
+        if not short_output:
+            for cat in FAST:
+                if cat in scores and cat != "simple_faq":
+                    scores[cat] *= 0.5
         for cat in CODE:
             scores[cat] = scores.get(cat, 0.0) + HARNESS_CODE_PRIOR
             best_cue.setdefault(cat, (0.0, "coding agent"))

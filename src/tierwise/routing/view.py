@@ -54,6 +54,14 @@ class View:
     documents: int
     thinking: bool            # an assistant turn carries thinking blocks
     odd_roles: tuple[str, ...]  # roles other than user/assistant met in messages (e.g. "system")
+    cache_ttl: float          # lifetime (s) of the request's cache breakpoints: 300, 3600, or 0 (none)
+
+
+def _ttl(block: Any) -> float:
+    cc = block.get("cache_control") if isinstance(block, dict) else None
+    if not isinstance(cc, dict):
+        return 0.0
+    return 3600.0 if cc.get("ttl") == "1h" else 300.0
 
 
 def _cut(text: str) -> str:
@@ -122,6 +130,10 @@ def view_of(body: dict[str, Any]) -> View:
     else:
         sys_chars, sys_blocks = 0, []
     harness = n_tools >= HARNESS_TOOLS or sys_chars >= HARNESS_SYSTEM_CHARS
+    ttl = 0.0
+    if isinstance(system, list):
+        for b in system[:16]:
+            ttl = max(ttl, _ttl(b))
     tool_chars = 0
     if n_tools:
         sample = tools_raw[:32]  # type: ignore[index]
@@ -191,6 +203,11 @@ def view_of(body: dict[str, Any]) -> View:
         head = "\n".join(sys_blocks)[:SYSTEM_HEAD]
         task = head + "\n" + user
 
+    if messages and isinstance(messages[-1], dict) and isinstance(messages[-1].get("content"), list):
+        for b in messages[-1]["content"][-8:]:
+            ttl = max(ttl, _ttl(b))
+    if n_tools and isinstance(tools_raw[-1], dict):  # type: ignore[index]
+        ttl = max(ttl, _ttl(tools_raw[-1]))  # type: ignore[index]
     mt = body.get("max_tokens")
     max_tokens = mt if isinstance(mt, int) and not isinstance(mt, bool) else 0
     side = None
@@ -206,4 +223,4 @@ def view_of(body: dict[str, Any]) -> View:
     return View(task=task, user=user, harness=harness, side=side, tools=n_tools, tool_results=tool_results,
                 turns=n, human_turns=human, continuation=continuation,
                 prompt_tokens=(sys_chars + tool_chars + msg_chars + 3) // 4, max_tokens=max_tokens,
-                images=images, documents=documents, thinking=thinking, odd_roles=tuple(odd))
+                images=images, documents=documents, thinking=thinking, odd_roles=tuple(odd), cache_ttl=ttl)
