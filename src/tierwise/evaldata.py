@@ -5,7 +5,7 @@ like Claude Code's, and the harness's side requests), each with its task type, t
 guidance picks and a one-line why; ``data/eval/README.md`` describes them. Items are split by a
 stable hash of their id into ``dev`` (for building and tuning routers) and ``test`` (for reporting
 only). The rule is enforced here: :func:`load` refuses the test split unless the caller says it is
-reporting (``for_report=True``), and ``tests/test_evaldata.py`` checks that only the reporting
+reporting (``for_report``), and ``tests/test_evaldata.py`` checks that only the reporting
 benchmark passes it.
 """
 
@@ -125,10 +125,10 @@ def _all() -> tuple[Item, ...]:
 
 def load(split: str = "dev", *, for_report: bool = False) -> list[Item]:
     """Items of ``split``. The test split is for reporting figures only: nothing that builds or
-    tunes a router may read it, so asking for it needs ``for_report=True``."""
+    tunes a router may read it, so asking for it needs ``for_report``."""
     if split not in SPLITS:
         raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
     if split == "test" and not for_report:
         raise PermissionError("the test split of the realistic set is for reporting only "
-                              "(load('test', for_report=True) from a reporting benchmark)")
+                              "(only a reporting benchmark passes for_report)")
     return [i for i in _all() if i.split == split]
