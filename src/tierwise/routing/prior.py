@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 from ..errors import ConfigError
 from .base import Decision, RouteRequest, register
 from .taxonomy import LABELS, TIERS, categorize, short_output
+from ..conversation import conversation_key
 from .view import View, view_of
 
 if TYPE_CHECKING:
@@ -219,7 +220,8 @@ class PriorRouter:
         reasons.append(f"stays on {current}: {rk.text(current, want.id)}")
         return current, cur_tier
 
-    def _decide(self, request: RouteRequest, current: tuple[str, float] | None) -> tuple[Decision, bytes | None]:
+    def _decide(self, request: RouteRequest, current: tuple[str, float] | None) -> tuple[Decision, bool]:
+        """The decision, and whether the conversation's model is to be remembered (not for side requests)."""
         v = view_of(request.body)
         tier, confidence, reasons, task = self._need(request, v)
         if v.side is None and v.user.strip() and confidence < self.learned_below:
@@ -233,40 +235,29 @@ class PriorRouter:
         if v.harness:
             reasons.append(f"routed on the latest user turn{f' and {v.tool_results} tool result(s)' if v.tool_results else ''}"
                            f"; harness system prompt and {v.tools} tools set aside")
-        key = None
         model = None
-        if self.conversations is not None and v.side is None:
-            from ..conversation import conversation_key
-
-            key = conversation_key(request.body)
-            if current is not None and v.turns > 1:
-                model, tier = self._stay_or_switch(tier, current[0], current[1], v, reasons)
+        if current is not None and v.side is None and v.turns > 1:
+            model, tier = self._stay_or_switch(tier, current[0], current[1], v, reasons)
         if model is None:
             model = self.catalog.model_for_tier(tier).id
         return Decision(tier=tier, confidence=confidence, reasons=tuple(reasons), router=self.name, model=model,
-                        task=request.task), key
+                        task=request.task), v.side is None
 
     def decide(self, request: RouteRequest) -> Decision:
-        key_probe = None
-        current = None
-        if self.conversations is not None:
-            from ..conversation import conversation_key
-
-            key_probe = conversation_key(request.body)
-            current = self.conversations.get(key_probe)
-        d, key = self._decide(request, current)
-        if self.conversations is not None and key is not None and d.model:
+        if self.conversations is None:
+            return self._decide(request, None)[0]
+        key = conversation_key(request.body)
+        d, remember = self._decide(request, self.conversations.get(key))
+        if remember and key is not None and d.model:
             self.conversations.put(key, d.model)
         return d
 
     async def adecide(self, request: RouteRequest) -> Decision:
         if self.conversations is None or not self.conversations.shared:
             return self.decide(request)
-        from ..conversation import conversation_key
-
-        current = await self.conversations.aget(conversation_key(request.body))
-        d, key = self._decide(request, current)
-        if key is not None and d.model:
+        key = conversation_key(request.body)
+        d, remember = self._decide(request, await self.conversations.aget(key))
+        if remember and key is not None and d.model:
             await self.conversations.aput(key, d.model)
         return d
 

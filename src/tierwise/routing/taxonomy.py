@@ -263,38 +263,58 @@ EDGE = 60            # beyond this many words from either end, a cue counts half
 _MIN_SCORE = 2.0     # below this no category is recognised
 
 
-def _norm(w: str) -> str:
-    """Crude singular: the text and the cues go through the same normalisation."""
-    if len(w) > 4 and w.endswith("s") and not w.endswith(("ss", "us", "is")):
-        return w[:-1]
-    return w
-
-
 _WORD = re.compile(r"[a-z0-9][a-z0-9_'/.+-]*[a-z0-9+]|[a-z0-9]|```|\[1\]|\(1\)|\?")
 
 
 def words_of(text: str) -> list[str]:
-    return [_norm(w) for w in _WORD.findall(text.lower())]
+    return _WORD.findall(text.lower())
+
+
+def _forms(w: str) -> tuple[str, ...]:
+    """A cue word and its singular or plural (cues are indexed in both forms; the text is not normalised)."""
+    if w.endswith("s") and len(w) > 4 and not w.endswith(("ss", "us", "is")):
+        return (w, w[:-1])
+    if w[-1:].isalpha() and len(w) > 2 and not w.endswith("s"):
+        return (w, w + "s")
+    return (w,)
 
 
 def _build() -> tuple[dict[str, list[tuple[str, float]]], dict[tuple[str, str], list[tuple[str, float]]],
                       list[tuple[str, str, float]]]:
     uni: dict[str, list[tuple[str, float]]] = {}
     bi: dict[tuple[str, str], list[tuple[str, float]]] = {}
-    longer: list[tuple[str, str, float]] = []  # phrases of 3+ words: substring tests on the lead
+    longer: list[tuple[str, str, float]] = []  # phrases of 3+ words: substring tests on the text
     for cat, cues in _CUES.items():
         for cue, w in cues.items():
             ws = words_of(cue)
             if len(ws) == 1:
-                uni.setdefault(ws[0], []).append((cat, w))
+                for f in _forms(ws[0]):
+                    uni.setdefault(f, []).append((cat, w))
             elif len(ws) == 2:
-                bi.setdefault((ws[0], ws[1]), []).append((cat, w))
+                for a in _forms(ws[0]):
+                    for b in _forms(ws[1]):
+                        bi.setdefault((a, b), []).append((cat, w))
             elif ws:
                 longer.append((" ".join(ws), cat, w))
+    # a word indexed from both its singular and its plural cue counts once, at the larger weight
+    def dedupe(index):
+        for key, entries in index.items():
+            best: dict[str, float] = {}
+            for cat, w in entries:
+                best[cat] = max(w, best.get(cat, 0.0))
+            index[key] = list(best.items())
+    dedupe(uni)
+    dedupe(bi)
     return uni, bi, longer
 
 
 _UNI, _BI, _LONG = _build()
+_UNI_KEYS = frozenset(_UNI)
+_LONG_RX = re.compile("|".join(re.escape(p) for p, _, _ in sorted(_LONG, key=lambda x: -len(x[0])))) if _LONG else None
+_LONG_BY = {}
+for _p, _c, _w in _LONG:
+    _LONG_BY.setdefault(_p, []).append((_c, _w))
+_BI_KEYS = frozenset(_BI)
 
 
 @dataclass(frozen=True, slots=True)
@@ -319,34 +339,38 @@ def categorize(text: str, words: list[str] | None = None, *, short_output: bool 
     ws = words if words is not None else words_of(text)
     scores: dict[str, float] = {}
     best_cue: dict[str, tuple[float, str]] = {}
-    seen: set[Any] = set()
-    prev = ""
-    uni, bi = _UNI, _BI
     n = len(ws)
-    for i, w in enumerate(ws):
-        # the instruction is at the edges (double in the opening words); the middle of a long
-        # input is mostly the data the instruction is about
-        mult = 2.0 if i < LEAD else 1.0 if (i < EDGE or i >= n - EDGE) else 0.5
-        hits = uni.get(w)
-        if hits and w not in seen:
-            seen.add(w)
-            for cat, wt in hits:
-                scores[cat] = scores.get(cat, 0.0) + wt * mult
-                if wt * mult > best_cue.get(cat, (0.0, ""))[0]:
-                    best_cue[cat] = (wt * mult, w)
-        pair = (prev, w)
-        hits = bi.get(pair)
-        if hits and pair not in seen:
-            seen.add(pair)
-            for cat, wt in hits:
-                scores[cat] = scores.get(cat, 0.0) + wt * mult
-                if wt * mult > best_cue.get(cat, (0.0, ""))[0]:
-                    best_cue[cat] = (wt * mult, f"{prev} {w}")
-        prev = w
-    if _LONG:
-        joined = " ".join(ws[:200])
-        for phrase, cat, wt in _LONG:
-            if phrase in joined:
+    # each cue counts once, at the weight of its most prominent place: the opening instruction
+    # (double), the edges (the instruction is at the start or the end), the middle of a long
+    # input (half: mostly the data the instruction is about)
+    lead = set(ws[:LEAD])
+    edge = set(ws[:EDGE])
+    edge.update(ws[-EDGE:])
+    hits = _UNI_KEYS.intersection(ws)
+    pairs = set(zip(ws, ws[1:]))
+    bihits = _BI_KEYS.intersection(pairs)
+    if bihits:
+        lead_pairs = set(zip(ws[:LEAD], ws[1:LEAD + 1]))
+        edge_pairs = set(zip(ws[:EDGE], ws[1:EDGE + 1]))
+        edge_pairs.update(zip(ws[-EDGE - 1:], ws[-EDGE:]))
+    for w in hits:
+        mult = 2.0 if w in lead else 1.0 if w in edge else 0.5
+        for cat, wt in _UNI[w]:
+            v = wt * mult
+            scores[cat] = scores.get(cat, 0.0) + v
+            if v > best_cue.get(cat, (0.0, ""))[0]:
+                best_cue[cat] = (v, w)
+    for pair in bihits:
+        mult = 2.0 if pair in lead_pairs else 1.0 if pair in edge_pairs else 0.5
+        for cat, wt in _BI[pair]:
+            v = wt * mult
+            scores[cat] = scores.get(cat, 0.0) + v
+            if v > best_cue.get(cat, (0.0, ""))[0]:
+                best_cue[cat] = (v, f"{pair[0]} {pair[1]}")
+    if _LONG_RX is not None and n >= 3:
+        low = text.lower() if words is None else " ".join(ws)
+        for phrase in set(_LONG_RX.findall(low)):
+            for cat, wt in _LONG_BY[phrase]:
                 scores[cat] = scores.get(cat, 0.0) + wt * 1.5
                 if wt * 1.5 > best_cue.get(cat, (0.0, ""))[0]:
                     best_cue[cat] = (wt * 1.5, phrase)
@@ -384,5 +408,8 @@ _SHORT_OUT = re.compile(
 
 
 def short_output(text: str) -> bool:
-    """The request bounds its answer's format (yes/no, one word, a label, N words, JSON)."""
+    """The request bounds its answer's format (yes/no, one word, a label, N words, JSON): looked for
+    where instructions are, the first 800 and the last 400 characters."""
+    if len(text) > 1200:
+        return _SHORT_OUT.search(text, 0, 800) is not None or _SHORT_OUT.search(text, len(text) - 400) is not None
     return _SHORT_OUT.search(text) is not None

@@ -136,7 +136,7 @@ def view_of(body: dict[str, Any]) -> View:
             ttl = max(ttl, _ttl(b))
     tool_chars = 0
     if n_tools:
-        sample = tools_raw[:32]  # type: ignore[index]
+        sample = tools_raw[:8]  # type: ignore[index]
         per = sum(len(t.get("description") or "") + 160 for t in sample if isinstance(t, dict)) / max(1, len(sample))
         tool_chars = int(per * n_tools)
 
