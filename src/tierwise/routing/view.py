@@ -37,7 +37,7 @@ _SIDE = (
 )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class View:
     task: str                 # the task text (bounded): system head (non-harness) + the latest user text
     user: str                 # the latest user text alone (bounded)
@@ -46,15 +46,24 @@ class View:
     tools: int
     tool_results: int         # tool results since the latest user text
     turns: int                # messages
-    human_turns: int          # user messages with text
     continuation: bool        # the latest user message carries only tool results
-    prompt_tokens: int        # estimated tokens the model will read (system + tools + messages)
     max_tokens: int
     images: int
     documents: int
     thinking: bool            # an assistant turn carries thinking blocks
     odd_roles: tuple[str, ...]  # roles other than user/assistant met in messages (e.g. "system")
     cache_ttl: float          # lifetime (s) of the request's cache breakpoints: 300, 3600, or 0 (none)
+    body: Any = None
+    fixed_chars: int = 0      # system prompt + tools (estimated)
+    _tokens: int | None = None
+
+    @property
+    def prompt_tokens(self) -> int:
+        """Estimated tokens the model will read (system + tools + messages), measured on first use
+        (lengths only, at most ``MAX_MESSAGES`` messages, extrapolated beyond)."""
+        if self._tokens is None:
+            self._tokens = (self.fixed_chars + _messages_chars(self.body) + 3) // 4
+        return self._tokens
 
 
 def _ttl(block: Any) -> float:
@@ -114,6 +123,18 @@ def _texts(content: Any) -> tuple[list[str], int]:
             elif kind == "tool_result":
                 results += 1
     return texts, results
+
+
+def _messages_chars(body: Any) -> int:
+    messages = body.get("messages") if isinstance(body, dict) else None
+    if not isinstance(messages, list):
+        return 0
+    n = len(messages)
+    chars = 0
+    for msg in messages[-MAX_MESSAGES:]:
+        if isinstance(msg, dict):
+            chars += _content_chars(msg.get("content"))
+    return chars * n // MAX_MESSAGES if n > MAX_MESSAGES else chars
 
 
 def view_of(body: dict[str, Any]) -> View:
@@ -181,21 +202,6 @@ def view_of(body: dict[str, Any]) -> View:
             if "?" not in odd:
                 odd.append("?")
 
-    # sizes: lengths only, over a bounded number of messages
-    msg_chars = 0
-    human = 0
-    measured = messages[-MAX_MESSAGES:]
-    for msg in measured:
-        if isinstance(msg, dict):
-            content = msg.get("content")
-            msg_chars += _content_chars(content)
-            if msg.get("role") == "user" and (isinstance(content, str) or (
-                    isinstance(content, list) and any(isinstance(b, dict) and b.get("type") == "text" for b in content[:8]))):
-                human += 1
-    if n > MAX_MESSAGES:
-        msg_chars = msg_chars * n // MAX_MESSAGES
-        human = human * n // MAX_MESSAGES
-
     user = _cut(user_text)
     if harness or not sys_blocks:
         task = user
@@ -221,6 +227,6 @@ def view_of(body: dict[str, Any]) -> View:
                     side = name
                     break
     return View(task=task, user=user, harness=harness, side=side, tools=n_tools, tool_results=tool_results,
-                turns=n, human_turns=human, continuation=continuation,
-                prompt_tokens=(sys_chars + tool_chars + msg_chars + 3) // 4, max_tokens=max_tokens,
-                images=images, documents=documents, thinking=thinking, odd_roles=tuple(odd), cache_ttl=ttl)
+                turns=n, continuation=continuation, max_tokens=max_tokens,
+                images=images, documents=documents, thinking=thinking, odd_roles=tuple(odd), cache_ttl=ttl,
+                body=body, fixed_chars=sys_chars + tool_chars)
