@@ -45,6 +45,8 @@ def test_lifetimes_expire_and_reads_refresh():
     w = sim2.account(S, blocks_of(body(1, ttl="1h")), now=0.0)
     assert w.cache_write_1h_tokens > 0 and w.cache_write_5m_tokens == 0
     assert sim2.account(S, blocks_of(body(1, ttl="1h")), now=3000.0).cache_read_tokens > 0
+    assert sim2.account(S, blocks_of(body(1, ttl="1h")), now=6000.0).cache_read_tokens > 0  # refreshed for 1 h
+    assert sim2.account(S, blocks_of(body(1, ttl="1h")), now=9700.0).cache_read_tokens == 0
 
 
 def test_minimum_cacheable_length():

@@ -128,7 +128,8 @@ class CacheSim:
 
     def __init__(self, capacity: int = 200_000) -> None:
         self.capacity = capacity
-        self._live: OrderedDict[tuple[str, bytes], float] = OrderedDict()  # (model, prefix key) -> expiry
+        # (model, prefix key) -> (expiry, lifetime): a read refreshes the entry for its own lifetime
+        self._live: OrderedDict[tuple[str, bytes], tuple[float, float]] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self._live)
@@ -152,16 +153,16 @@ class CacheSim:
         hit = -1
         for bp in reversed(breaks):
             for j in range(bp, max(-1, bp - LOOKBACK - 1), -1):
-                exp = live.get((model, keys[j]))
-                if exp is not None and exp > now and cum[j] >= floor:
+                entry = live.get((model, keys[j]))
+                if entry is not None and entry[0] > now and cum[j] >= floor:
                     hit = j
                     break
             if hit >= 0:
                 break
         read = cum[hit] if hit >= 0 else 0
         if hit >= 0:
-            ttl_hit = 3600.0 if live[(model, keys[hit])] - now > 300.0 else 300.0
-            live[(model, keys[hit])] = now + ttl_hit
+            lifetime = live[(model, keys[hit])][1]
+            live[(model, keys[hit])] = (now + lifetime, lifetime)
             live.move_to_end((model, keys[hit]))
         w5 = w1 = 0
         prev = read
@@ -175,7 +176,7 @@ class CacheSim:
             else:
                 w5 += seg
             prev = cum[bp]
-            live[(model, keys[bp])] = now + TTL_SECONDS[ttl]
+            live[(model, keys[bp])] = (now + TTL_SECONDS[ttl], TTL_SECONDS[ttl])
             live.move_to_end((model, keys[bp]))
         while len(live) > self.capacity:
             live.popitem(last=False)
