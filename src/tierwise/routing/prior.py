@@ -59,9 +59,9 @@ OPTIONS: dict[str, Any] = {
     "learned_below": 0.5,
 }
 
-_STAKES = frozenset({"security", "vulnerability", "exploit", "payment", "payments", "legal", "contract", "liability",
+_STAKES = tuple(sorted({"security", "vulnerability", "exploit", "payment", "payments", "legal", "contract", "liability",
                      "compliance", "medical", "diagnosis", "irreversible", "lawsuit", "regulatory", "gdpr", "hipaa",
-                     "production"})
+                     "production"}))
 _SIDE_WHY = {"title": "a conversation title", "summary": "a one-line summary", "classification": "a quick classification",
              "quota": "a quota probe"}
 _LONG_DOC_TOKENS = 100_000
@@ -224,9 +224,9 @@ class PriorRouter:
         """The decision, and whether the conversation's model is to be remembered (not for side requests)."""
         v = view_of(request.body)
         tier, confidence, reasons, task = self._need(request, v)
-        if v.side is None and v.user.strip() and confidence < self.learned_below:
-            tier = self._escalate(tier, v, reasons)
         idx = self.catalog.tier_index
+        if v.side is None and confidence < self.learned_below and idx(tier) < idx(self.deep) and v.user.strip():
+            tier = self._escalate(tier, v, reasons)
         if self.max_tier and idx(tier) > idx(self.max_tier):
             reasons.append(f"capped at {self.max_tier} (routing.options.prior.max_tier)")
             tier = self.max_tier

@@ -353,14 +353,14 @@ def categorize(text: str, words: list[str] | None = None, *, short_output: bool 
         lead_pairs = set(zip(ws[:LEAD], ws[1:LEAD + 1]))
         edge_pairs = set(zip(ws[:EDGE], ws[1:EDGE + 1]))
         edge_pairs.update(zip(ws[-EDGE - 1:], ws[-EDGE:]))
-    for w in hits:
+    for w in sorted(hits):  # a fixed order: the same reason whatever the process's hash seed
         mult = 2.0 if w in lead else 1.0 if w in edge else 0.5
         for cat, wt in _UNI[w]:
             v = wt * mult
             scores[cat] = scores.get(cat, 0.0) + v
             if v > best_cue.get(cat, (0.0, ""))[0]:
                 best_cue[cat] = (v, w)
-    for pair in bihits:
+    for pair in sorted(bihits):
         mult = 2.0 if pair in lead_pairs else 1.0 if pair in edge_pairs else 0.5
         for cat, wt in _BI[pair]:
             v = wt * mult
@@ -369,7 +369,7 @@ def categorize(text: str, words: list[str] | None = None, *, short_output: bool 
                 best_cue[cat] = (v, f"{pair[0]} {pair[1]}")
     if _LONG_RX is not None and n >= 3:
         low = text.lower() if words is None else " ".join(ws)
-        for phrase in set(_LONG_RX.findall(low)):
+        for phrase in sorted(set(_LONG_RX.findall(low))):
             for cat, wt in _LONG_BY[phrase]:
                 scores[cat] = scores.get(cat, 0.0) + wt * 1.5
                 if wt * 1.5 > best_cue.get(cat, (0.0, ""))[0]:
@@ -390,7 +390,7 @@ def categorize(text: str, words: list[str] | None = None, *, short_output: bool 
             best_cue.setdefault(cat, (0.0, "coding agent"))
     if not scores:
         return Category(None, 0.0, 0.0, None, ())
-    ranked = sorted(scores.items(), key=lambda kv: -kv[1])
+    ranked = sorted(scores.items(), key=lambda kv: (-round(kv[1], 6), kv[0]))
     top, s1 = ranked[0]
     runner, s2 = ranked[1] if len(ranked) > 1 else (None, 0.0)
     if s1 < _MIN_SCORE:
