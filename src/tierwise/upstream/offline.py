@@ -400,6 +400,8 @@ class OfflineUpstream:
             tokens = (len(text) + 3) // 4 + 4 * len(params.get("messages") or ()) + 3
             return UpstreamResponse(200, self._headers(tokens), body=orjson.dumps({"input_tokens": tokens}), upstream=self.name)
         foreign = foreign_thinking(params)
+        if foreign is None and "tools" in params and not isinstance(params["tools"], list):
+            foreign = "tools: Input should be a valid list"  # the API's 400 for a malformed tools field
         if foreign is not None:
             raise self._refuse(400, "invalid_request_error", foreign)
         message = synthesize(params, self._seen)
