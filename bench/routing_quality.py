@@ -18,8 +18,10 @@ oracle so a regression is visible:
 Every learned configuration picks its ridge strength among ``LAMBDAS`` by 3-fold CV *inside each
 training part* (nested), so the rows it is tested on never take part in any choice. The verdicts
 are for the ``learned`` row: the shipped decision rule (difficulty: escalate when the predicted
-cheap-rung score is low, swept over the share kept on the cheap rung). The same predictions under
-the old gap rule and an n-gram ridge baseline are printed for comparison only.
+cheap-rung score is low, swept over the share kept on the cheap rung). The same out-of-fold
+predictions under the old gap rule and under a hybrid (escalate when the predicted gain is high OR
+the cheap-rung score is low; half of the escalations each, fixed beforehand), and an n-gram ridge
+baseline, are printed for comparison only.
 
 Ladder mixtral-8x7b-instruct-v0.1 -> gpt-4-1106-preview (price order). Targets: MMLU APGR >= 0.69;
 GSM8K cascade APGR on the cost axis >= 0.72.
@@ -70,8 +72,8 @@ def baseline_spec() -> FeatureSpec:
 
 
 def configs(cascade: bool = True) -> list[LearnedConfig]:
-    out = [LearnedConfig(name="learned", spec=FeatureSpec(), lambdas=LAMBDAS, cascade=cascade),
-           LearnedConfig(name="learned, old gap rule", spec=FeatureSpec(), lambdas=LAMBDAS, cascade=False, rule="gap"),
+    out = [LearnedConfig(name="learned", spec=FeatureSpec(), lambdas=LAMBDAS, cascade=cascade,
+                         extra_rules=("gap", "hybrid")),
            LearnedConfig(name="ngram-ridge baseline (gap rule)", spec=baseline_spec(), lambdas=LAMBDAS, cascade=False,
                          rule="gap")]
     for c in out:  # the protocol: no feature may read a field a live request lacks
@@ -87,11 +89,13 @@ def id_and_prompt(records: list) -> list:
 
 def verdict(ds: str, protocol: str, result) -> str | None:
     if ds == "mmlu":
-        row, gap = result.rows["learned"], result.rows["learned, old gap rule"]
+        row = result.rows["learned"]
+        gap, hyb = result.rows["learned predictions, gap rule"], result.rows["learned predictions, hybrid rule"]
         cpt = "never" if row["CPT50"] is None else f"{100 * row['CPT50']:.1f}%"
         ok = (row["APGR"] or 0) >= TARGETS["mmlu"]
         return (f"MMLU  {protocol:<9} learned (difficulty rule): APGR {row['APGR']:.3f} (target >= {TARGETS['mmlu']}), "
-                f"CPT(50%) {cpt}: {'met' if ok else 'MISSED'}  [old gap rule, same features: {gap['APGR']:.3f}]")
+                f"CPT(50%) {cpt}: {'met' if ok else 'MISSED'}  [same predictions: gap rule {gap['APGR']:.3f}, "
+                f"hybrid (gain OR hard) {hyb['APGR']:.3f}]")
     if ds == "gsm8k":  # cascades allowed: the learned verifier's cascade when answers were recorded
         name = "cascade (learned verifier)" if "cascade (learned verifier)" in result.rows else "learned"
         row = result.rows[name]

@@ -32,6 +32,8 @@ class LearnedConfig:
     spec: FeatureSpec = field(default_factory=FeatureSpec)
     use_category: bool = False    # True only for a category live requests carry (the task type)
     rule: str = "difficulty"      # or "gap" (artifact versions 1-2)
+    # the same out-of-fold predictions also swept under these rules (for comparison): "gap", "hybrid"
+    extra_rules: tuple[str, ...] = ()
     cascade: bool = True          # also evaluate router-free verifier cascades when answers exist
     # when set, every training run picks its ridge strength among these by an inner 3-fold CV on
     # its own training rows only (nested: the rows it is tested on never take part in the choice)
@@ -148,9 +150,29 @@ def strategy_choices(name: str, m: OutcomeMatrix, settings: Any, rung_tiers: Seq
     return out
 
 
+HYBRID_HARD_SHARE = 0.5  # fixed beforehand, not tuned: half of the escalations by difficulty, half by gain
+
+
 def learned_curve(name: str, P: np.ndarray, m: OutcomeMatrix, steps: int = 200, rule: str = "difficulty") -> Curve:
     """Operating points of a learned router's predictions ``P`` (columns in ``m``'s ladder order,
-    which is price order) under ``rule``, swept over its knob."""
+    which is price order) under ``rule``, swept over its knob. ``hybrid`` (two rungs, measured for
+    comparison, not a decide rule): escalate when the predicted gain is high OR the cheap rung's
+    predicted score is low; at each escalated share ``e`` the ``HYBRID_HARD_SHARE * e`` lowest
+    cheap-rung scores go up first, then the highest predicted gains among the rest."""
+    if rule == "hybrid" and P.shape[1] == 2:
+        n = m.n
+        hard_order = np.argsort(P[:, 0], kind="stable")
+        gain_order = np.argsort(-(P[:, 1] - P[:, 0]), kind="stable")
+        choices = []
+        for e in np.linspace(0.0, 1.0, steps + 1):
+            k = int(round(e * n))
+            h = int(round(HYBRID_HARD_SHARE * k))
+            ch = np.zeros(n, dtype=np.int64)
+            ch[hard_order[:h]] = 1
+            rest = gain_order[ch[gain_order] == 0][: k - h]
+            ch[rest] = 1
+            choices.append(ch)
+        return choices_curve(name, choices, m)
     if rule == "difficulty":
         from ..routing.learned import DEFAULT_MIX, difficulty_rungs, thresholds_for_mix
 
@@ -206,6 +228,8 @@ def replay(train_records: Sequence[Record], rungs: Sequence[Sequence[str]], pric
         P, V = learned_oof(train_m, test_m, rungs, prices, cfg, folds=folds, seed=seed,
                            verifiers=cfg.cascade and has_answers)
         curves.append(learned_curve(cfg.name, P, m, rule=cfg.rule))
+        for extra in cfg.extra_rules:
+            curves.append(learned_curve(f"{cfg.name} predictions, {extra} rule", P, m, rule=extra))
         if cfg.cascade and has_answers and not np.all(np.isnan(V)):
             curves.append(cascade_curve(f"cascade ({cfg.name} verifier)", V, m))
     if strategies:
