@@ -2,12 +2,17 @@
 """Reproduce the shipped default artifact ``src/tierwise/data/router.json``.
 
 Trained only on the Apache-2.0 parts of the router benchmark's dev data (GSM8K, MMLU, MT-Bench
-turn 1, RouterArena; never AlpacaEval, which is CC BY-NC). The ladder is a weak -> strong pair:
-``mixtral-8x7b-instruct-v0.1 -> gpt-4-1106-preview`` (GSM8K, MMLU, MT-Bench), with RouterArena's
-``claude-3-haiku-20240307`` / ``gemini-2.0-flash-001`` outcomes standing in for the weak / strong
-rung. It therefore predicts *difficulty learned from other models*; a team should retrain it on its
-own outcomes (``tierwise train``). In the proxy the weak rung serves the ``fast`` tier and the
-strong rung the ``balanced`` tier (``[routing.options.learned] rungs`` changes that).
+turn 1; never AlpacaEval, which is CC BY-NC). The ladder is a weak -> strong pair in **price
+order** (blended list price from ``prices.json``): ``mixtral-8x7b-instruct-v0.1 -> gpt-4-1106-preview``.
+RouterArena is left out: its pair (claude-3-haiku, gemini-2.0-flash) is priced against that order
+(the stronger model is the cheaper one), so it says nothing about when paying more helps.
+
+The features are the prompt text only (no category-dependent feature: a live request carries no
+MMLU subject), i.e. exactly what ``decide`` sees. The router therefore predicts *difficulty learned
+from other models*; a team should retrain it on its own outcomes (``tierwise train``). In the proxy
+the weak rung serves the ``fast`` tier and the strong rung the ``balanced`` tier; a predicted weak-
+rung score below the threshold escalates. The threshold puts 70% of a balanced sample of the
+training prompts on the cheap rung (the seeds' 70/25/5 folded onto two rungs).
 
     .venv/bin/python bench/train_default_router.py [--data ../shared/bench] [--out src/tierwise/data/router.json]
 """
@@ -24,16 +29,15 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from tierwise.outcomes import load_prices, read_outcomes  # noqa: E402
 from tierwise.routing.features import FeatureSpec  # noqa: E402
-from tierwise.routing.learned import load_artifact, train  # noqa: E402
+from tierwise.routing.learned import load_artifact, mix_for, thresholds_for_mix, train  # noqa: E402
 
-CAL_SHARE, CAL_PER_DATASET = 0.70, 500
-FILES = ["gsm8k.jsonl", "mmlu.jsonl", "mt_bench_t1.jsonl", "routerarena.jsonl"]
-LADDER = "mixtral-8x7b-instruct-v0.1|claude-3-haiku-20240307,gpt-4-1106-preview|gemini-2.0-flash-001"
+CAL_PER_DATASET = 500
+FILES = ["gsm8k.jsonl", "mmlu.jsonl", "mt_bench_t1.jsonl"]
+LADDER = "mixtral-8x7b-instruct-v0.1,gpt-4-1106-preview"
 SOURCES = {
     "gsm8k": "github.com/lm-sys/RouteLLM @ 0b64fdafe049e596a3f5657c219329f24af24198 (Apache-2.0; GSM8K questions MIT)",
     "mmlu": "github.com/lm-sys/RouteLLM @ 0b64fdafe049e596a3f5657c219329f24af24198 (Apache-2.0; MMLU questions MIT)",
     "mt_bench_t1": "github.com/lm-sys/RouteLLM @ 0b64fdafe049e596a3f5657c219329f24af24198 (Apache-2.0; FastChat MT-bench Apache-2.0)",
-    "routerarena": "github.com/RouteWorks/RouterArena @ 4714a9ad73e897a1241e73a86c9297fed2e871d8 (Apache-2.0)",
 }
 
 
@@ -50,30 +54,32 @@ def main() -> int:
     prices = load_prices(data / "prices.json")
     art = train(records, LADDER, prices, lam=args.lam, spec=FeatureSpec(), sources=[str(p) for p in paths],
                 provenance={"tool": "bench/train_default_router.py", "data": "router benchmark dev split (Apache-2.0 parts only)",
-                            "sources": SOURCES, "excluded": "alpacaeval (CC BY-NC 4.0)",
-                            "note": "difficulty learned from other models (weak/strong pairs); retrain on your own outcomes"})
-    # The knob: the tolerance that puts the seeds' example mix (70% on the cheap rung) on a balanced
-    # sample of the training prompts (at most CAL_PER_DATASET per dataset, so MMLU does not dominate).
+                            "sources": SOURCES, "excluded": "alpacaeval (CC BY-NC 4.0); routerarena (its model pair "
+                            "is priced against the ladder order: the stronger model is the cheaper one)",
+                            "note": "difficulty learned from other models (a weak/strong pair); retrain on your own outcomes"})
+    # The knob: the threshold on the predicted cheap-rung score that puts the seeds' example mix
+    # (70/25/5, folded onto two rungs: 70/30) on a balanced sample of the training prompts (at most
+    # CAL_PER_DATASET per dataset, so MMLU does not dominate), scored as decide scores them.
     by_ds: dict[str, list] = {}
     for r in records:
         by_ds.setdefault(r.dataset, []).append(r)
     sample = [r for rs in by_ds.values() for r in rs[:CAL_PER_DATASET]]
-    gaps = []
-    for r in sample:
-        pred = art.predict_one(r.prompt, None)  # as the proxy sees `auto` traffic: no category
-        gaps.append(float(pred.max() - pred[0]))
-    gaps.sort()
-    art.tolerance = round(gaps[min(len(gaps) - 1, int(CAL_SHARE * len(gaps)))] + 1e-6, 6)
-    art.provenance["tolerance"] = (f"{art.tolerance:g}: {CAL_SHARE:.0%} of a balanced sample of the training prompts "
-                                   f"({len(sample)} prompts, at most {CAL_PER_DATASET} per dataset) on the cheap rung, the "
-                                   "seeds' example mix; recalibrate on your own prompts with `tierwise calibrate --mix`")
+    shares = mix_for(len(art.ladder))
+    art.mix = [round(x, 6) for x in shares]
+    art.thresholds = thresholds_for_mix(art.predict([r.prompt for r in sample])[:, art.cheap], shares)
+    art.provenance["rule"] = (
+        "difficulty: predicted " + art.ladder[art.cheap] + " score below " + ", ".join(f"{t:.4f}" for t in art.thresholds)
+        + " escalates; set so " + "/".join(f"{100 * x:.0f}" for x in shares) + f" of a balanced sample of the training "
+        f"prompts ({len(sample)} prompts, at most {CAL_PER_DATASET} per dataset) land on each rung, cheapest first "
+        "(the seeds' 70/25/5); recalibrate on your own prompts with `tierwise calibrate --mix`")
     art.save(args.out)
     t1 = time.time()
     load_artifact(args.out)
     size = Path(args.out).stat().st_size
     print(f"trained on {art.training['records']} prompts {art.training['datasets']} in {t1 - t0:.1f}s; "
           f"verifiers: {[v.model for v in art.verifiers]}")
-    print(f"tolerance {art.tolerance:g} ({art.provenance['tolerance']})")
+    print(f"ladder {' -> '.join(art.ladder)} ({art.provenance['ladder_order']}); {art.provenance['features']}")
+    print(art.provenance["rule"])
     print(f"wrote {args.out} ({size / 1e6:.2f} MB), loads in {1000 * (time.time() - t1):.0f} ms; "
           f"training sha256 {art.training['sha256'][:16]}...")
     return 0

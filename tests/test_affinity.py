@@ -59,3 +59,31 @@ def test_memory_is_bounded_least_recently_used_first() -> None:
     assert aff.model_for(convo([thinking("a")])) == "m1"
     with pytest.raises(ValueError):
         ThinkingAffinity(capacity=0)
+
+
+def test_shared_through_redis_across_replicas(redis_url):
+    import asyncio
+
+    from tierwise.affinity import ThinkingAffinity
+
+    body = {"messages": [{"role": "user", "content": "q"},
+                         {"role": "assistant", "content": [{"type": "thinking", "thinking": "...", "signature": "sig-redis-1"}]},
+                         {"role": "user", "content": "next"}]}
+
+    async def go():
+        a = ThinkingAffinity(redis_url=redis_url, prefix="tierwise-test:thinking:")
+        b = ThinkingAffinity(redis_url=redis_url, prefix="tierwise-test:thinking:")
+        try:
+            a.remember(["sig-redis-1"], "claude-opus-5-5")
+            await a.aflush()
+            before = b.model_for(body)      # replica b has not seen it...
+            await b.aprefetch(body)         # ...until it looks in Redis
+            after = b.model_for(body)
+        finally:
+            await a._redis.delete(*[k async for k in a._redis.scan_iter("tierwise-test:thinking:*")] or ["x"])
+            await a.aclose()
+            await b.aclose()
+        return before, after
+
+    before, after = asyncio.run(go())
+    assert before is None and after == "claude-opus-5-5"

@@ -38,8 +38,8 @@ def test_route_explains_without_calling(tmp_path):
     s = make_settings(tmp_path)
     client = tierwise.Client(settings=s, offline=True, ledger=None)
     d = client.route("Extract the invoice number as JSON: INV-2291 dated 3 May")
-    assert d.router == "learned" and d.tier in ("fast", "balanced") and any("schema-bound" in r for r in d.reasons)
-    assert any(r.startswith("predicted Haiku score") for r in d.reasons)
+    assert d.router == "prior" and d.tier == "fast" and any("extraction" in r for r in d.reasons)
+    assert any("fast (seeds)" in r for r in d.reasons)
     assert client.route("Extract the invoice number as JSON: INV-2291", task="extract_entities").tier == "fast"
     with pytest.raises(tierwise.TierwiseError, match="unknown task type"):
         client.route("x", task="nope")

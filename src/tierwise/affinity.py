@@ -11,11 +11,15 @@ thinking blocks are kept (the decision's reasons say so). Unknown blocks (writte
 by another worker process, or by a call that did not go through tierwise) are stripped as before.
 
 The memory is per process and bounded (least recently used digests are forgotten first): about
-150 bytes per remembered block.
+150 bytes per remembered block. With ``resilience.redis_url`` set it is also shared: each digest ->
+model is written to Redis (expiring after ``ttl``), and the proxy's async path looks up the digests
+of a request's last assistant turn there first (:meth:`ThinkingAffinity.aprefetch`), so a
+conversation whose turns land on different replicas keeps its thinking blocks on their model.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections import OrderedDict
 from typing import Any, Iterable
@@ -82,11 +86,20 @@ def response_thinking_keys(raw: bytes) -> list[str]:
 class ThinkingAffinity:
     """Digest of a thinking block -> the model id that wrote it (bounded LRU)."""
 
-    def __init__(self, capacity: int = 100_000) -> None:
+    def __init__(self, capacity: int = 100_000, redis_url: str = "", ttl: int = 86_400,
+                 prefix: str = "tierwise:thinking:") -> None:
         if capacity < 1:
             raise ValueError("thinking affinity capacity must be at least 1")
         self.capacity = capacity
         self._map: OrderedDict[bytes, str] = OrderedDict()
+        self.ttl = ttl
+        self.prefix = prefix
+        self._redis: Any = None
+        self._pending: set[Any] = set()
+        if redis_url:
+            import redis.asyncio as aioredis  # lazy: only when configured
+
+            self._redis = aioredis.from_url(redis_url, socket_timeout=0.05, socket_connect_timeout=0.2)
 
     def __len__(self) -> int:
         return len(self._map)
@@ -95,12 +108,58 @@ class ThinkingAffinity:
         if not model:
             return
         m = self._map
+        new: list[bytes] = []
         for key in keys:
             d = _digest(key)
             m[d] = model
             m.move_to_end(d)
+            new.append(d)
         while len(m) > self.capacity:
             m.popitem(last=False)
+        if self._redis is not None and new:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                return  # no event loop (the sync Client): this process's memory only
+            task = loop.create_task(self._share(new, model))
+            self._pending.add(task)
+            task.add_done_callback(self._pending.discard)
+
+    async def _share(self, digests: list[bytes], model: str) -> None:
+        try:
+            pipe = self._redis.pipeline()
+            for d in digests:
+                pipe.set(self.prefix + d.hex(), model, ex=self.ttl)
+            await pipe.execute()
+        except Exception:  # noqa: BLE001 - not shared this time; this process still knows
+            pass
+
+    async def aflush(self) -> None:
+        """Wait for the writes to Redis started by :meth:`remember` (tests, shutdown)."""
+        if self._pending:
+            await asyncio.gather(*list(self._pending), return_exceptions=True)
+
+    async def aprefetch(self, body: Any) -> None:
+        """Load from Redis the digests of the request's last assistant turn this process does not know."""
+        if self._redis is None:
+            return
+        missing = [d for d in (_digest(k) for k in thinking_keys(body)) if d not in self._map]
+        if not missing:
+            return
+        try:
+            values = await self._redis.mget([self.prefix + d.hex() for d in missing])
+        except Exception:  # noqa: BLE001 - Redis down: decide on this process's memory
+            return
+        for d, v in zip(missing, values):
+            if v is not None:
+                self._map[d] = v.decode() if isinstance(v, bytes) else str(v)
+        while len(self._map) > self.capacity:
+            self._map.popitem(last=False)
+
+    async def aclose(self) -> None:
+        await self.aflush()
+        if self._redis is not None:
+            await self._redis.aclose()
 
     def model_for(self, body: Any) -> str | None:
         """The model that wrote the thinking blocks of the request's last assistant turn, if known.

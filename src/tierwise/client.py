@@ -31,10 +31,12 @@ __all__ = ["Client", "AsyncClient"]
 def _offline_transport(async_: bool, settings: Settings) -> Any:
     import httpx2
 
+    from .cachesim import CacheSim  # the per-model prompt caches the offline upstream simulates
     from .upstream.offline import synthesize, stream_events
     from .upstream.sse import format_event
 
     seen: set[str] = set()
+    cache = CacheSim()
 
     def handle(request: Any) -> Any:
         params = orjson.loads(request.content or b"{}")
@@ -44,6 +46,7 @@ def _offline_transport(async_: bool, settings: Settings) -> Any:
             text, _ = _text_of(params)
             return httpx2.Response(200, json={"input_tokens": (len(text) + 3) // 4 + 3})
         msg = synthesize(params, seen)
+        msg["usage"] = cache.apply(params, msg["usage"], time.perf_counter())
         headers = {"request-id": "req_offline_" + msg["id"][-20:], "x-tierwise-upstream": "offline"}
         if params.get("stream"):
             body = b"".join(format_event(name, data) for name, data, _ in stream_events(msg))

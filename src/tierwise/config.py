@@ -70,7 +70,7 @@ DEFAULTS: dict[str, Any] = {
         "flush_interval": 0.25,
     },
     "routing": {
-        "auto": "learned",            # strategy for model "auto" (learned: the shipped trained router)
+        "auto": "prior",              # strategy for model "auto" (prior: task category + difficulty + conversation; see routing/prior.py)
         "default_tier": "balanced",   # the safe default (Sonnet)
         "unknown_task": "error",      # error (400 listing known task types) | default (route to default_tier)
         "unknown_model": "error",     # error (404) | passthrough (forward ids the catalog does not know; unpriced)

@@ -111,7 +111,8 @@ class Dispatcher:
                                                **{**opts.get(strategy, {}), **task_opts})
         self.default_model = self.catalog.model_for_tier(settings.default_tier)
         capacity = int(routing.get("thinking_affinity", 0) or 0)
-        self.affinity = ThinkingAffinity(capacity) if capacity else None
+        redis_url = (settings.raw.get("resilience") or {}).get("redis_url") or ""
+        self.affinity = ThinkingAffinity(capacity, redis_url=redis_url) if capacity else None
         self._tiers: dict[str, str | None] = {}  # model id -> tier, for ledger rows (the catalog never changes)
         self.unknown_model_passthrough = routing.get("unknown_model", "error") == "passthrough"
         # messages are scanned for block types / system roles only when a model routed to refuses some
@@ -139,6 +140,8 @@ class Dispatcher:
     async def aplan(self, body: dict[str, Any], task_header: str | None = None, ab_key: str | None = None,
                     betas: str | None = None) -> Plan:
         """``plan`` for the proxy: awaits strategies that call a model to decide (``adecide``)."""
+        if self.affinity is not None:
+            await self.affinity.aprefetch(body)  # thinking blocks another replica saw written (Redis)
         arm = self.ab.assign(body, ab_key) if self.ab is not None else None
         early = self._explicit(body, task_header, arm, betas)
         if isinstance(early, Plan):

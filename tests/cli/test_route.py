@@ -33,7 +33,7 @@ def test_auto_decision_matches_the_proxy(run, prompt):
     got = json.loads(result.stdout)
     plan = proxy_plan("auto", prompt)
     assert got["tier"] == plan.decision.tier and got["model"] == plan.model_id
-    assert got["router"] == "learned" and got["reasons"] == list(plan.decision.reasons)
+    assert got["router"] == "prior" and got["reasons"] == list(plan.decision.reasons)
     assert got["confidence"] == pytest.approx(plan.decision.confidence, abs=1e-4)
 
 

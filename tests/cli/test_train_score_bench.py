@@ -6,6 +6,7 @@ import json
 import tomllib
 from pathlib import Path
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -110,19 +111,33 @@ def test_calibrate_writes_the_knob(files: dict[str, Path]) -> None:
     data = tomllib.loads(cfg.read_text())
     assert data["server"]["port"] == 9000 and data["routing"]["auto"] == "learned"
     opts = data["routing"]["options"]["learned"]
-    assert opts["artifact"] == str(router.resolve())
-    # half the prompts are hard: a 50/50 mix needs a tolerance below the hard prompts' predicted gap
+    assert opts["artifact"] == str(router.resolve()) and opts["rule"] == "difficulty" and "tolerance" not in opts
+    # half the prompts are hard: a 50/50 mix puts the threshold between the hard and the easy prompts'
+    # predicted weak-rung scores (hard = low = escalated)
     from tierwise.routing.learned import load_artifact
 
     art = load_artifact(router)
     P = art.predict([json.loads(x)["prompt"] for x in files["outcomes"].read_text().splitlines()])
-    gap = P[:, 1] - P[:, 0]
-    # (calibrate writes the tolerance rounded to 6 decimals and may pick it exactly at an easy prompt's gap,
-    # so compare at that resolution: the two classes are far apart, the boundary prompts are not the point)
-    assert (gap > opts["tolerance"] + 1e-6).mean() == pytest.approx(0.5)
-    # a tiny budget drives the tolerance up to "always the cheap rung"
+    (thr,) = opts["thresholds"]
+    assert (P[:, 0] < thr).mean() == pytest.approx(0.5)
+    hard = np.array(["prove" in json.loads(x)["prompt"] or "derive" in json.loads(x)["prompt"]
+                     or "renormalization" in json.loads(x)["prompt"] for x in files["outcomes"].read_text().splitlines()])
+    assert np.array_equal(P[:, 0] < thr, hard)
+    # the configured thresholds are what the router then uses
+    from tierwise.cli._common import settings_from
+    from tierwise.routing.base import RouteRequest, build_router
+
+    settings = settings_from(str(cfg))
+    r = build_router("learned", settings, **settings.routing["options"]["learned"])
+    assert r.rule == "difficulty" and r.thresholds == [thr]
+    assert r.decide(RouteRequest.from_prompt("prove the riemann lemma rigorously item 99")).model == "strong"
+    # a tiny budget drives the threshold down to "always the cheap rung"
     assert main(["calibrate", str(files["outcomes"]), "--router", str(router), "--budget", "0.0000001",
                  "--config", str(cfg)]) == 0
-    tol = tomllib.loads(cfg.read_text())["routing"]["options"]["learned"]["tolerance"]
-    assert (gap > tol).mean() == 0.0
+    (thr,) = tomllib.loads(cfg.read_text())["routing"]["options"]["learned"]["thresholds"]
+    assert (P[:, 0] < thr).mean() == 0.0
+    # a generous budget escalates everything the mix allows (all of it here: nothing stays cheap)
+    assert main(["calibrate", str(files["outcomes"]), "--router", str(router), "--budget", "1", "--config", str(cfg)]) == 0
+    (thr,) = tomllib.loads(cfg.read_text())["routing"]["options"]["learned"]["thresholds"]
+    assert (P[:, 0] < thr).mean() == 1.0
     assert main(["calibrate", str(files["outcomes"]), "--router", str(router), "--config", str(cfg)]) == 2

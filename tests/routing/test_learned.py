@@ -13,9 +13,9 @@ from tierwise.config import load_settings
 from tierwise.errors import ConfigError
 from tierwise.outcomes import parse_record
 from tierwise.routing.base import RouteRequest, build_router
-from tierwise.routing.features import Featurizer, FeatureSpec, answer_features, ANSWER_NAMES
-from tierwise.routing.learned import (ARTIFACT_VERSION, Artifact, choose_rung, load_artifact, logistic_fit,
-                                      parse_ladder, ridge_cg, train)
+from tierwise.routing.features import CATEGORY_WEIGHTS, Featurizer, FeatureSpec, answer_features, ANSWER_NAMES
+from tierwise.routing.learned import (ARTIFACT_VERSION, Artifact, choose_rung, difficulty_rung, difficulty_rungs,
+                                      load_artifact, logistic_fit, parse_ladder, ridge_cg, thresholds_for_mix, train)
 from tierwise.routing.features import SparseRows
 
 PRICES = {"small": {"input_per_mtok": 1.0, "output_per_mtok": 1.0},
@@ -77,16 +77,16 @@ def test_logistic_fit_separates() -> None:
 
 
 def test_featurizer_is_deterministic_and_normalised() -> None:
-    fz = Featurizer(FeatureSpec(bits=12))
+    fz = Featurizer(FeatureSpec(bits=12, weights={**FeatureSpec().weights, **CATEGORY_WEIGHTS}))
     a = fz.transform_one("Hello world, hello!", "algebra")
-    b = Featurizer(FeatureSpec(bits=12)).transform_one("Hello world, hello!", "algebra")
+    b = Featurizer(FeatureSpec.from_json(fz.spec.to_json())).transform_one("Hello world, hello!", "algebra")
     assert np.array_equal(a[0], b[0]) and np.allclose(a[1], b[1])
     assert a[0].max() < fz.n_cols and np.all(np.diff(a[0]) > 0)
     # words: 5 tokens ("hello" twice, "," and "!" count), 4 distinct -> unit norm, sqrt(2) for "hello"
     plain = Featurizer(FeatureSpec(bits=12, weights={"word": 1.0, "dense": 0.0}))
     _, v = plain.transform_one("Hello world, hello!")
     assert np.isclose(np.dot(v, v), 1.0) and sorted(np.round(v ** 2 * 5, 6).tolist()) == [1.0, 1.0, 1.0, 2.0]
-    no_cross = Featurizer(FeatureSpec(bits=12, weights={**FeatureSpec().weights, "catdense": 0.0, "catword": 0.0}))
+    no_cross = Featurizer(FeatureSpec(bits=12, weights={**FeatureSpec().weights, "category": 2.0}))
     a = no_cross.transform_one("Hello world, hello!", "algebra")
     c = no_cross.transform_one("Hello world, hello!", None)
     da, dc = dict(zip(a[0].tolist(), a[1])), dict(zip(c[0].tolist(), c[1]))
@@ -95,6 +95,11 @@ def test_featurizer_is_deterministic_and_normalised() -> None:
     c = fz.transform_one("Hello world, hello!", None)
     da, dc = dict(zip(a[0].tolist(), a[1])), dict(zip(c[0].tolist(), c[1]))
     assert len({k for k in da if da[k] != dc.get(k)}) > 3
+    # the default spec has no category-dependent feature: the category is never read
+    default = Featurizer(FeatureSpec(bits=12))
+    assert not FeatureSpec().uses_category and fz.spec.without_category().weights == FeatureSpec(bits=12).weights
+    a, c = default.transform_one("Hello world, hello!", "algebra"), default.transform_one("Hello world, hello!", None)
+    assert np.array_equal(a[0], c[0]) and np.array_equal(a[1], c[1])
 
 
 def test_answer_features_check_arithmetic() -> None:
@@ -125,8 +130,12 @@ def test_artifact_round_trip_is_json(artifact: Artifact, tmp_path: Path) -> None
     p = tmp_path / "router.json"
     artifact.save(p)
     data = json.loads(p.read_text())
-    assert data["format"] == "tierwise-learned-router" and data["version"] == ARTIFACT_VERSION == 2
+    assert data["format"] == "tierwise-learned-router" and data["version"] == ARTIFACT_VERSION == 3
     assert data["ladder"] == ["small", "big"] and set(data["prices"]) == {"small", "big"}
+    assert data["rule"] == "difficulty" and len(data["thresholds"]) == 1 and data["mix"] == [0.7, 0.3]
+    assert data["rung_price"] == [1.0, 15.0]  # blended: (3 * input + output) / 4 per Mtok
+    assert data["provenance"]["ladder_order"].startswith("by price")
+    assert data["provenance"]["features"] == "prompt text only: no category-dependent feature"
     assert len(data["training"]["sha256"]) == 64 and data["training"]["files"] == ["syn.jsonl"]
     assert "created" in data["provenance"]
     back = load_artifact(p)
@@ -149,7 +158,7 @@ def test_choose_rung_tolerance() -> None:
 def test_router_decisions_map_rungs_to_tiers(artifact: Artifact, tmp_path: Path) -> None:
     p = tmp_path / "r.json"
     artifact.save(p)
-    router = build_router("learned", settings(), artifact=str(p), tolerance=0.1)
+    router = build_router("learned", settings(), artifact=str(p), thresholds=[0.5])
     hard = router.decide(RouteRequest.from_prompt("prove the riemann lemma rigorously number 7", task="hard"))
     easy = router.decide(RouteRequest.from_prompt("capital of france number 7", task="easy"))
     assert (hard.tier, hard.model, hard.router) == ("balanced", "big", "learned")
@@ -157,21 +166,33 @@ def test_router_decisions_map_rungs_to_tiers(artifact: Artifact, tmp_path: Path)
     assert set(hard.scores) == {"small", "big"} and hard.scores["big"] > hard.scores["small"]
     # rungs are named after the Claude model serving their tier, whatever models the artifact learned from
     assert any("predicted Haiku score" in r and "Sonnet score" in r for r in hard.reasons)
+    assert hard.reasons[-1] == "Haiku score below 0.50: harder, up to Sonnet"
+    assert easy.reasons[-1] == "Haiku score at or above 0.50: Haiku"
     assert 0.5 <= hard.confidence <= 0.95
-    # the knob: a huge tolerance always takes the cheapest rung
-    cheap = build_router("learned", settings(), artifact=str(p), tolerance=1.0)
+    # the knob: a threshold nobody falls below always takes the cheapest rung
+    cheap = build_router("learned", settings(), artifact=str(p), thresholds=[0.0])
     assert cheap.decide(RouteRequest.from_prompt("prove the riemann lemma", task="hard")).model == "small"
     # explicit rung -> tier mapping
-    mapped = build_router("learned", settings(), artifact=str(p), tolerance=0.1, rungs={"0": "balanced", "1": "deep"})
+    mapped = build_router("learned", settings(), artifact=str(p), thresholds=[0.5], rungs={"0": "balanced", "1": "deep"})
     assert mapped.decide(RouteRequest.from_prompt("prove the riemann lemma rigorously", task="hard")).tier == "deep"
     with pytest.raises(ConfigError, match="unknown tier"):
         build_router("learned", settings(), artifact=str(p), rungs=["fast", "nope"])
+    with pytest.raises(ConfigError, match="needs 1 threshold"):
+        build_router("learned", settings(), artifact=str(p), thresholds=[0.5, 0.2])
+    with pytest.raises(ConfigError, match="unknown rule"):
+        build_router("learned", settings(), artifact=str(p), rule="magic")
+    # escalation(): the catalog tier index the rule alone picks (no seed floors), for strategies that
+    # start from their own base tier and only move up
+    order = settings().catalog.tier_order
+    assert router.escalation(RouteRequest.from_prompt("prove the riemann lemma rigorously number 7")) == order.index("balanced")
+    assert router.escalation(RouteRequest.from_prompt("capital of france number 7")) == order.index("fast")
+    assert router.escalation(RouteRequest.from_prompt("is this contract clause legal? capital of france")) == 0
 
 
 def test_seed_floors_on_top_of_the_prediction(artifact: Artifact, tmp_path: Path) -> None:
     p = tmp_path / "r.json"
     artifact.save(p)
-    router = build_router("learned", settings(), artifact=str(p), tolerance=1.0)  # would always pick the cheap rung
+    router = build_router("learned", settings(), artifact=str(p), thresholds=[0.0])  # would always pick the cheap rung
     stakes = router.decide(RouteRequest.from_prompt("is this contract clause legal?"))
     assert stakes.tier == "balanced" and stakes.model is None
     assert stakes.reasons[-1] == "high-stakes domain: at least balanced (the seeds' rule)"
@@ -179,7 +200,7 @@ def test_seed_floors_on_top_of_the_prediction(artifact: Artifact, tmp_path: Path
         "Compare document 1 and document 2 step by step, analyze where the contract terms contradict each other, "
         "and assess the security and payment risks."))
     assert deep.tier == "deep" and deep.reasons[-1].endswith("raised to deep")
-    plain = build_router("learned", settings(), artifact=str(p), tolerance=1.0, escalate=False)
+    plain = build_router("learned", settings(), artifact=str(p), thresholds=[0.0], escalate=False)
     assert plain.decide(RouteRequest.from_prompt("is this contract clause legal?")).tier == "fast"
 
 
@@ -274,6 +295,8 @@ def test_version_1_artifact_still_loads(tmp_path: Path) -> None:
     data = art.to_json()
     data["version"] = 1
     del data["features"]["hash"]
+    for key in ("rule", "thresholds", "mix", "rung_price"):  # written since version 3
+        del data[key]
     p = tmp_path / "v1.json"
     p.write_text(json.dumps(data))
     old = load_artifact(p)
@@ -283,7 +306,7 @@ def test_version_1_artifact_still_loads(tmp_path: Path) -> None:
     assert old.predict_one(text, "hard")[0] < 0.3 < 0.7 < old.predict_one("say hello number 3", "easy")[0]
     d = build_router("learned", settings(), artifact=str(p)).decide(RouteRequest.from_prompt(text, task="hard"))
     assert d.model == "big"
-    data["version"] = 3
+    data["version"] = ARTIFACT_VERSION + 1
     p.write_text(json.dumps(data))
     with pytest.raises(ConfigError, match="newer"):
         load_artifact(p)

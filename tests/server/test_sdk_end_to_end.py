@@ -43,7 +43,7 @@ def test_auto_non_streaming_routes_and_accounts(fake_anthropic, proxy_factory):
     assert msg.model == "claude-haiku-5-5"
     assert raw.headers["x-tierwise-tier"] == "fast"
     assert raw.headers["x-tierwise-model"] == "claude-haiku-5-5"
-    assert "schema-bound output" in raw.headers["x-tierwise-reason"]
+    assert "intent or label classification" in raw.headers["x-tierwise-reason"]
     # the fake upstream received the routed model and the client's own key
     path, headers, body = fake_anthropic.requests[-1]
     assert path == "/v1/messages" and b'"model":"claude-haiku-5-5"' in body

@@ -71,6 +71,16 @@ async def test_fault_injection():
     assert meter.error_type == "overloaded_error" and not meter.completed
 
 
+async def test_malformed_tools_is_the_apis_400_not_a_crash():
+    from tierwise.errors import InvalidRequestError
+
+    up = OfflineUpstream(latency_scale=0)
+    for tools in (3, "x", {"name": "t"}):
+        with pytest.raises(InvalidRequestError) as exc:
+            await up.send("/v1/messages", body(tools=tools, tool_choice={"type": "any"}), headers={}, stream=False)
+        assert exc.value.status == 400 and "tools: Input should be a valid list" in str(exc.value)
+
+
 async def test_latency_follows_tier():
     from tierwise.upstream.offline import LATENCY
 

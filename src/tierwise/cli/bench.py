@@ -70,6 +70,7 @@ def replay_cmd(
                 from ..routing.features import FeatureSpec
 
                 cfg.lam, cfg.spec = art.lam, FeatureSpec.from_json(art.spec.to_json())
+                cfg.rule, cfg.use_category = art.rule, art.spec.uses_category
             learned.append(cfg)
         train_records = read_outcomes(outcomes)
         test_records = read_outcomes(test) if test else None

@@ -1,8 +1,11 @@
-"""``tierwise calibrate``: pick the learned router's tolerance so a sample of prompts lands on a
-target tier mix (``--mix 70/25/5``) or a cost budget, and write it to ``tierwise.toml``.
+"""``tierwise calibrate``: pick the learned router's difficulty thresholds so a sample of prompts
+lands on a target tier mix (``--mix 70/25/5``) or a cost budget, and write them to ``tierwise.toml``.
 
-The knob is written to the table ``[routing.options.learned]`` (``tolerance``, and ``artifact``
-when ``--router`` is given), the options the dispatcher passes to the ``learned`` strategy.
+The thresholds are on the predicted score of the cheapest rung (by price): the share of prompts
+with the highest predicted scores stays there, the next share goes one rung up, and so on. They
+are written to the table ``[routing.options.learned]`` (``rule = "difficulty"``, ``thresholds``,
+and ``artifact`` when ``--router`` is given), the options the dispatcher passes to the ``learned``
+strategy. This also moves an artifact of version 1-2 (gap rule) onto the difficulty rule.
 """
 
 from __future__ import annotations
@@ -60,6 +63,8 @@ def write_table(path: Path, values: dict[str, object], table: str = TABLE) -> No
     for k, v in values.items():
         if isinstance(v, str):
             body.append(f'{k} = "{v}"')
+        elif isinstance(v, (list, tuple)):
+            body.append(f"{k} = [" + ", ".join(repr(float(x)) for x in v) + "]")  # full precision
         elif isinstance(v, float):
             body.append(f"{k} = {v:.6g}" if "e" not in f"{v:.6g}" else f"{k} = {v!r}")
         else:
@@ -77,12 +82,12 @@ def calibrate(
     config: str = typer.Option("tierwise.toml", "--config", "-c", help="Config file to write the knob to."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the knob, do not write the config."),
 ) -> None:
-    """Choose the tolerance for a tier mix or a budget and write [routing.options.learned]."""
+    """Choose the difficulty thresholds for a tier mix or a budget and write [routing.options.learned]."""
     import numpy as np
 
     from ..errors import ConfigError
     from ..outcomes import iter_outcomes
-    from ..routing.learned import choose_rungs, load_artifact
+    from ..routing.learned import difficulty_rungs, load_artifact, mix_for, thresholds_for_mix
 
     if (mix is None) == (budget is None):
         _fail("give exactly one of --mix (e.g. 70/25/5) or --budget (USD per prompt)")
@@ -95,38 +100,48 @@ def calibrate(
     if not records:
         _fail(f"{prompts}: no prompts")
     R = len(art.ladder)
-    P = art.predict([r.prompt for r in records], [r.category for r in records])
-    costs = np.array(art.rung_cost if art.rung_cost else list(range(1, R + 1)), dtype=float)
-    order = list(np.argsort(costs, kind="stable"))
-    gaps = (P.max(1, keepdims=True) - P).ravel()
-    grid = np.unique(np.concatenate([[0.0], np.quantile(gaps, np.linspace(0, 1, 401)), [1.0]]))
-    shares = []
-    for t in grid:
-        ch = choose_rungs(P, float(t), order)
-        shares.append(np.bincount(ch, minlength=R) / len(ch))
-    shares_arr = np.array(shares)
+    order = art.order  # cheapest first, by price
+    # the same inputs as decide: the category only for an artifact whose features use it (task type)
+    P = art.predict([r.prompt for r in records], [r.category for r in records] if art.spec.uses_category else None)
+    cheap = P[:, art.cheap]
+
+    def landed(thr: list[float]) -> np.ndarray:  # shares per step up the ladder (cheapest first)
+        return np.bincount(difficulty_rungs(cheap, thr), minlength=R) / len(cheap)
+
     if mix is not None:
         try:
-            target = np.array(parse_mix(mix, R))[np.argsort(order)]  # cheapest-first shares -> ladder positions
+            shares = parse_mix(mix, R)
         except ValueError as exc:
             _fail(str(exc))
             return
-        dist = np.abs(shares_arr - target).sum(1)
-        k = int(np.argmin(dist))
-        goal = "mix " + "/".join(f"{100 * target[i]:.0f}" for i in order)
+        thresholds = thresholds_for_mix(cheap, shares)
+        goal = "mix " + "/".join(f"{100 * x:.0f}" for x in shares)
     else:
         assert budget is not None
-        mean_cost = shares_arr @ costs
-        ok = np.nonzero(mean_cost <= budget + 1e-15)[0]
-        k = int(ok[0]) if ok.size else len(grid) - 1  # smallest tolerance within budget = best quality
-        goal = f"budget ${budget:.3g}/prompt (estimate ${float(mean_cost[k]):.3g})"
-    tol = float(grid[k])
-    got = "/".join(f"{100 * shares_arr[k][i]:.1f}" for i in order)
-    typer.echo(f"tolerance {tol:.4g} for {goal}: {len(records)} prompts land {got} on "
-               f"{' -> '.join(art.ladder[i] for i in order)}")
+        # one knob for a budget: the share kept on the cheapest rung; the escalated prompts are split
+        # over the rungs above in the proportions of the artifact's calibrated mix (the seeds' by default)
+        upper = (art.mix if len(art.mix) == R else mix_for(R))[1:]
+        upper = [u / sum(upper) for u in upper] if sum(upper) > 0 else [0.0] * (R - 2) + [1.0]
+        costs = np.array(art.rung_cost if art.rung_cost else list(range(1, R + 1)), dtype=float)[order]
+        best: tuple[list[float], float] | None = None
+        for s0 in np.linspace(1.0, 0.0, 201):  # most on the cheapest rung first: the first within budget
+            shares = [float(s0)] + [float((1 - s0) * u) for u in upper]
+            thr = thresholds_for_mix(cheap, shares)
+            est = float(landed(thr) @ costs)
+            if best is None or est <= budget + 1e-15:
+                best = (thr, est)
+            if est <= budget + 1e-15:
+                continue
+            break
+        assert best is not None
+        thresholds, est = best
+        goal = f"budget ${budget:.3g}/prompt (estimate ${est:.3g})"
+    got = "/".join(f"{100 * x:.1f}" for x in landed(thresholds))
+    typer.echo(f"thresholds {', '.join(f'{t:.4g}' for t in thresholds)} on the predicted {art.ladder[art.cheap]} score "
+               f"for {goal}: {len(records)} prompts land {got} on {' -> '.join(art.ladder[i] for i in order)}")
     if dry_run:
         return
-    values: dict[str, object] = {"tolerance": tol}  # full precision: rounding could flip the prompts on the edge
+    values: dict[str, object] = {"rule": "difficulty", "thresholds": thresholds}  # full precision
     if router:
         values["artifact"] = str(Path(router).resolve())
     write_table(Path(config), values)

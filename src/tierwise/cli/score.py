@@ -14,7 +14,8 @@ from . import app
 @app.command()
 def score(
     prompts: str = typer.Argument(..., help="JSONL with at least id and prompt per line (extra fields ignored; "
-                                            "category is used when present unless --no-category); - for stdin."),
+                                            "category is read only by an artifact trained with --category, "
+                                            "unless --no-category); - for stdin."),
     router: Optional[str] = typer.Option(None, "--router", help="Artifact from tierwise train (default: the shipped one)."),
     out: Optional[str] = typer.Option(None, "--out", "-o", help="Write here instead of stdout."),
     no_category: bool = typer.Option(False, "--no-category", help="Ignore the category field."),
@@ -33,7 +34,7 @@ def score(
     fh = open(out, "w", encoding="utf-8") if out else sys.stdout
     try:
         for r in records:
-            p = art.predict_one(r.prompt, None if no_category else r.category)
+            p = art.predict_one(r.prompt, r.category if art.spec.uses_category and not no_category else None)
             fh.write(json.dumps({"id": r.id, "predicted": {m: round(float(v), 6) for m, v in zip(art.ladder, p)}}) + "\n")
     finally:
         if out:

@@ -22,16 +22,23 @@ def train(
     prices: str = typer.Option(..., "--prices", help="prices.json: {model: {input_per_mtok, output_per_mtok}}."),
     out: str = typer.Option("router.json", "--out", "-o", help="Where to write the artifact (JSON)."),
     lam: float = typer.Option(10.0, "--lambda", help="Ridge regularisation strength."),
-    tolerance: float = typer.Option(0.05, "--tolerance", help="Default knob stored in the artifact."),
+    tolerance: float = typer.Option(0.05, "--tolerance", help="Gap-rule knob stored in the artifact (only used "
+                                    "with [routing.options.learned] rule = \"gap\")."),
+    mix: str = typer.Option("70/25/5", "--mix", help="Tier mix the difficulty thresholds are set to on the training "
+                            "prompts, cheapest first (recalibrate on your own prompts with `tierwise calibrate`)."),
     bits: int = typer.Option(16, "--bits", help="Hashed feature space: 2**bits columns."),
-    no_category: bool = typer.Option(False, "--no-category", help="Do not use the category field as a feature."),
+    category: bool = typer.Option(False, "--category/--no-category",
+                                  help="Use the records' category as features (the category, category x words, "
+                                  "category x signals). Off by default: only turn it on when the category is the "
+                                  "task type live requests carry (model \"tierwise/<task>\" or x-tierwise-task)."),
 ) -> None:
-    """Train the learned router: per-rung score predictors on hashed n-grams, category and signals."""
+    """Train the learned router: per-rung score predictors on hashed words and structural signals."""
     from ..errors import ConfigError
     from ..outcomes import load_prices, read_outcomes
     from ..routing.features import FeatureSpec
     from ..routing.learned import parse_ladder
     from ..routing.learned import train as fit
+    from .calibrate import parse_mix
 
     try:
         rungs = parse_ladder(ladder)
@@ -39,10 +46,14 @@ def train(
         missing = [r[0] for r in rungs if r[0] not in price_table]
         if missing:
             _fail(f"{prices}: no price for {', '.join(missing)}")
+        shares = parse_mix(mix, len(rungs))
         records = read_outcomes(outcomes)
         art = fit(records, rungs, price_table, lam=lam, spec=FeatureSpec(bits=bits), tolerance=tolerance,
-                  sources=outcomes, use_category=not no_category)
+                  sources=outcomes, use_category=category, mix=shares)
     except ConfigError as exc:
+        _fail(str(exc))
+        return
+    except ValueError as exc:  # --mix
         _fail(str(exc))
         return
     art.save(out)
@@ -50,4 +61,14 @@ def train(
     typer.echo(f"trained on {t['records']} prompts ({', '.join(f'{k}: {v}' for k, v in t['datasets'].items())}); "
                f"ladder {' -> '.join(art.ladder)}; mean scores {t['mean_score']}; "
                f"verifiers: {', '.join(v.model for v in art.verifiers) or 'none'}")
+    if art.ladder != [r[0] for r in rungs]:
+        typer.echo(f"note: ladder put in price order: {' -> '.join(art.ladder)}")
+    if t.get("skipped_price_order"):
+        typer.echo(f"note: {t['skipped_price_order']} record(s) skipped: their stand-in models are priced against "
+                   "the ladder order")
+    typer.echo("difficulty thresholds " + ", ".join(f"{x:.3f}" for x in art.thresholds) + " on the predicted "
+               f"{art.ladder[art.cheap]} score (training prompts land "
+               + "/".join(f"{100 * x:.0f}" for x in art.mix) + ")"
+               + ("; features use the category (live requests must carry it as their task type)"
+                  if art.spec.uses_category else "; features: prompt text only"))
     typer.echo(f"wrote {out}")

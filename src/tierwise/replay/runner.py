@@ -2,8 +2,11 @@
 
 Either a separate test file (train on one set, test on the other) or k-fold cross-fitting by id
 on one file: every prompt is scored by a model that never saw it (folds from a hash of the id).
-The learned router is swept over its tolerance (for two rungs: the predicted gain threshold, which
-is the same set of operating points); cascades are swept over the verifier's threshold.
+The learned router is swept over its knob: for the difficulty rule (the default) the share of
+prompts kept on the cheapest rung, i.e. a threshold on its predicted score (for three or more rungs
+the escalated prompts are split in the seeds' 25:5 proportions); for the gap rule of older
+artifacts the tolerance (two rungs: the predicted gain threshold). Cascades are swept over the
+verifier's threshold. The ladder is put in price order first, as ``train`` does.
 """
 
 from __future__ import annotations
@@ -27,7 +30,10 @@ class LearnedConfig:
     name: str = "learned"
     lam: float = 10.0
     spec: FeatureSpec = field(default_factory=FeatureSpec)
-    use_category: bool = True
+    use_category: bool = False    # True only for a category live requests carry (the task type)
+    rule: str = "difficulty"      # or "gap" (artifact versions 1-2)
+    # the same out-of-fold predictions also swept under these rules (for comparison): "gap", "hybrid"
+    extra_rules: tuple[str, ...] = ()
     cascade: bool = True          # also evaluate router-free verifier cascades when answers exist
     # when set, every training run picks its ridge strength among these by an inner 3-fold CV on
     # its own training rows only (nested: the rows it is tested on never take part in the choice)
@@ -51,7 +57,8 @@ def _train(train_m: OutcomeMatrix, rungs: Sequence[Sequence[str]], prices: Mappi
 
     lam = cfg.lam
     if cfg.lambdas:
-        scores = inner_cv_apgr(train_m, cfg.spec, cfg.lambdas, folds=3, seed=1, use_category=cfg.use_category)
+        scores = inner_cv_apgr(train_m, cfg.spec, cfg.lambdas, folds=3, seed=1, use_category=cfg.use_category,
+                               rule=cfg.rule)
         lam = max(cfg.lambdas, key=lambda x: scores[x])
     spec = FeatureSpec.from_json(cfg.spec.to_json())
     return train(train_m.records, rungs, prices, lam=lam, spec=spec, use_category=cfg.use_category, verifiers=verifiers)
@@ -65,7 +72,7 @@ def learned_oof(train_m: OutcomeMatrix, test_m: OutcomeMatrix | None, rungs: Seq
     R = len(rungs)
     if test_m is not None:
         art = _train(train_m, rungs, prices, cfg, verifiers)
-        P = art.predict(test_m.prompts, test_m.categories if cfg.use_category else None)
+        P = art.predict(test_m.prompts, test_m.categories if art.spec.uses_category else None)
         V = verifier_matrix(art.verifiers, test_m) if verifiers else np.full((test_m.n, R - 1), np.nan)
         return P, V
     fold = np.array([fold_of(i, folds, seed) for i in train_m.ids])
@@ -78,14 +85,14 @@ def learned_oof(train_m: OutcomeMatrix, test_m: OutcomeMatrix | None, rungs: Seq
             continue
         sub_tr, sub_te = train_m.take(tr), train_m.take(te)
         art = _train(sub_tr, rungs, prices, cfg, verifiers)
-        P[te] = art.predict(sub_te.prompts, sub_te.categories if cfg.use_category else None)
+        P[te] = art.predict(sub_te.prompts, sub_te.categories if art.spec.uses_category else None)
         if verifiers:
             V[te] = verifier_matrix(art.verifiers, sub_te)
     return P, V
 
 
 def inner_cv_apgr(m: OutcomeMatrix, spec: FeatureSpec, lambdas: Sequence[float], folds: int = 3, seed: int = 1,
-                  use_category: bool = True) -> dict[float, float]:
+                  use_category: bool = False, rule: str = "difficulty") -> dict[float, float]:
     """APGR (calls axis; AIQ for ladders of 3 or more rungs) of out-of-fold predictions on ``m`` for
     each ridge strength: for choosing hyper-parameters inside a training split. The prompts are featurised once (the same features as
     :func:`learned_oof`'s artifacts), then one ridge fit per fold and lambda."""
@@ -94,8 +101,8 @@ def inner_cv_apgr(m: OutcomeMatrix, spec: FeatureSpec, lambdas: Sequence[float],
 
     spec = FeatureSpec.from_json(spec.to_json())
     if not use_category:
-        spec.weights["category"] = 0.0
-    X = Featurizer(spec).transform(m.prompts, m.categories if use_category else None)
+        spec = spec.without_category()
+    X = Featurizer(spec).transform(m.prompts, m.categories if spec.uses_category else None)
     fold = np.array([fold_of(i, folds, seed) for i in m.ids])
     parts = [(np.nonzero(fold == k)[0], np.nonzero(fold != k)[0]) for k in range(folds)]
     parts = [(te, tr) for te, tr in parts if te.size and tr.size >= 2]
@@ -106,7 +113,7 @@ def inner_cv_apgr(m: OutcomeMatrix, spec: FeatureSpec, lambdas: Sequence[float],
         for te, Xte, tr, Xtr in subsets:
             W, mu = ridge_cg(Xtr, m.Q[tr], lam)
             P[te] = np.clip(Xte.dot(np.asarray(W, dtype=np.float32).astype(np.float64)) + mu, 0.0, 1.0)
-        row = metric_row(learned_curve("inner cv", P, m), m)
+        row = metric_row(learned_curve("inner cv", P, m, rule=rule), m)
         out[lam] = float(row["APGR"] if row["APGR"] is not None else row["AIQ"] or 0.0)
     return out
 
@@ -143,7 +150,42 @@ def strategy_choices(name: str, m: OutcomeMatrix, settings: Any, rung_tiers: Seq
     return out
 
 
-def learned_curve(name: str, P: np.ndarray, m: OutcomeMatrix, steps: int = 200) -> Curve:
+HYBRID_HARD_SHARE = 0.5  # fixed beforehand, not tuned: half of the escalations by difficulty, half by gain
+
+
+def learned_curve(name: str, P: np.ndarray, m: OutcomeMatrix, steps: int = 200, rule: str = "difficulty") -> Curve:
+    """Operating points of a learned router's predictions ``P`` (columns in ``m``'s ladder order,
+    which is price order) under ``rule``, swept over its knob. ``hybrid`` (two rungs, measured for
+    comparison, not a decide rule): escalate when the predicted gain is high OR the cheap rung's
+    predicted score is low; at each escalated share ``e`` the ``HYBRID_HARD_SHARE * e`` lowest
+    cheap-rung scores go up first, then the highest predicted gains among the rest."""
+    if rule == "hybrid" and P.shape[1] == 2:
+        n = m.n
+        hard_order = np.argsort(P[:, 0], kind="stable")
+        gain_order = np.argsort(-(P[:, 1] - P[:, 0]), kind="stable")
+        choices = []
+        for e in np.linspace(0.0, 1.0, steps + 1):
+            k = int(round(e * n))
+            h = int(round(HYBRID_HARD_SHARE * k))
+            ch = np.zeros(n, dtype=np.int64)
+            ch[hard_order[:h]] = 1
+            rest = gain_order[ch[gain_order] == 0][: k - h]
+            ch[rest] = 1
+            choices.append(ch)
+        return choices_curve(name, choices, m)
+    if rule == "difficulty":
+        from ..routing.learned import DEFAULT_MIX, difficulty_rungs, thresholds_for_mix
+
+        cheap = P[:, 0]
+        if P.shape[1] == 2:
+            return sweep_by_score(name, -cheap, m)
+        upper = np.array(DEFAULT_MIX[1:P.shape[1]], dtype=float)
+        upper = upper / upper.sum()
+        choices = []
+        for s0 in np.linspace(0.0, 1.0, steps + 1):
+            thr = thresholds_for_mix(cheap, [s0, *((1 - s0) * upper)])
+            choices.append(difficulty_rungs(cheap, thr))
+        return choices_curve(name, choices, m)
     if P.shape[1] == 2:
         return sweep_by_score(name, P[:, 1] - P[:, 0], m)
     from ..routing.learned import choose_rungs
@@ -159,6 +201,9 @@ def replay(train_records: Sequence[Record], rungs: Sequence[Sequence[str]], pric
            strategies: Sequence[str] = (), settings: Any = None, folds: int = 5, seed: int = 0,
            fixed_artifact: Any = None, rung_tiers: Sequence[str] | None = None) -> ReplayResult:
     """Evaluate every requested strategy plus always-each-rung, random mixing and the oracle."""
+    from ..routing.learned import order_by_price
+
+    rungs = order_by_price(rungs, prices)  # as ``train`` orders them, so P's columns match the matrix
     train_m = build_matrix(train_records, rungs, prices)
     test_m = build_matrix(test_records, rungs, prices) if test_records is not None else None
     m = test_m if test_m is not None else train_m
@@ -171,15 +216,20 @@ def replay(train_records: Sequence[Record], rungs: Sequence[Sequence[str]], pric
     notes: list[str] = []
     has_answers = any(r[0] is not None for r in m.responses)
     if fixed_artifact is not None:
-        P = fixed_artifact.predict(m.prompts, m.categories)
-        curves.append(learned_curve("learned (artifact as-is)", P, m))
+        P = fixed_artifact.predict(m.prompts, m.categories if fixed_artifact.spec.uses_category else None)
+        if list(fixed_artifact.ladder) == list(m.ladder):
+            curves.append(learned_curve("learned (artifact as-is)", P, m, rule=fixed_artifact.rule))
+        else:
+            notes.append("artifact as-is skipped: its ladder is not the replayed ladder in price order")
         if fixed_artifact.verifiers and has_answers:
             curves.append(cascade_curve("cascade (artifact verifier)", verifier_matrix(fixed_artifact.verifiers, m), m))
         notes.append("artifact evaluated as-is: only meaningful if it was not trained on these prompts")
     for cfg in learned:
         P, V = learned_oof(train_m, test_m, rungs, prices, cfg, folds=folds, seed=seed,
                            verifiers=cfg.cascade and has_answers)
-        curves.append(learned_curve(cfg.name, P, m))
+        curves.append(learned_curve(cfg.name, P, m, rule=cfg.rule))
+        for extra in cfg.extra_rules:
+            curves.append(learned_curve(f"{cfg.name} predictions, {extra} rule", P, m, rule=extra))
         if cfg.cascade and has_answers and not np.all(np.isnan(V)):
             curves.append(cascade_curve(f"cascade ({cfg.name} verifier)", V, m))
     if strategies:

@@ -128,6 +128,7 @@ STRATEGY_MODULES: dict[str, str] = {
     "learned": "tierwise.routing.learned",
     "llm": "tierwise.routing.llm",
     "cascade": "tierwise.routing.cascade",
+    "prior": "tierwise.routing.prior",
 }
 
 

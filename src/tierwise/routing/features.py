@@ -1,9 +1,11 @@
 """Prompt features for the learned router, and answer features for a cascade's verifier.
 
 No downloaded weights: hashed word unigrams/bigrams, hashed character n-grams (of the
-UTF-8 bytes), a hashed category token (the subject / task type, known before routing), the
-category crossed with the structural signals and with the words, and a few dense structural signals (the same
-signals as the heuristic router, plus counts of numbers, options and negations).
+UTF-8 bytes), and a few dense structural signals (the same signals as the heuristic router, plus
+counts of numbers, options and negations). Optionally (off by default, see ``DEFAULT_WEIGHTS``) a
+hashed category token and the category crossed with the structural signals and with the words:
+only for a category that live requests carry too (the task type); a spec that does not use it never
+reads it, so the same prompt scores the same with or without one.
 
 Two hashing schemes exist. ``hash: 2`` (the default since artifact version 2) tokenises the UTF-8
 bytes of the (cut, lower-cased) prompt and hashes every word and bigram with one ``zlib.crc32`` call
@@ -38,7 +40,7 @@ import numpy as np
 from .base import RouteRequest
 from .signals import Signals, extract
 
-__all__ = ["FeatureSpec", "Featurizer", "FastScorer", "SparseRows", "DENSE_NAMES", "ANSWER_NAMES", "answer_features",
+__all__ = ["CATEGORY_NAMESPACES", "CATEGORY_WEIGHTS", "FeatureSpec", "Featurizer", "FastScorer", "SparseRows", "DENSE_NAMES", "ANSWER_NAMES", "answer_features",
            "dense_signals", "dense_v2", "describe_prompt", "HASH_VERSION"]
 
 _MASK = np.uint64(0xFFFFFFFFFFFFFFFF)
@@ -77,10 +79,15 @@ _DENSE_TAGS = tuple(bytes([65 + j]) for j in range(len(DENSE_NAMES)))
 # Chosen by 3-fold CV inside the benchmark's training splits (MMLU, GSM8K; mixtral -> gpt-4), with
 # the decide-time cost in mind. Bigrams and char 3-5-grams are supported but off: bigrams changed
 # the inner-CV APGR by < 0.005 and cost ~20 us per decision; char n-grams gained ~0.01 on MMLU but
-# cost several times the rest of the decision. The category crosses (category x structural signals,
-# category x words) gained ~0.015 on MMLU and cost nothing when no category/task is known.
-DEFAULT_WEIGHTS = {"word": 1.0, "bigram": 0.0, "char": 0.0, "category": 2.0, "dense": 1.0, "catdense": 1.0,
-                   "catword": 1.0}
+# cost several times the rest of the decision. The category namespaces (the category, category x
+# structural signals, category x words) are OFF by default: a live request carries no MMLU subject,
+# so a router trained with them learns from a field it never sees at decide time (train/serve
+# mismatch). Turn them on (``tierwise train --category``) only when the training category is the
+# task type that live requests carry (``model: "tierwise/<task>"`` or ``x-tierwise-task``).
+CATEGORY_NAMESPACES = ("category", "catdense", "catword")
+DEFAULT_WEIGHTS = {"word": 1.0, "bigram": 0.0, "char": 0.0, "category": 0.0, "dense": 1.0, "catdense": 0.0,
+                   "catword": 0.0}
+CATEGORY_WEIGHTS = {"category": 2.0, "catdense": 1.0, "catword": 1.0}  # what ``--category`` turns on
 
 
 @dataclass
@@ -104,6 +111,16 @@ class FeatureSpec:
             raise ValueError(f"unknown feature hashing scheme {h}")
         return cls(bits=int(d["bits"]), char_ngrams=tuple(int(n) for n in d["char_ngrams"]),
                    max_chars=int(d["max_chars"]), weights={k: float(v) for k, v in d["weights"].items()}, hash=h)
+
+    @property
+    def uses_category(self) -> bool:
+        """Whether any feature depends on the category (else the category is never read)."""
+        return any(self.uses(ns) for ns in CATEGORY_NAMESPACES)
+
+    def without_category(self) -> "FeatureSpec":
+        """The same spec with every category-dependent namespace switched off."""
+        return FeatureSpec(bits=self.bits, char_ngrams=self.char_ngrams, max_chars=self.max_chars,
+                           weights={**self.weights, **{ns: 0.0 for ns in CATEGORY_NAMESPACES}}, hash=self.hash)
 
     def uses(self, namespace: str) -> bool:
         if namespace == "char":
@@ -223,10 +240,9 @@ def describe_prompt(text: str, signals: Signals | None = None, n_numbers: int | 
         n_numbers = len(_NUMBER.findall(text))
     if n_options is None:
         n_options = len(_OPTION.findall(text))
-    math_hit = s.math or n_numbers >= 3
-    if math_hit and (n_numbers >= 3 or s.multi_step):
+    if s.math and (n_numbers >= 3 or s.multi_step):  # numbers alone (dates, prices, ids) are no math ask
         out.append("multi-step math word problem" if len(text) > 150 else "arithmetic question")
-    elif math_hit:
+    elif s.math:
         out.append("math or quantities")
     if n_options >= 2:
         out.append("multiple-choice question")
@@ -370,7 +386,7 @@ class Featurizer:
             add(_char_buckets(words, spec), w["char"])
         dvals, _, _ = dense_v2(raw, h.n, h.negations(), len(text), signals or _signals(text))
         draw = np.array(dvals, dtype=np.float64)
-        if category:
+        if category and spec.uses_category:
             ccrc = hash2_category(category)
             add([ccrc & mask], w.get("category", 0.0))
             if spec.uses("catdense"):
@@ -411,8 +427,8 @@ class Featurizer:
                 add(_bucket(wh[:-1] * _P + wh[1:], 2, bits), w.get("bigram", 0.0))
         if spec.char_ngrams and w.get("char", 0.0):
             add(_char_buckets(words, spec), w.get("char", 1.0))
-        if category:
-            add(_bucket(_word_hashes([category.lower()]), 3, bits), w.get("category", 0.0))
+        if category and w.get("category", 0.0):
+            add(_bucket(_word_hashes([category.lower()]), 3, bits), w["category"])
         dense = dense_signals(text[: spec.max_chars * 4], len(words), signals) * w.get("dense", 1.0)
         nz = np.nonzero(dense)[0]
         idx.append(self.n_hashed + nz)
@@ -456,6 +472,7 @@ class FastScorer:
         self.w_word, self.w_bigram = w.get("word", 0.0), w.get("bigram", 0.0)
         self.w_cat, self.w_catdense, self.w_catword = w.get("category", 0.0), w.get("catdense", 0.0), w.get("catword", 0.0)
         self.w_char = w.get("char", 0.0) if spec.uses("char") else 0.0
+        self.uses_category = spec.uses_category
         self.cols = [array("f", np.ascontiguousarray(W[:, r], dtype=np.float32).tobytes()) for r in range(W.shape[1])]
         wd = w.get("dense", 1.0)
         nh, nd = self.n_hashed, len(DENSE_NAMES)
@@ -506,7 +523,7 @@ class FastScorer:
         dense, n_numbers, n_options = dense_v2(raw, n, h.negations(), len(text), signals)
         for r, dcol in enumerate(self.dense_cols):
             acc[r] += sum(map(float.__mul__, dense, dcol))
-        if category:
+        if category and self.uses_category:
             ccrc = hash2_category(category)
             if self.w_cat:
                 b = ccrc & self.mask

@@ -1,17 +1,28 @@
-"""The ``learned`` strategy: predicted score of every rung of a ladder, cheapest good-enough rung wins.
+"""The ``learned`` strategy: predicted score of every rung of a ladder; a low predicted score for
+the cheapest rung means a harder prompt, which escalates.
 
 Training (``tierwise train``) fits one ridge regression per rung of the ladder on recorded
-outcomes (hashed words, optionally bigrams / char n-grams, the category / task type and its
-crosses with the words and the structural signals, structural signals; see
-``features.py``), solved with conjugate gradients in numpy. At decide time the router
-featurises the prompt, predicts each rung's expected score, and picks the cheapest rung whose
-prediction is within ``tolerance`` of the best one: ``tolerance`` is the single knob trading cost
-for quality (0 = best predicted rung, larger = cheaper).
+outcomes (hashed words, optionally bigrams / char n-grams, structural signals; see
+``features.py``), solved with conjugate gradients in numpy. By default no feature depends on the
+record's category: a live request does not carry an MMLU subject, so what ``train`` uses is exactly
+what ``decide`` sees (``--category`` is for a category that *is* the live task type).
 
-Decide time is on the proxy's hot path: for hash-2 features (artifact version 2) prediction goes
-through ``FastScorer`` (pure Python, float32 weight columns built once at load, a few C-level
-``map`` calls per prompt, the request's cached heuristic signals reused); the numpy path
-(``predict_one_reference``, ``predict``) computes the same numbers and is what training uses.
+The ladder is ordered by **price** (the blended list price per million tokens of each rung's model,
+from the prices given to ``train``; never the mean cost measured on the training prompts, which
+depends on how long each model's answers were). At decide time the router featurises the prompt and
+predicts each rung's expected score. The **difficulty rule** (artifact version 3): the predicted
+score of the cheapest rung is compared with ``thresholds`` (one per step up the ladder, non-
+increasing): at or above the first, the cheapest rung; below it, one rung up; below the second,
+two rungs up... The thresholds are calibrated so a sample of prompts lands on a target tier mix
+(the seeds' 70/25/5 by default; ``tierwise calibrate``). A hard prompt that every rung is predicted
+to find hard therefore escalates; it is never sent down because the predicted gap between the rungs
+is small (the ``gap`` rule of artifact versions 1-2, "cheapest rung within ``tolerance`` of the best
+prediction", which those artifacts still use unless ``thresholds`` are configured).
+
+Decide time is on the proxy's hot path: for hash-2 features prediction goes through ``FastScorer``
+(pure Python, float32 weight columns built once at load, a few C-level ``map`` calls per prompt, the
+request's cached heuristic signals reused); the numpy path (``predict_one_reference``, ``predict``)
+computes the same numbers and is what training uses.
 
 The artifact is JSON (arrays as base64 little-endian float32), never pickle. It records the
 ladder, the prices, the training-set hash, the version and the provenance; it may also carry
@@ -20,8 +31,9 @@ a verifier per cheap rung (logistic regression on the cheap answer's features) f
 Ladders of non-Claude models (e.g. the benchmark's mixtral -> gpt-4) are served by mapping
 ladder positions to tiers: the ``rungs`` option (``{"0": "fast", "1": "balanced"}`` or a list)
 or, by default, a rung whose model is a catalog model gets that model's tier and otherwise
-rung ``i`` gets ``tier_order[i]`` (a 2-rung ladder -> fast, balanced: the weak rung is the
-fast tier and the strong rung the default tier; ``deep`` is never chosen by a 2-rung ladder).
+rung ``i`` (in price order) gets ``tier_order[i]`` (a 2-rung ladder -> fast, balanced: the weak
+rung is the fast tier and the strong rung the default tier; ``deep`` is never chosen by a 2-rung
+ladder).
 """
 
 from __future__ import annotations
@@ -41,21 +53,28 @@ import numpy as np
 
 from ..errors import ConfigError
 from .base import Decision, RouteRequest, register
-from .features import (ANSWER_NAMES, DENSE_NAMES, FastScorer, Featurizer, FeatureSpec, SparseRows, answer_features,
+from .features import (ANSWER_NAMES, DENSE_NAMES, FastScorer, Featurizer, FeatureSpec, answer_features,
                        dense_signals, describe_prompt)
+from .rules import (DEFAULT_MIX, argmax, blended_price, choose_rung, choose_rungs, difficulty_rung, difficulty_rungs,
+                    mix_for, thresholds_for_mix)
+from .solvers import logistic_fit, ridge_cg
 
 if TYPE_CHECKING:
     from ..config import Settings
     from ..outcomes import Record
 
 __all__ = ["Artifact", "LearnedRouter", "train", "load_artifact", "parse_ladder", "ridge_cg", "logistic_fit",
-           "choose_rung", "DEFAULT_ARTIFACT", "ARTIFACT_VERSION", "Verifier"]
+           "choose_rung", "choose_rungs", "difficulty_rung", "difficulty_rungs", "thresholds_for_mix", "mix_for",
+           "blended_price", "order_by_price", "DEFAULT_ARTIFACT", "ARTIFACT_VERSION", "DEFAULT_MIX", "Verifier"]
 
-ARTIFACT_VERSION = 2          # 2: hash-2 features (fast decide path); version-1 artifacts still load (numpy path)
+# 3: the difficulty rule (thresholds on the cheapest rung's predicted score), rungs in price order;
+# 2: hash-2 features (fast decide path); 1: numpy-only features. Versions 1-2 still load (gap rule).
+ARTIFACT_VERSION = 3
 FORMAT = "tierwise-learned-router"
 DEFAULT_ARTIFACT = "data/router.json"
 DEFAULT_LAMBDA = 10.0
 DEFAULT_TOLERANCE = 0.05
+RULES = ("difficulty", "gap")
 
 
 # ----------------------------------------------------------------------------- ladders
@@ -86,54 +105,6 @@ def rung_outcomes(record: "Record", rungs: Sequence[Sequence[str]]) -> list[str]
             return None
         out.append(m)
     return out
-
-
-# ----------------------------------------------------------------------------- solvers
-def ridge_cg(X: SparseRows, Y: np.ndarray, lam: float, iters: int = 200, tol: float = 1e-5,
-             sample_weight: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Ridge regression ``min |X w + mu - y|^2 + lam |w|^2`` for every column of Y, by conjugate
-    gradients on the normal equations (X sparse). Returns (W of shape (n_cols, k), intercepts mu)."""
-    Y = np.asarray(Y, dtype=np.float64)
-    if Y.ndim == 1:
-        Y = Y[:, None]
-    sw = np.ones(Y.shape[0]) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
-    mu = (Y * sw[:, None]).sum(0) / sw.sum()
-    Yc = (Y - mu) * sw[:, None]
-    B = X.tdot(Yc)
-    W = np.zeros_like(B)
-    R = B.copy()
-    P = R.copy()
-    rs = (R * R).sum(0)
-    bnorm = np.sqrt(rs) + 1e-12
-    for _ in range(iters):
-        AP = X.tdot(X.dot(P) * sw[:, None]) + lam * P
-        alpha = rs / np.maximum((P * AP).sum(0), 1e-30)
-        W += alpha * P
-        R -= alpha * AP
-        rn = (R * R).sum(0)
-        if np.all(np.sqrt(rn) <= tol * bnorm):
-            break
-        P = R + (rn / np.maximum(rs, 1e-30)) * P
-        rs = rn
-    return W, mu
-
-
-def logistic_fit(X: np.ndarray, y: np.ndarray, lam: float = 1.0, iters: int = 50) -> tuple[np.ndarray, float]:
-    """L2-regularised logistic regression by Newton's method (dense, small X). Returns (w, b)."""
-    n, d = X.shape
-    Xb = np.hstack([X, np.ones((n, 1))])
-    w = np.zeros(d + 1)
-    reg = np.full(d + 1, lam)
-    reg[-1] = 1e-6
-    for _ in range(iters):
-        p = 1.0 / (1.0 + np.exp(-np.clip(Xb @ w, -30, 30)))
-        g = Xb.T @ (p - y) + reg * w
-        H = (Xb * (p * (1 - p))[:, None]).T @ Xb + np.diag(reg)
-        step = np.linalg.solve(H, g)
-        w -= step
-        if np.max(np.abs(step)) < 1e-8:
-            break
-    return w[:-1], float(w[-1])
 
 
 # ----------------------------------------------------------------------------- (de)serialisation
@@ -211,6 +182,10 @@ class Artifact:
     provenance: dict[str, Any] = field(default_factory=dict)
     verifiers: list[Verifier] = field(default_factory=list)
     version: int = ARTIFACT_VERSION
+    rule: str = "difficulty"      # "gap" for artifacts of versions 1-2
+    thresholds: list[float] = field(default_factory=list)   # difficulty rule: one per step up the ladder
+    mix: list[float] = field(default_factory=list)          # the mix the thresholds were calibrated to
+    rung_price: list[float] = field(default_factory=list)   # blended USD per Mtok of each rung's model
 
     def __post_init__(self) -> None:
         # the artifact stores float32: round a freshly trained W the same way, so an artifact predicts
@@ -219,6 +194,20 @@ class Artifact:
         self.featurizer = Featurizer(self.spec)
         self._Wf = np.ascontiguousarray(self.W)
         self.fast = FastScorer(self.spec, self.W, self.mu) if self.spec.hash == 2 else None
+        if not self.rung_price:  # older artifacts: from the prices they recorded, when every rung has one
+            bp = [blended_price(self.prices.get(m)) for m in self.ladder]
+            self.rung_price = [float(b) for b in bp] if all(b is not None for b in bp) else []
+
+    @property
+    def order(self) -> list[int]:
+        """Rung positions cheapest first: by price; artifacts without prices by mean training cost."""
+        key = self.rung_price or self.rung_cost or list(range(len(self.ladder)))
+        return sorted(range(len(self.ladder)), key=lambda i: (key[i], i))
+
+    @property
+    def cheap(self) -> int:
+        """Position of the cheapest rung: its predicted score is the difficulty the rule reads."""
+        return self.order[0]
 
     # -- prediction ------------------------------------------------------------
     def predict_one(self, text: str, category: str | None = None, signals: Any = None) -> np.ndarray:
@@ -245,6 +234,7 @@ class Artifact:
         return {
             "format": FORMAT, "version": self.version, "ladder": self.ladder, "rung_models": self.rung_models,
             "prices": {m: self.prices[m] for m in self.ladder if m in self.prices}, "rung_cost": self.rung_cost,
+            "rung_price": self.rung_price, "rule": self.rule, "thresholds": self.thresholds, "mix": self.mix,
             "lambda": self.lam, "tolerance": self.tolerance, "features": self.spec.to_json(),
             "training": self.training, "provenance": self.provenance,
             "verifiers": [v.to_json() for v in self.verifiers],
@@ -268,13 +258,21 @@ class Artifact:
             spec = FeatureSpec.from_json(features)
         except (KeyError, ValueError) as exc:
             raise ConfigError(f"{where}: bad feature spec: {exc}") from None
+        rule = str(d.get("rule", "gap" if version <= 2 else "difficulty"))
+        if rule not in RULES:
+            raise ConfigError(f"{where}: unknown decision rule {rule!r} ({', '.join(RULES)})")
+        n_thr = len(d.get("thresholds", []))
+        if rule == "difficulty" and n_thr != len(d["ladder"]) - 1:
+            raise ConfigError(f"{where}: the difficulty rule needs {len(d['ladder']) - 1} threshold(s), found {n_thr}")
         return cls(ladder=list(d["ladder"]), rung_models=[list(r) for r in d["rung_models"]],
                    spec=spec, W=_dec(d["weights"]),
                    mu=np.array(d["intercepts"], dtype=np.float64), prices=dict(d.get("prices", {})),
                    rung_cost=[float(c) for c in d.get("rung_cost", [])], lam=float(d.get("lambda", DEFAULT_LAMBDA)),
                    tolerance=float(d.get("tolerance", DEFAULT_TOLERANCE)), training=dict(d.get("training", {})),
                    provenance=dict(d.get("provenance", {})),
-                   verifiers=[Verifier.from_json(v) for v in d.get("verifiers", [])], version=int(d["version"]))
+                   verifiers=[Verifier.from_json(v) for v in d.get("verifiers", [])], version=int(d["version"]),
+                   rule=rule, thresholds=[float(t) for t in d.get("thresholds", [])],
+                   mix=[float(x) for x in d.get("mix", [])], rung_price=[float(x) for x in d.get("rung_price", [])])
 
 
 def load_artifact(path: str | os.PathLike[str] | None = None) -> Artifact:
@@ -295,21 +293,42 @@ def load_artifact(path: str | os.PathLike[str] | None = None) -> Artifact:
     return Artifact.from_json(data, where)
 
 
+def order_by_price(rungs: Sequence[Sequence[str]], prices: Mapping[str, Mapping[str, Any]]) -> list[list[str]]:
+    """The rungs sorted by the blended list price of their (first) model, cheapest first; a rung
+    without a price keeps its place relative to the others (stable sort on the given position)."""
+    bp = [blended_price(prices.get(r[0])) for r in rungs]
+    if any(b is None for b in bp):
+        return [list(r) for r in rungs]
+    return [list(rungs[i]) for i in sorted(range(len(rungs)), key=lambda i: (bp[i], i))]
+
+
 def train(records: Sequence["Record"], ladder: str | Sequence[Any], prices: Mapping[str, Mapping[str, float]], *,
           lam: float = DEFAULT_LAMBDA, spec: FeatureSpec | None = None, tolerance: float = DEFAULT_TOLERANCE,
           sources: Sequence[str] = (), provenance: Mapping[str, Any] | None = None, verifiers: bool = True,
-          use_category: bool = True) -> Artifact:
-    """Fit the per-rung score predictors on every record that has an outcome for each rung."""
+          use_category: bool = False, mix: Sequence[float] = DEFAULT_MIX) -> Artifact:
+    """Fit the per-rung score predictors on every record that has an outcome for each rung.
+
+    The rungs are put in price order (blended list price of each rung's model). A record whose
+    stand-in models (``a|a2``) are priced against that order (the "strong" stand-in cheaper than the
+    "weak" one) is skipped: it says nothing about when paying more helps. ``use_category=False``
+    (the default) switches off every category-dependent feature. The difficulty thresholds are set
+    so the training prompts land on ``mix``; recalibrate on your own prompts (``tierwise calibrate``)."""
     from ..outcomes import outcome_cost, records_hash
 
-    rungs = parse_ladder(ladder)
-    spec = spec or FeatureSpec()
+    given = parse_ladder(ladder)
+    rungs = order_by_price(given, prices)
+    spec = FeatureSpec.from_json(spec.to_json()) if spec is not None else FeatureSpec()
     if not use_category:
-        spec.weights["category"] = 0.0
+        spec = spec.without_category()
     rows, Y, costs = [], [], []
+    skipped = 0
     for r in records:
         models = rung_outcomes(r, rungs)
         if models is None:
+            continue
+        bp = [blended_price(prices.get(m)) for m in models]
+        if all(b is not None for b in bp) and any(bp[j] > bp[j + 1] for j in range(len(bp) - 1)):  # type: ignore[operator]
+            skipped += 1
             continue
         rows.append(r)
         Y.append([r.outcomes[m].score for m in models])
@@ -317,27 +336,45 @@ def train(records: Sequence["Record"], ladder: str | Sequence[Any], prices: Mapp
                       for m, rung in zip(models, rungs)])
     if len(rows) < 2:
         raise ConfigError(f"training: only {len(rows)} record(s) have an outcome for every rung of "
-                          f"{','.join('|'.join(r) for r in rungs)}")
+                          f"{','.join('|'.join(r) for r in rungs)}"
+                          + (f" ({skipped} skipped: stand-in models priced against the ladder order)" if skipped else ""))
     fz = Featurizer(spec)
-    X = fz.transform([r.prompt for r in rows], [r.category for r in rows])
+    X = fz.transform([r.prompt for r in rows], [r.category for r in rows] if spec.uses_category else None)
     W, mu = ridge_cg(X, np.array(Y), lam)
     Yarr, Carr = np.array(Y), np.array(costs)
     datasets: dict[str, int] = {}
     for r in rows:
         datasets[r.dataset or "?"] = datasets.get(r.dataset or "?", 0) + 1
     names = [r[0] for r in rungs]
+    rung_price = [blended_price(prices.get(m)) for m in names]
+    ordered = "by price (blended list price per Mtok, 3 input : 1 output, from the prices given to train)" \
+        if all(b is not None for b in rung_price) else "as given (not every rung has a price)"
+    used = [k for k, v in spec.weights.items() if v and spec.uses(k)]
     art = Artifact(
         ladder=names, rung_models=rungs, spec=spec, W=W, mu=mu,
         prices={m: dict(prices[m]) for m in {a for r in rungs for a in r} if m in prices},
         rung_cost=[float(c) for c in Carr.mean(0)], lam=lam, tolerance=tolerance,
+        rung_price=[round(float(b), 6) for b in rung_price] if all(b is not None for b in rung_price) else [],
         training={"records": len(rows), "sha256": records_hash(rows), "files": [os.path.basename(str(s)) for s in sources],
                   "datasets": datasets, "mean_score": [round(float(x), 4) for x in Yarr.mean(0)],
-                  "mean_cost_usd": [float(f"{c:.6g}") for c in Carr.mean(0)]},
+                  "mean_cost_usd": [float(f"{c:.6g}") for c in Carr.mean(0)],
+                  **({"skipped_price_order": skipped} if skipped else {})},
         provenance={"created": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
                     "tool": "tierwise train", "method": "per-rung ridge regression (conjugate gradients) on hashed "
-                    "words (" + ", ".join(k for k, v in spec.weights.items() if v) + "; hash scheme "
-                    f"{spec.hash}) and structural signals", **dict(provenance or {})},
+                    "words (" + ", ".join(used) + f"; hash scheme {spec.hash}) and structural signals",
+                    "features": "prompt text only: no category-dependent feature" if not spec.uses_category else
+                    "prompt text and the category, which live requests must carry as their task type",
+                    "ladder_order": ordered + ("" if names == [r[0] for r in given] else
+                                               f"; given as {' -> '.join(r[0] for r in given)}"),
+                    **dict(provenance or {})},
     )
+    shares = mix_for(len(names), mix)
+    art.mix = [round(x, 6) for x in shares]
+    P = art.predict([r.prompt for r in rows], [r.category for r in rows] if spec.uses_category else None)
+    art.thresholds = thresholds_for_mix(P[:, art.cheap], shares)
+    art.provenance.setdefault("rule", "difficulty: thresholds on the cheapest rung's predicted score, set so the "
+                              "training prompts land " + "/".join(f"{100 * x:.0f}" for x in shares)
+                              + " cheapest first; recalibrate with `tierwise calibrate --mix`")
     if verifiers:
         for i in range(len(rungs) - 1):
             v = fit_verifier(rows, rungs, i)
@@ -346,32 +383,8 @@ def train(records: Sequence["Record"], ladder: str | Sequence[Any], prices: Mapp
     return art
 
 
-def choose_rung(pred: Sequence[float] | np.ndarray, tolerance: float, order: Sequence[int] | None = None) -> int:
-    """Cheapest rung (in ``order``, cheapest first) whose prediction is within ``tolerance`` of the best."""
-    best = max(pred)
-    for i in order if order is not None else range(len(pred)):
-        if pred[i] >= best - tolerance - 1e-12:
-            return int(i)
-    return _argmax(pred)
-
-
-def _argmax(pred: Sequence[float] | np.ndarray) -> int:
-    best = 0
-    for j in range(1, len(pred)):
-        if pred[j] > pred[best]:
-            best = j
-    return best
-
-
 def _signals_of(text: str) -> Any:
     return RouteRequest.from_prompt(text).signals
-
-
-def choose_rungs(P: np.ndarray, tolerance: float, order: Sequence[int] | None = None) -> np.ndarray:
-    """Vectorised :func:`choose_rung` over rows of P."""
-    order = list(order) if order is not None else list(range(P.shape[1]))
-    ok = P[:, order] >= P.max(1, keepdims=True) - tolerance - 1e-12
-    return np.array(order)[np.argmax(ok, axis=1)]
 
 
 # ----------------------------------------------------------------------------- the router
@@ -384,22 +397,42 @@ def _pretty(model: str) -> str:
 
 @register("learned")
 class LearnedRouter:
-    """Options: ``artifact`` (path; default the shipped one), ``tolerance`` (float), ``rungs`` (ladder
-    position -> tier, as a list or ``{"0": "fast", ...}``), ``use_category`` (task type as category)."""
+    """Options: ``artifact`` (path; default the shipped one), ``thresholds`` (difficulty rule: one per
+    step up the ladder, non-increasing; default the artifact's), ``rule`` (``difficulty`` or ``gap``;
+    default the artifact's: ``gap`` for artifacts of versions 1-2 unless ``thresholds`` are given),
+    ``tolerance`` (gap rule only), ``rungs`` (ladder position -> tier, as a list or
+    ``{"0": "fast", ...}``), ``use_category`` (pass the task type as the category, for artifacts
+    trained with ``--category``; others never read it), ``escalate`` (the seeds' floors)."""
 
     name = "learned"
 
     def __init__(self, settings: "Settings", artifact: "str | os.PathLike[str] | Artifact | None" = None,
                  tolerance: float | None = None, rungs: Sequence[str] | Mapping[str, str] | None = None,
-                 use_category: bool = True, escalate: bool = True, **_: Any) -> None:
+                 use_category: bool = True, escalate: bool = True, thresholds: Sequence[float] | None = None,
+                 rule: str | None = None, **_: Any) -> None:
         self.artifact = artifact if isinstance(artifact, Artifact) else load_artifact(artifact)
-        self.tolerance = float(self.artifact.tolerance if tolerance is None else tolerance)
-        self.use_category = use_category
+        art = self.artifact
+        self.tolerance = float(art.tolerance if tolerance is None else tolerance)
+        self.use_category = bool(use_category) and art.spec.uses_category
         catalog = settings.catalog
-        n = len(self.artifact.ladder)
+        n = len(art.ladder)
+        self.rule = rule or ("difficulty" if thresholds is not None else art.rule)
+        if self.rule not in RULES:
+            raise ConfigError(f"routing learned: unknown rule {self.rule!r} (difficulty, gap)")
+        try:
+            self.thresholds = [float(t) for t in (art.thresholds if thresholds is None else thresholds)]
+        except (TypeError, ValueError):
+            raise ConfigError(f"routing learned: 'thresholds' must be a list of numbers, got {thresholds!r}") from None
+        if self.rule == "difficulty":
+            if len(self.thresholds) != n - 1:
+                raise ConfigError(f"routing learned: the difficulty rule needs {n - 1} threshold(s) for a {n}-rung "
+                                  f"ladder, got {len(self.thresholds)} (run `tierwise calibrate --mix 70/25/5`)")
+            if any(b > a for a, b in zip(self.thresholds, self.thresholds[1:])):
+                raise ConfigError(f"routing learned: 'thresholds' must be non-increasing (cheapest rung first), "
+                                  f"got {self.thresholds}")
         if rungs is None:
             tiers = []
-            for i, m in enumerate(self.artifact.ladder):
+            for i, m in enumerate(art.ladder):
                 t = catalog.tier_of(m)
                 tiers.append(t if t is not None else catalog.tier_order[min(i, len(catalog.tier_order) - 1)])
         elif isinstance(rungs, Mapping):
@@ -410,18 +443,28 @@ class LearnedRouter:
             raise ConfigError(f"routing learned: 'rungs' maps {len(tiers)} position(s) but the ladder has {n} rungs")
         for i, t in enumerate(tiers):
             if t not in catalog.tiers:
-                raise ConfigError(f"routing learned: rung {i} ({self.artifact.ladder[i]}) maps to unknown tier {t!r} "
+                raise ConfigError(f"routing learned: rung {i} ({art.ladder[i]}) maps to unknown tier {t!r} "
                                   f"(tiers: {', '.join(catalog.tier_order)})")
         self.tiers = tiers
-        costs = self.artifact.rung_cost or list(range(n))
-        self.order = sorted(range(n), key=lambda i: (costs[i], i))
+        self.order = art.order          # cheapest first, by price
+        self.cheap = self.order[0]
         # Name rungs after the Claude model that serves them ("Haiku", "Sonnet"), whatever models the
         # artifact learned from: the reason reads "predicted Haiku score 0.41 vs Sonnet 0.83".
         self._pretty = [_pretty(m) if catalog.get(m) is not None else
-                        (catalog.model_for_tier(t).family.capitalize() or t) for m, t in zip(self.artifact.ladder, tiers)]
+                        (catalog.model_for_tier(t).family.capitalize() or t) for m, t in zip(art.ladder, tiers)]
+        self._tier_index = [catalog.tier_index(t) for t in tiers]
         tol = f"{self.tolerance:.2f}"
         self._why_cheaper = [f"{p} within tolerance {tol} of the best: cheaper" for p in self._pretty]
         self._why_best = [f"{p} predicted best" for p in self._pretty]
+        cheap = self._pretty[self.cheap]
+        self._why_level = []
+        if self.rule == "difficulty":
+            for k in range(n):
+                if k == 0:
+                    why = f"{cheap} score at or above {self.thresholds[0]:.2f}: {cheap}"
+                else:
+                    why = f"{cheap} score below {self.thresholds[k - 1]:.2f}: harder, up to {self._pretty[self.order[k]]}"
+                self._why_level.append(why)
         # Floors from the seeds, on top of the learned prediction (``escalate = false`` turns them off):
         # a high-stakes request goes at least to the default tier ("route high-stakes tasks to Sonnet
         # regardless of output length"), and one the complexity signals score deep (multi-step
@@ -449,30 +492,47 @@ class LearnedRouter:
             return self._stakes_floor, None
         return tier, model
 
-    def predict(self, request: RouteRequest) -> np.ndarray:
+    def _predict(self, request: RouteRequest) -> tuple[list[float], int | None, int | None, str]:
         text = request.last_user_text or request.text
-        return self.artifact.predict_one(text, request.task if self.use_category else None, request.signals)
-
-    def decide(self, request: RouteRequest) -> Decision:
-        text = request.last_user_text or request.text
-        signals = request.signals  # cached on the request: shared with any other strategy that asked
+        category = request.task if self.use_category else None
         fast = self.artifact.fast
         if fast is not None:
-            pred, n_numbers, n_options = fast.predict(text, request.task if self.use_category else None, signals)
+            pred, n_numbers, n_options = fast.predict(text, category, request.signals)
             if len(text) > fast.max_chars:  # the counts were taken on the cut text
-                n_numbers = n_options = None
-        else:
-            pred = self.artifact.predict_one(text, request.task if self.use_category else None, signals).tolist()
-            n_numbers = n_options = None
-        i = choose_rung(pred, self.tolerance, self.order)
-        best = _argmax(pred)
+                return pred, None, None, text
+            return pred, n_numbers, n_options, text
+        return self.artifact.predict_one(text, category, request.signals).tolist(), None, None, text
+
+    def predict(self, request: RouteRequest) -> np.ndarray:
+        return np.array(self._predict(request)[0])
+
+    def _choose(self, pred: Sequence[float]) -> int:
+        if self.rule == "difficulty":
+            return self.order[difficulty_rung(pred[self.cheap], self.thresholds)]
+        return choose_rung(pred, self.tolerance, self.order)
+
+    def escalation(self, request: RouteRequest) -> int:
+        """Index in the catalog's ``tier_order`` of the tier this router's rule alone picks (no
+        seed floors): for a strategy that starts from its own base tier and only moves *up* when
+        the predicted score of the cheapest rung is low (``max(base, escalation)``)."""
+        return self._tier_index[self._choose(self._predict(request)[0])]
+
+    def decide(self, request: RouteRequest) -> Decision:
+        signals = request.signals  # cached on the request: shared with any other strategy that asked
+        pred, n_numbers, n_options, text = self._predict(request)
+        i = self._choose(pred)
         ladder = self.artifact.ladder
         reasons = describe_prompt(text, signals, n_numbers, n_options)[:3]
         reasons.append("predicted " + " vs ".join(f"{self._pretty[j]} score {pred[j]:.2f}" for j in self.order))
-        reasons.append(self._why_cheaper[i] if i != best else self._why_best[i])
-        # confidence: how far the decision is from flipping (margin vs the tolerance), squashed
-        gaps = [pred[best] - pred[j] - self.tolerance for j in range(len(pred)) if j != i]
-        margin = min(map(abs, gaps), default=0.5)
+        if self.rule == "difficulty":
+            reasons.append(self._why_level[self.order.index(i)])
+            # confidence: how far the cheapest rung's score is from the nearest threshold, squashed
+            margin = min((abs(pred[self.cheap] - t) for t in self.thresholds), default=0.5)
+        else:
+            best = argmax(pred)
+            reasons.append(self._why_cheaper[i] if i != best else self._why_best[i])
+            gaps = [pred[best] - pred[j] - self.tolerance for j in range(len(pred)) if j != i]
+            margin = min(map(abs, gaps), default=0.5)
         confidence = round(min(0.95, 0.5 + margin * 2), 2)
         tier, model = self.tiers[i], ladder[i]
         if self._heuristic is not None:

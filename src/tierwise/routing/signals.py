@@ -16,6 +16,8 @@ if TYPE_CHECKING:
 
 __all__ = ["Signals", "extract", "DESCRIPTIONS"]
 
+HARNESS_TOOLS = 4  # as routing.view: this many tools and the system prompt describes a harness
+_MONEY = re.compile(r"\$\s?\d")
 _WORD = re.compile(r"[a-z0-9_#;']+")
 _DOCS = re.compile(r"<document\b|\b(?:document|doc|source|paper|exhibit|appendix|attachment)\s*#?\s*[0-9a-d]\b")
 
@@ -91,7 +93,11 @@ def extract(request: "RouteRequest") -> Signals:
     words = set(tokens_list)
     body = request.body
     messages = body.get("messages") or ()
-    low_all = text.lower() if len(text) != len(last) else last
+    tools = body.get("tools")
+    n_tools = len(tools) if isinstance(tools, list) else 0
+    # an agent harness (many tools) sends its long system prompt on every turn: it describes the
+    # harness, not the task, so code markers and documents are looked for in the latest user turn only
+    low_all = last if n_tools >= HARNESS_TOOLS or len(text) == len(last) else text.lower()
     n_docs = len(_DOCS.findall(low_all)) if ("doc" in low_all or "source" in low_all or "paper" in low_all
                                              or "exhibit" in low_all or "appendix" in low_all or "attachment" in low_all) else 0
     for msg in messages:
@@ -100,7 +106,6 @@ def extract(request: "RouteRequest") -> Signals:
             n_docs += sum(1 for b in content if isinstance(b, dict) and b.get("type") in ("document", "image"))
     conditionals = sum(1 for w in tokens_list if w in CONDITIONAL_WORDS) + sum(last.count(p) for p in CONDITIONAL_PHRASES)
     first_then = "first" in words and "then" in words
-    tools = body.get("tools")
     return Signals(
         chars=len(text),
         tokens=(len(text) + 3) // 4,
@@ -111,8 +116,9 @@ def extract(request: "RouteRequest") -> Signals:
         code=any(m in low_all for m in CODE_MARKERS),
         code_task=not words.isdisjoint(CODE_VERBS) and not words.isdisjoint(CODE_NOUNS),
         turns=len(messages),
-        tools=len(tools) if isinstance(tools, list) else 0,
-        math=_has(words, last, MATH_WORDS, MATH_PHRASES) or ("$" in last and any(c.isdigit() for c in last)),
+        tools=n_tools,
+        # an amount of money ("$120"), not any "$" (shell variables, templates) next to any digit
+        math=_has(words, last, MATH_WORDS, MATH_PHRASES) or ("$" in last and _MONEY.search(last) is not None),
         stakes=_has(words, last, STAKES_WORDS, STAKES_PHRASES),
         short_output=_has(words, last, SHORT_WORDS, SHORT_PHRASES),
     )

@@ -346,6 +346,9 @@ class OfflineUpstream:
         self._rng = random.Random(seed)
         self._seen: set[str] = set()
         self.calls = 0
+        from ..cachesim import CacheSim  # per-model prompt caches with lifetimes (tierwise.cachesim)
+
+        self.cache = CacheSim()
         self._rid = os.urandom(6).hex()
 
     def request_id(self) -> str:
@@ -397,9 +400,12 @@ class OfflineUpstream:
             tokens = (len(text) + 3) // 4 + 4 * len(params.get("messages") or ()) + 3
             return UpstreamResponse(200, self._headers(tokens), body=orjson.dumps({"input_tokens": tokens}), upstream=self.name)
         foreign = foreign_thinking(params)
+        if foreign is None and "tools" in params and not isinstance(params["tools"], list):
+            foreign = "tools: Input should be a valid list"  # the API's 400 for a malformed tools field
         if foreign is not None:
             raise self._refuse(400, "invalid_request_error", foreign)
         message = synthesize(params, self._seen)
+        message["usage"] = self.cache.apply(params, message["usage"], now())
         ttft, per_token = LATENCY[_family(message["model"])]
         ttft *= self.latency_scale
         per_token *= self.latency_scale
