@@ -14,6 +14,7 @@ PINNED = [
     (3, "evidence: feedback, registry history, alerts, evaluations, experiments"),
     (4, "eval judgement cache"),
     (5, "message batches: request mapping"),
+    (6, "shadow evaluation pairs"),
 ]
 
 CALLS_COLUMNS_V1 = {
@@ -33,7 +34,7 @@ def test_migration_list_is_pinned():
 def _check(url: str) -> None:
     led = Ledger(url)
     try:
-        assert led.version == len(MIGRATIONS)
+        assert led.version == MIGRATIONS[-1][0]
         insp = sa.inspect(led.engine)
         cols = {c["name"] for c in insp.get_columns("calls")}
         assert CALLS_COLUMNS_V1 <= cols
@@ -75,9 +76,9 @@ def test_a_missing_lower_migration_is_still_applied(tmp_path):
         schema_version.create(conn)
         conn.execute(schema_version.insert(), [{"version": 1, "name": "calls ledger", "applied_at": time.time()},
                                                {"version": 3, "name": "x", "applied_at": time.time()}])
-    assert migrate(eng) == len(MIGRATIONS)
+    assert migrate(eng) == MIGRATIONS[-1][0]
     with eng.connect() as conn:
         assert [r[0] for r in conn.execute(sa.text("SELECT version FROM tierwise_schema_version ORDER BY version"))] == \
-            list(range(1, len(MIGRATIONS) + 1))
+            [v for v, _, _ in MIGRATIONS]
     assert "tierwise_keys" in sa.inspect(eng).get_table_names()
     eng.dispose()

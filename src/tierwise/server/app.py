@@ -99,6 +99,10 @@ def create_app(settings: Settings, *, upstream: Upstream | None = None, ledger: 
     from ..resilience import Runtime
 
     state.guard = Runtime(settings, state.upstream, ledger)  # retries, keys, budgets
+    if settings.raw["shadow"]["enabled"]:
+        from ..shadow import build_shadow
+
+        state.shadow = build_shadow(settings, state.upstream, ledger, state.dispatcher)
     evidence = EvidenceState(state)  # feedback, /metrics, /dashboard, registry reload + monitor
 
     async def count_tokens(request: Request) -> Response:
@@ -156,6 +160,8 @@ def create_app(settings: Settings, *, upstream: Upstream | None = None, ledger: 
         try:
             yield
         finally:
+            if state.shadow is not None:
+                await state.shadow.aclose()
             await state.upstream.aclose()
             await state.guard.aclose()
             if state.ledger is not None:

@@ -25,6 +25,7 @@ class ProxyState:
     inflight: int = 0   # calls being handled right now
     guard: Any = None   # tierwise.resilience.Runtime: retries, breaker, fallbacks, keys, budgets
     metrics: Any = None   # tierwise.metrics.Metrics, set by the app (GET /metrics)
+    shadow: Any = None    # tierwise.shadow.ShadowRuntime when [shadow] is enabled
 
     def record(self, row: dict[str, Any]) -> None:
         self.recorded += 1
