@@ -29,7 +29,12 @@ def _monitor(config, ledger_url, margin, min_samples, webhook):
 
     settings = settings_from(config, ledger={"url": ledger_url},
                              monitor={"margin": margin, "min_samples": min_samples, "webhook": webhook})
-    return Monitor(settings, open_db(settings))
+    m = Monitor(settings, open_db(settings))
+    if settings.raw["shadow"]["enabled"]:  # the shadow loop's auto-apply, revert and scheduled learn
+        from ..shadow.watch import ShadowWatch
+
+        m.shadow = ShadowWatch(settings, m.engine, m.history)
+    return m
 
 
 def _show(m) -> None:

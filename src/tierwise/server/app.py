@@ -104,6 +104,11 @@ def create_app(settings: Settings, *, upstream: Upstream | None = None, ledger: 
 
         state.shadow = build_shadow(settings, state.upstream, ledger, state.dispatcher)
     evidence = EvidenceState(state)  # feedback, /metrics, /dashboard, registry reload + monitor
+    if state.shadow is not None and evidence.monitor is not None:  # [shadow]: auto-apply, revert, scheduled learn
+        from ..shadow.watch import ShadowWatch
+
+        evidence.monitor.shadow = ShadowWatch(settings, evidence.engine, evidence.history, runtime=state.shadow,
+                                              on_change=evidence._after_revert)
 
     async def count_tokens(request: Request) -> Response:
         rid = new_request_id()

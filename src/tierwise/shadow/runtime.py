@@ -304,6 +304,17 @@ class ShadowRuntime:
         with self.engine.begin() as conn:
             conn.execute(shadow_pairs.insert().values(**row))
 
+    def reload_router(self) -> None:
+        """Swap the proxy's ``auto`` router for the one [routing.options.learned] names now (after a learn)."""
+        from ..routing.base import build_router
+
+        d = self.dispatcher
+        if d is None or self.settings.routing.get("auto") != "learned":
+            return
+        opts = (self.settings.routing.get("options") or {}).get("learned") or {}
+        d.auto = build_router("learned", self.settings, upstream=self.upstream, **opts)
+        self._featurizer = None  # features of later samples follow the new router's spec
+
     async def spent_today(self) -> tuple[int, int]:
         return await self.budgets.spent(SCOPE)
 
