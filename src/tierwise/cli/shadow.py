@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from rich.console import Console
 from rich.table import Table
 
 from . import app
@@ -59,7 +60,8 @@ def report(
                   f"{r.cheap_ci[0]:.1%}-{r.cheap_ci[1]:.1%}", f"{r.strong_errors} ({r.strong_rate:.1%})", str(r.regressions),
                   f"{r.feedback_bad}/{r.feedback_n}", _VERDICT[r.verdict], r.action, str(r.calls_24h),
                   "" if r.monthly_saving_usd is None else f"${r.monthly_saving_usd:,.2f}")
-    console.print(t)
+    wide = console if console.is_terminal else Console(highlight=False, width=240)  # a pipe or file: no wrapping
+    wide.print(t)
     share = spend["shadow_nanos"] / spend["live_nanos"] if spend["live_nanos"] else 0.0
     console.print(f"shadow spend ${spend['shadow_nanos'] / 1e9:.4f} over {spend['pairs']} pairs "
                   f"({share:.1%} of live spend ${spend['live_nanos'] / 1e9:.4f}); apply = {conf['apply']}")

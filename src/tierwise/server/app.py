@@ -103,6 +103,7 @@ def create_app(settings: Settings, *, upstream: Upstream | None = None, ledger: 
         from ..shadow import build_shadow
 
         state.shadow = build_shadow(settings, state.upstream, ledger, state.dispatcher)
+        state.shadow.busy = lambda: state.inflight > 0
     evidence = EvidenceState(state)  # feedback, /metrics, /dashboard, registry reload + monitor
     if state.shadow is not None and evidence.monitor is not None:  # [shadow]: auto-apply, revert, scheduled learn
         from ..shadow.watch import ShadowWatch

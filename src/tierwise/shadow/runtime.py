@@ -107,6 +107,7 @@ class ShadowRuntime:
         self._grader: Any = None
         self._featurizer: Any = None
         self._spec_hash = ""
+        self.busy: Any = None           # () -> bool: live calls in flight (the proxy's), so workers give way
 
     # -- the request path --------------------------------------------------------------------
     def offer(self, *, request_id: str, plan: Any, body: Mapping[str, Any], sent: bytes, answer: bytes | None,
@@ -163,6 +164,7 @@ class ShadowRuntime:
         while True:
             job = await self.queue.get()
             try:
+                await self._give_way()
                 await self.run_job(job)
             except asyncio.CancelledError:
                 raise
@@ -171,6 +173,17 @@ class ShadowRuntime:
                 log.exception("shadow job for %s failed", job.request_id)
             finally:
                 self.queue.task_done()
+
+    async def _give_way(self, most: float = 0.05) -> None:
+        """Start a job when no live call is in flight (or after ``most`` seconds): the shadow's CPU work
+        then runs between live calls rather than in the middle of one."""
+        busy = self.busy
+        if busy is None:
+            return
+        waited = 0.0
+        while busy() and waited < most:
+            await asyncio.sleep(0.002)
+            waited += 0.002
 
     async def drain(self) -> None:
         """Wait until every queued job is done (tests, the demo, shutdown)."""
