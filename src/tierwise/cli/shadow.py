@@ -125,3 +125,33 @@ def learn_cmd(
     if not dry_run:
         console.print(f"[routing.options.learned] in {config} points at it; `tierwise learn --revert` restores "
                       f"{res.previous.get('artifact') or 'the shipped router'}")
+
+
+def run_shadow_demo(*, per_task: int, share: float, workdir: Optional[str]) -> None:
+    """``tierwise demo --shadow``: the loop on the simulation, then the report a team would read."""
+    import asyncio
+
+    from ..shadow.loop import run_loop
+
+    if not 1 <= per_task <= 950:
+        fail(f"--per-task must be between 1 and 950 (got {per_task})")
+    if not 0 < share <= 1:
+        fail(f"--share must be a share in (0, 1] (got {share})")
+    console.print("[bold]tierwise shadow loop[/bold] on the offline upstream's hidden quality model "
+                  "(upstream.offline.quality = \"sim\": some task types are truly fine on Haiku, some are not)")
+    def verdicts(path: Path) -> None:
+        console.print("[bold]verdicts before anything is applied[/bold] (`tierwise shadow report`):")
+        report(config=str(path), ledger_url=None, days=0, as_json=False)
+
+    r = asyncio.run(run_loop(per_task=per_task, sample=share, workdir=workdir, say=lambda m: console.print("  " + m),
+                             before_apply=verdicts))
+    cfg = str(Path(r["workdir"]) / "tierwise.toml")
+    console.print("[bold]after apply = \"auto\", the regression and its revert:[/bold]")
+    report(config=cfg, ledger_url=None, days=0, as_json=False)
+    need = [v for v in r["pairs_to_right"].values()]
+    right = sum(r["verdicts_right"].values())
+    console.print(f"verdicts right for {right} of {len(r['verdicts_right'])} task types"
+                  + (f"; graded pairs needed until every verdict was right: {max(need)}" if None not in need else
+                     " (some need more pairs: raise --per-task)"))
+    console.print(f"ledger and config kept in {r['workdir']}: `tierwise shadow report -c {cfg}`; the dashboard "
+                  f"(`tierwise serve -c {cfg}`, /dashboard) shows the same with the error rate over time")

@@ -106,7 +106,8 @@ async def _send(app: Any, item: dict[str, Any]) -> None:
 
 
 async def run_loop(*, per_task: int = 800, sample: float = 0.25, seed: int = 0, workdir: str | None = None,
-                   say: Callable[[str], None] = print, regress_task: str = "draft_email") -> dict[str, Any]:
+                   say: Callable[[str], None] = print, regress_task: str = "draft_email",
+                   before_apply: Callable[[Path], None] | None = None) -> dict[str, Any]:
     from ..config import load_settings
     from ..server import create_app
     from .sim import TEMPLATES, prompts, true_verdict, workload
@@ -160,6 +161,8 @@ async def run_loop(*, per_task: int = 800, sample: float = 0.25, seed: int = 0, 
         result["agreement_after"] = agreement(settings, heldout)
         say(f"router agreement with the truth on {len(heldout)} held-out auto prompts: "
             f"{result['agreement_before']:.1%} before learn, {result['agreement_after']:.1%} after")
+        if before_apply is not None:
+            before_apply(config)
         # 3. apply = auto: the monitor's tick moves the registry entries
         applied = watch.tick()
         result["applied"] = [(a["task"], a["tier"]) for a in applied if "tier" in a]
