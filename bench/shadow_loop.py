@@ -41,7 +41,7 @@ def main() -> None:
 
     for task, n in r["pairs_to_right"].items():
         print(f"{task:22s} {true_verdict(task):8s} {r['verdicts'].get(task, '-'):11s} "
-              f"{'':>6s}  {n if n is not None else 'not yet'}")
+              f"{r['pairs'].get(task, 0):>6d}  {n if n is not None else 'not yet'}")
     need = list(r["pairs_to_right"].values())
     worst = None if None in need else max(need)
     s = r["spend"]

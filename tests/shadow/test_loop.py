@@ -41,6 +41,14 @@ def test_the_simulated_loop_learns_applies_and_reverts(tmp_path, capsys):
     assert main(["shadow", "report", "--config", str(tmp_path / "tierwise.toml"), "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert {v["kind"] for v in data["verdicts"]} >= {"draft_email", "auto"}
+    # the dashboard shows the verdicts and the error rate over time
+    from tierwise.config import load_settings
+    from tierwise.registry_history import open_db
+    from tierwise.server.dashboard import collect, render
+
+    st = load_settings(tmp_path / "tierwise.toml", environ={})
+    page = render(collect(st, open_db(st)))
+    assert "Shadow evaluation" in page and "data-shadow='summarize_short'" in page and "data-series=" in page
     # learn --revert restores the table the learn replaced (here: none, the shipped router)
     assert main(["learn", "--config", str(tmp_path / "tierwise.toml"), "--revert"]) == 0
     cfg = tomllib.loads((tmp_path / "tierwise.toml").read_text())

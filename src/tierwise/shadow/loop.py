@@ -148,6 +148,7 @@ async def run_loop(*, per_task: int = 800, sample: float = 0.25, seed: int = 0, 
         result["pairs_to_right"] = pairs_to_right(settings, engine, truth)
         recs = recommendations(settings, engine)
         result["verdicts"] = {r.kind: r.verdict for r in recs}
+        result["pairs"] = {r.kind: r.pairs for r in recs}
         result["verdicts_right"] = {t: result["verdicts"].get(t) == truth[t] for t in truth}
         result["spend"] = spend_summary(engine)
         say(f"{shadow.counts['graded']} graded pairs in {time.perf_counter() - t0:.1f}s")
