@@ -196,8 +196,8 @@ class Monitor:
                 if revert is not None and self.on_change is not None:
                     self.on_change()
                 raised.append(row)
-            if self.shadow is not None:
-                raised.extend(self.shadow.tick())
+            if self.shadow is not None:  # its reverts are alerts; its moves and learns are in self.shadow.last
+                raised.extend(a for a in self.shadow.tick() if "id" in a)
         return raised
 
     def _webhook(self, row: dict[str, Any]) -> None:

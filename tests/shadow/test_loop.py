@@ -96,3 +96,17 @@ def test_auto_apply_then_revert_on_regression(tmp_path, monkeypatch):
         assert conn.execute(sa.select(sa.func.count()).select_from(monitor_alerts)).scalar() == 1
     assert watch.tick() == []  # a reverted move is not re-applied by the loop: a person decides
     led.close()
+
+
+def test_tierwise_monitor_check_runs_the_shadow_step(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    cfg = tmp_path / "tierwise.toml"
+    cfg.write_text(f'[ledger]\nurl = "sqlite:///{tmp_path / "l.db"}"\n[shadow]\nenabled = true\napply = "auto"\n')
+    s = make_settings(tmp_path, ledger={"url": f"sqlite:///{tmp_path / 'l.db'}"})
+    led = Ledger.from_settings(s)
+    with led.engine.begin() as conn:
+        conn.execute(shadow_pairs.insert(), [_pair(time.time() - 500 + i, "draft_email", "balanced", "fast", True, i)
+                                             for i in range(120)])
+    led.close()
+    assert main(["monitor", "check", "--config", str(cfg)]) == 0
+    assert tomllib.loads(cfg.read_text())["registry"]["draft_email"] == "fast"

@@ -69,6 +69,9 @@ def check(
         _show(m)
         for a in m.check(auto_revert=auto_revert):
             console.print(f"[bold red]alert #{a['id']}[/bold red] {a['message']}", highlight=False)
+        for a in (m.shadow.last if m.shadow is not None else ()):
+            if "id" not in a:  # the shadow loop's registry moves and learns
+                console.print(f"[bold]shadow[/bold] {a['message']}", highlight=False)
         if watch <= 0:
             break
         time.sleep(watch)

@@ -55,12 +55,16 @@ def spec_hash(spec: Any) -> str:
     return hashlib.sha256(json.dumps(spec.to_json(), sort_keys=True).encode()).hexdigest()[:16]
 
 
-def feature_spec_of(dispatcher: Any) -> Any:
-    """The feature spec of the learned router in use (so its features can be retrained), else the default."""
-    from ..routing.features import FeatureSpec
-
+def feature_spec_of(dispatcher: Any, settings: Any = None) -> Any:
+    """The feature spec of the learned router in use (so ``tierwise learn`` can retrain it on the pairs'
+    features), else that of the artifact [routing.options.learned] names (or the shipped one)."""
     art = getattr(getattr(dispatcher, "auto", None), "artifact", None)
-    return art.spec if art is not None else FeatureSpec()
+    if art is not None:
+        return art.spec
+    from ..routing.learned import load_artifact
+
+    opts = ((settings.routing.get("options") or {}).get("learned") or {}) if settings is not None else {}
+    return load_artifact(opts.get("artifact")).spec
 
 
 @dataclass(slots=True)
@@ -212,7 +216,7 @@ class ShadowRuntime:
         if self._featurizer is None:
             from ..routing.features import Featurizer
 
-            spec = feature_spec_of(self.dispatcher)
+            spec = feature_spec_of(self.dispatcher, self.settings)
             self._featurizer = Featurizer(spec)
             self._spec_hash = spec_hash(spec)
         idx, val = self._featurizer.transform_one(text, category)

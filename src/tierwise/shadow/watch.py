@@ -42,6 +42,7 @@ class ShadowWatch:
         self.on_change = on_change
         self.last_learn = time.time()
         self.learned_at_pairs = self._graded()
+        self.last: list[dict[str, Any]] = []   # what the last tick did (moves, reverts, learns)
 
     @property
     def conf(self) -> dict[str, Any]:
@@ -59,18 +60,21 @@ class ShadowWatch:
             out += self.apply(now)
         if float(self.conf["learn_interval"]) > 0 and now - self.last_learn >= float(self.conf["learn_interval"]):
             out += self.scheduled_learn(now)
+        self.last = out
         return out
 
     # -- apply ------------------------------------------------------------------------------------
     def apply(self, now: float) -> list[dict[str, Any]]:
         last = self.history.last_changes()
         done = []
-        for task in sorted({v.kind for v in recommendations(self.settings, self.engine)} - {"auto"}):
+        everything = recommendations(self.settings, self.engine)
+        for task in sorted({v.kind for v in everything} - {"auto"}):
             change = last.get(task)
             if change is not None and change.source == "monitor":
                 continue  # the monitor reverted a move of this task type: a person decides now
-            since = change.ts if change is not None else None
-            for v in recommendations(self.settings, self.engine, since=since):
+            # the evidence since the task type's last registry change (all of it when it never changed)
+            recs = everything if change is None else recommendations(self.settings, self.engine, since=change.ts)
+            for v in recs:
                 if v.kind != task or v.target_tier is None:
                     continue
                 reason = (f"shadow verdict: {v.cheap_tier} error rate {v.cheap_rate:.1%} (95% CI {v.cheap_ci[0]:.1%}-"
