@@ -380,7 +380,8 @@ def _validate_shadow(sh: dict[str, Any], tiers: set[str], where: str) -> None:
             raise ConfigError(f"{where}shadow.checks.{task}: expected a list of checks, e.g. [{{type = \"regex\", pattern = \"^\\\\w+$\"}}]")
         for i, c in enumerate(checks):
             if not isinstance(c, dict) or c.get("type") in (None, "judge", "python"):
-                raise ConfigError(f"{where}shadow.checks.{task}.{i}: a check of type match, regex, json_schema or length")
+                raise ConfigError(f"{where}shadow.checks.{task}.{i}: a check of type match, regex, json_schema, length, "
+                                  "labels or agree")
     if sh["learn_mix"] and not re.fullmatch(r"\d+(\.\d+)?(/\d+(\.\d+)?)+", str(sh["learn_mix"])):
         raise ConfigError(f"{where}shadow.learn_mix: expected shares cheapest first, e.g. \"70/30\", got {sh['learn_mix']!r}")
 

@@ -200,3 +200,28 @@ def test_registered_checks_grade_without_a_judge(proxy_factory, check, expect):
     rows = _wait_pairs(p.state.ledger.engine, 1)
     assert rows[0]["grader"] == expect
     assert rows[0]["live_passed"] == ("[check: pass]" in msg.content[0].text)
+
+
+def test_labels_and_agree_checks():
+    from tierwise.config import load_settings
+    from tierwise.shadow.grading import PairGrader
+
+    s = load_settings(None, environ={}, overrides={"ledger": {"url": "sqlite://"}, "shadow": {"checks": {
+        "classify_intent": [{"type": "labels", "values": ["billing", "shipping"]}, {"type": "agree"}]}}})
+    from tierwise.ledger import Ledger
+    from tierwise.upstream.offline import OfflineUpstream
+
+    led = Ledger("sqlite://")
+    g = PairGrader(s, OfflineUpstream(latency_scale=0), led.engine)
+
+    def grade(live, shadow, live_is_cheap):
+        return asyncio.run(g.grade("classify_intent", "p", {"messages": []}, live, shadow, seed="x",
+                                   live_is_cheap=live_is_cheap))
+
+    v = grade("Billing", "billing.", live_is_cheap=False)      # both labels, the cheaper (shadow) agrees
+    assert (v.live_passed, v.shadow_passed, v.grader) == (True, True, "checks")
+    v = grade("billing", "shipping", live_is_cheap=False)      # the cheaper one disagrees with the stronger
+    assert (v.live_passed, v.shadow_passed) == (True, False)
+    v = grade("refunds", "billing", live_is_cheap=True)        # not a label at all
+    assert v.live_passed is False
+    led.close()

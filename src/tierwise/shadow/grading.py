@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 from ..cost import Usage, cost_nanos
 from ..errors import ConfigError
-from ..evaluation.graders import EvalItem, Grade, _check_spec, grade_checks
+from ..evaluation.graders import EvalItem, Grade, _check_spec, grade_checks, normalize
 
 if TYPE_CHECKING:
     import sqlalchemy as sa
@@ -43,11 +43,26 @@ class PairVerdict:
 
 
 def compile_checks(conf: Mapping[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """[shadow.checks] compiled. Besides the graders.py kinds: ``labels`` (``values``: the answer is exactly one
+    of them, case and spaces aside) and ``agree`` (the cheaper tier's answer equals the stronger tier's,
+    normalised: the stronger answer is the reference, as for labels with no reference answer)."""
+    import re
+
     out = {}
     for task, checks in (conf or {}).items():
         compiled = []
         for i, c in enumerate(checks):
-            spec = _check_spec(c, f"shadow.checks.{task}.{i}")
+            where = f"shadow.checks.{task}.{i}"
+            if isinstance(c, dict) and c.get("type") == "agree":
+                compiled.append({"type": "agree"})
+                continue
+            if isinstance(c, dict) and c.get("type") == "labels":
+                values = c.get("values")
+                if not isinstance(values, list) or not values or not all(isinstance(v, str) and v for v in values):
+                    raise ConfigError(f"{where}: a labels check needs \"values\", a list of the allowed labels")
+                c = {"type": "regex", "pattern": r"^\s*(?:" + "|".join(re.escape(v) for v in values) + r")\s*\.?\s*$",
+                     "flags": "i"}
+            spec = _check_spec(c, where)
             if spec["type"] == "match" and spec.get("value") is None:
                 raise ConfigError(f"shadow.checks.{task}.{i}: a match check needs \"value\" (live pairs have no reference answer)")
             if spec["type"] in ("judge", "python"):
@@ -83,11 +98,17 @@ class PairGrader:
         return cost_nanos(model, usage)
 
     async def grade(self, kind: str, prompt: str, params: Mapping[str, Any], live: str, shadow: str, *,
-                    seed: str) -> PairVerdict:
+                    seed: str, live_is_cheap: bool = False) -> PairVerdict:
         if kind in self.checks:
-            item = EvalItem(id=seed, task=kind, prompt=prompt, messages=list(params.get("messages") or ()),
-                            checks=self.checks[kind])
+            checks = self.checks[kind]
+            local = [c for c in checks if c["type"] != "agree"]
+            item = EvalItem(id=seed, task=kind, prompt=prompt, messages=list(params.get("messages") or ()), checks=local)
             lg, sg = grade_checks(live, item), grade_checks(shadow, item)
+            if len(local) < len(checks):  # agree: the cheaper answer is graded against the stronger one
+                same = normalize(live) == normalize(shadow)
+                g = Grade("agree", same, 1.0 if same else 0.0, "same answer as the stronger tier" if same else
+                          "differs from the stronger tier's answer")
+                (lg if live_is_cheap else sg).append(g)
             return PairVerdict("graded", "checks", *_combine(lg), *_combine(sg))
         return await self._judged(kind, prompt, params, live, shadow, seed)
 

@@ -283,7 +283,9 @@ class ShadowRuntime:
             live_text, shadow_text = answer_text(live_msg), answer_text(shadow_msg)
             request = RouteRequest(params, job.task)
             prompt = request.last_user_text or request.text
-            verdict = await grader.grade(job.kind, request.text, params, live_text, shadow_text, seed=job.request_id)
+            cheap, _ = pair_sides(job.live_tier, job.shadow_tier, self.tier_order)
+            verdict = await grader.grade(job.kind, request.text, params, live_text, shadow_text, seed=job.request_id,
+                                         live_is_cheap=cheap == job.live_tier)
             spent += verdict.cost_nanos
             features, spec = self.featurize(prompt, job.task)
             row = self._row(job, shadow_model.id, status=verdict.status, error=verdict.error, replay_cost=replay_cost)
