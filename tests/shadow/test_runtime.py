@@ -225,3 +225,17 @@ def test_labels_and_agree_checks():
     v = grade("refunds", "billing", live_is_cheap=True)        # not a label at all
     assert v.live_passed is False
     led.close()
+
+
+def test_the_clients_answer_is_the_same_with_shadow_on_and_off(proxy_factory):
+    off = proxy_factory(upstream=dict(OFFLINE_SIM))
+    on = proxy_factory(upstream=dict(OFFLINE_SIM), shadow={"enabled": True, "sample": 1.0, "auto": 1.0})
+    req = {"model": "tierwise/draft_email", "max_tokens": 300, "messages": [{"role": "user", "content": SECRET}]}
+    a = _client(off).messages.with_raw_response.create(**req)
+    b = _client(on).messages.with_raw_response.create(**req)
+    assert a.http_response.status_code == b.http_response.status_code == 200
+    strip = lambda m: {k: v for k, v in m.model_dump().items() if k != "id"}  # noqa: E731
+    assert strip(a.parse()) == strip(b.parse())
+    tw = lambda r: {k: v for k, v in r.headers.items() if k.startswith("x-tierwise-") and k != "x-tierwise-request-id"}  # noqa: E731
+    assert tw(a.http_response) == tw(b.http_response)
+    assert _wait_pairs(on.state.ledger.engine, 1)
