@@ -110,3 +110,11 @@ def test_tierwise_monitor_check_runs_the_shadow_step(tmp_path, monkeypatch):
     led.close()
     assert main(["monitor", "check", "--config", str(cfg)]) == 0
     assert tomllib.loads(cfg.read_text())["registry"]["draft_email"] == "fast"
+
+
+def test_demo_shadow_runs_offline(tmp_path, capsys):
+    assert main(["demo", "--shadow", "--per-task", "40", "--share", "1", "--workdir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "verdicts before anything is applied" in out and "router agreement with the truth" in out
+    assert "task types" in out and (tmp_path / "ledger.db").exists()
+    assert main(["demo", "--shadow", "--per-task", "0"]) == 2
