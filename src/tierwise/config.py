@@ -60,7 +60,8 @@ DEFAULTS: dict[str, Any] = {
         "stream_idle_timeout": 120.0,  # longest silence inside a stream (the API sends ping events)
         "max_response_bytes": 64 * 1024 * 1024,  # a non-streamed answer larger than this is a 502
         "max_connections": 512,
-        "offline": {"latency_scale": 1.0, "seed": 0, "fault_rate": 0.0, "fault_status": 529},
+        # quality = "sim": the hidden per-task, per-tier quality model (tierwise.upstream.quality) marks each answer
+        "offline": {"latency_scale": 1.0, "seed": 0, "fault_rate": 0.0, "fault_status": 529, "quality": ""},
     },
     "ledger": {
         "url": "sqlite:///tierwise.db",
@@ -126,6 +127,34 @@ DEFAULTS: dict[str, Any] = {
     "monitor": {"enabled": True, "interval": 60.0, "margin": 0.05, "min_samples": 30, "max_error_rate": 0.08,
                 "auto_revert": False, "webhook": "", "bad_score": 0.5},
     "dashboard": {"enabled": True, "token_env": "TIERWISE_DASHBOARD_TOKEN"},
+    # shadow evaluation of live traffic (tierwise.shadow; docs/walkthrough.md): a share of live calls is
+    # replayed off the request path on another tier, both answers graded blind, verdicts per task type
+    "shadow": {
+        "enabled": False,
+        "sample": 0.0,                # share of each task type's live calls replayed (0..1)
+        "auto": 0.0,                  # share of model "auto" calls replayed
+        "tasks": {},                  # task type -> share, over "sample"
+        "daily_usd": 1.0,             # shadow spend cap per UTC day (shadow calls + grading), shared by replicas
+        "compare": {},                # task type (or "auto") -> the tier to compare with; default: next cheaper,
+                                      # or next stronger for a task on the cheapest tier
+        "exclude_keys": [],           # proxy key ids never sampled
+        "exclude_tasks": [],          # task types never sampled
+        "read_only_tools": [],        # tool names without side effects; a request with any other tool is never replayed
+        "checks": {},                 # task type -> checks (evaluation/graders.py format) graded instead of the judge
+        "rubrics": {},                # task type -> the judge's rubric
+        "queue_size": 1000,           # pending shadow jobs at most; when full a sample is dropped and counted
+        "concurrency": 2,             # shadow calls at once per process
+        "apply": "recommend",         # recommend (report only) | auto (move registry entries; revert on regression)
+        "move_below": 0.05,           # the seeds' rule: the cheaper tier's error rate under this -> move
+        "stay_above": 0.08,           # over this -> stay on the stronger tier; between: review
+        "confidence": 0.95,           # Wilson interval of the error rate
+        "min_pairs": 30,              # graded pairs before any verdict
+        "learn_interval": 0.0,        # seconds between scheduled `tierwise learn` runs by the monitor (0: off)
+        "learn_min_pairs": 200,       # graded pairs needed before learning
+        "learn_mix": "",              # recalibrate to this tier mix (e.g. "70/30"), or
+        "learn_budget": 0.0,          # to this mean USD per call; neither: tolerance between move_below and stay_above
+        "artifact_dir": "tierwise-routers",  # where `tierwise learn` writes artifacts (relative to tierwise.toml)
+    },
 }
 
 # environment variable -> (section path, key); a later variable wins over an earlier one for the same key:
@@ -242,7 +271,7 @@ def _merge(base: dict[str, Any], over: Mapping[str, Any], where: str, free: bool
             if not isinstance(value, Mapping):
                 raise ConfigError(f"{path}: expected a table, got {value!r}")
             free_here = key in ("registry", "catalog", "strategies", "options", "task_options", "fallbacks", "tasks", "arms",
-                               "model_ids") or free
+                               "model_ids", "compare", "checks", "rubrics") or free
             _merge(cur, value, path, free=free_here)
         else:
             base[key] = _coerce(value, cur, path)
@@ -342,6 +371,19 @@ RANGES: dict[tuple[str, ...], tuple[Any, str]] = {
     ("monitor", "margin"): (lambda v: 0 <= v < 1, "a share between 0 and 1"),
     ("monitor", "min_samples"): (lambda v: v >= 1, "at least 1"),
     ("monitor", "max_error_rate"): (lambda v: 0 < v <= 1, "a share between 0 (excluded) and 1"),
+    ("shadow", "sample"): (lambda v: 0 <= v <= 1, "a share between 0 and 1"),
+    ("shadow", "auto"): (lambda v: 0 <= v <= 1, "a share between 0 and 1"),
+    ("shadow", "daily_usd"): (lambda v: v >= 0, "0 or more"),
+    ("shadow", "queue_size"): (lambda v: v >= 1, "at least 1"),
+    ("shadow", "concurrency"): (lambda v: v >= 1, "at least 1"),
+    ("shadow", "apply"): (lambda v: v in ("recommend", "auto"), "recommend or auto"),
+    ("shadow", "move_below"): (lambda v: 0 < v < 1, "a share between 0 and 1"),
+    ("shadow", "stay_above"): (lambda v: 0 < v < 1, "a share between 0 and 1"),
+    ("shadow", "confidence"): (lambda v: 0 < v < 1, "between 0 and 1, e.g. 0.95"),
+    ("shadow", "min_pairs"): (lambda v: v >= 1, "at least 1"),
+    ("shadow", "learn_interval"): (lambda v: v >= 0, "0 (off) or more seconds"),
+    ("shadow", "learn_min_pairs"): (lambda v: v >= 2, "at least 2"),
+    ("shadow", "learn_budget"): (lambda v: v >= 0, "0 (off) or more"),
 }
 
 
@@ -355,6 +397,34 @@ def _check_ranges(raw: dict[str, Any], where: str) -> None:
             node = node[p]
         if node is not None and not ok(node):
             raise ConfigError(f"{where}{'.'.join(path)}: must be {what}, got {node!r}")
+
+
+def _validate_shadow(sh: dict[str, Any], tiers: set[str], where: str) -> None:
+    """[shadow]: the tables and lists checked here, the numbers by RANGES."""
+    if sh["move_below"] > sh["stay_above"]:
+        raise ConfigError(f"{where}shadow.move_below ({sh['move_below']}) must not be above shadow.stay_above ({sh['stay_above']})")
+    for key in ("exclude_keys", "exclude_tasks", "read_only_tools"):
+        v = sh[key]
+        if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
+            raise ConfigError(f"{where}shadow.{key}: expected a list of strings, got {v!r}")
+    for task, share in sh["tasks"].items():
+        if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 <= share <= 1:
+            raise ConfigError(f"{where}shadow.tasks.{task}: expected a share between 0 and 1, got {share!r}")
+    for task, tier in sh["compare"].items():
+        if not isinstance(tier, str) or tier not in tiers:
+            raise ConfigError(f"{where}shadow.compare.{task}: unknown tier {tier!r} (tiers: {', '.join(sorted(tiers))})")
+    for task, rubric in sh["rubrics"].items():
+        if not isinstance(rubric, str) or not rubric.strip():
+            raise ConfigError(f"{where}shadow.rubrics.{task}: expected the rubric text")
+    for task, checks in sh["checks"].items():
+        if not isinstance(checks, list) or not checks:
+            raise ConfigError(f"{where}shadow.checks.{task}: expected a list of checks, e.g. [{{type = \"regex\", pattern = \"^\\\\w+$\"}}]")
+        for i, c in enumerate(checks):
+            if not isinstance(c, dict) or c.get("type") in (None, "judge", "python"):
+                raise ConfigError(f"{where}shadow.checks.{task}.{i}: a check of type match, regex, json_schema, length, "
+                                  "labels or agree")
+    if sh["learn_mix"] and not re.fullmatch(r"\d+(\.\d+)?(/\d+(\.\d+)?)+", str(sh["learn_mix"])):
+        raise ConfigError(f"{where}shadow.learn_mix: expected shares cheapest first, e.g. \"70/30\", got {sh['learn_mix']!r}")
 
 
 def _validate(raw: dict[str, Any], source: str) -> Settings:
@@ -372,8 +442,11 @@ def _validate(raw: dict[str, Any], source: str) -> Settings:
             raise ConfigError(f"{where}registry.{task}: a task type is lower-case letters, digits, '_', '-' or '.'")
         if not isinstance(tier, str) or tier not in tiers:
             raise ConfigError(f"{where}registry.{task}: unknown tier {tier!r} (tiers: {', '.join(catalog.tier_order)})")
+    if raw["upstream"]["offline"]["quality"] not in ("", "sim"):
+        raise ConfigError(f"{where}upstream.offline.quality: expected \"\" (off) or \"sim\", got {raw['upstream']['offline']['quality']!r}")
     if raw["upstream"]["kind"] not in ("auto", "anthropic", "offline"):
         raise ConfigError(f"{where}upstream.kind: expected auto, anthropic or offline, got {raw['upstream']['kind']!r}")
+    _validate_shadow(raw["shadow"], tiers, where)
     port = raw["server"]["port"]
     if not 0 <= port <= 65535:
         raise ConfigError(f"{where}server.port: {port} is not a TCP port")

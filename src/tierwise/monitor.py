@@ -88,6 +88,7 @@ class Monitor:
         self.metrics = metrics
         self.on_change = on_change
         self._lock = threading.Lock()
+        self.shadow: Any = None  # tierwise.shadow.watch.ShadowWatch when [shadow] is enabled (auto-apply, revert, learn)
 
     def _overriding_arms(self, task: str) -> list[str]:
         """The ``<experiment>/<arm>`` labels of A/B arms whose registry override pins ``task``."""
@@ -195,6 +196,8 @@ class Monitor:
                 if revert is not None and self.on_change is not None:
                     self.on_change()
                 raised.append(row)
+            if self.shadow is not None:  # its reverts are alerts; its moves and learns are in self.shadow.last
+                raised.extend(a for a in self.shadow.tick() if "id" in a)
         return raised
 
     def _webhook(self, row: dict[str, Any]) -> None:

@@ -28,7 +28,7 @@ def _root() -> None:
 
 # Each module registers its command(s) on ``app`` when imported.
 COMMAND_MODULES = ("serve", "route", "models", "report", "demo", "cost", "train", "score", "bench", "calibrate", "fake_upstream",
-                   "eval", "ab", "registry", "monitor", "keys")
+                   "eval", "ab", "registry", "monitor", "keys", "shadow")
 
 
 def _load_commands() -> None:

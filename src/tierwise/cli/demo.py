@@ -228,8 +228,18 @@ def demo(
     workload: Optional[str] = typer.Option(None, "--workload", help="A JSONL workload of your own instead of the bundled one."),
     as_json: bool = typer.Option(False, "--json", help="Print the results as JSON."),
     config: Optional[str] = typer.Option(None, "--config", "-c", help="Path to tierwise.toml (catalog and default tier)."),
+    shadow: bool = typer.Option(False, "--shadow", help="Run the shadow loop end to end in-process on the offline "
+                                "upstream's simulated truth (no proxy, key or network needed)."),
+    per_task: int = typer.Option(400, "--per-task", help="With --shadow: live calls per task type."),
+    share: float = typer.Option(0.5, "--share", help="With --shadow: the share of live calls replayed."),
+    workdir: Optional[str] = typer.Option(None, "--workdir", help="With --shadow: keep the ledger and tierwise.toml here."),
 ) -> None:
     """Send a sample workload through the running proxy and show which tier got what, and the savings."""
+    if shadow:
+        from .shadow import run_shadow_demo
+
+        run_shadow_demo(per_task=per_task, share=share, workdir=workdir)
+        return
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,

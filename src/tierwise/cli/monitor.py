@@ -29,7 +29,12 @@ def _monitor(config, ledger_url, margin, min_samples, webhook):
 
     settings = settings_from(config, ledger={"url": ledger_url},
                              monitor={"margin": margin, "min_samples": min_samples, "webhook": webhook})
-    return Monitor(settings, open_db(settings))
+    m = Monitor(settings, open_db(settings))
+    if settings.raw["shadow"]["enabled"]:  # the shadow loop's auto-apply, revert and scheduled learn
+        from ..shadow.watch import ShadowWatch
+
+        m.shadow = ShadowWatch(settings, m.engine, m.history)
+    return m
 
 
 def _show(m) -> None:
@@ -64,6 +69,9 @@ def check(
         _show(m)
         for a in m.check(auto_revert=auto_revert):
             console.print(f"[bold red]alert #{a['id']}[/bold red] {a['message']}", highlight=False)
+        for a in (m.shadow.last if m.shadow is not None else ()):
+            if "id" not in a:  # the shadow loop's registry moves and learns
+                console.print(f"[bold]shadow[/bold] {a['message']}", highlight=False)
         if watch <= 0:
             break
         time.sleep(watch)

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Mapping, Protocol
 
 from ..cost import Usage
+from ..upstream.quality import marker_of
 from .graders import EvalItem, Grade, extract_json
 
 if TYPE_CHECKING:
@@ -203,5 +204,9 @@ class OfflineJudge:
             h = hashlib.blake2b(f"{_rubric(item)}\x00{text}".encode(), digest_size=8).digest()
             u = int.from_bytes(h, "big") / 2**64
             score = round(0.6 * min(1.0, words / self.target_words) + 0.4 * u, 4)
-            grades[key] = Grade("judge", score >= mark, score, f"offline judge: {words} words")
+            detail = f"offline judge: {words} words"
+            seen = marker_of(text)  # the simulation's hidden quality marker (upstream/quality.py), when present
+            if seen is not None:
+                score, detail = (0.9 if seen else 0.1), f"offline judge: the answer's check marker says {'pass' if seen else 'fail'}"
+            grades[key] = Grade("judge", score >= mark, score, detail)
         return JudgeResult(grades, usage=None, model=None, prompt=prompt, order=order)

@@ -14,6 +14,7 @@ from .batches_schema import upgrade_batches
 from .evidence_schema import upgrade as _m3_evidence
 from .judgements_schema import upgrade_judgements
 from .keys_schema import upgrade_key_roles, upgrade_keys
+from .shadow_schema import upgrade_shadow
 
 __all__ = ["metadata", "calls", "schema_version", "MIGRATIONS", "migrate", "current_version"]
 
@@ -87,7 +88,7 @@ MIGRATIONS: list[tuple[int, str, Callable[[sa.Connection], None]]] = [
     (3, "evidence: feedback, registry history, alerts, evaluations, experiments", _m3_evidence),
     (4, "eval judgement cache", upgrade_judgements),
     (5, "message batches: request mapping", upgrade_batches),
-    # 6 is taken on another branch (the lead renumbers at merge)
+    (6, "shadow evaluation pairs", upgrade_shadow),
     (7, "proxy key roles", upgrade_key_roles),
 ]
 

@@ -101,7 +101,17 @@ def create_app(settings: Settings, *, upstream: Upstream | None = None, ledger: 
     from ..resilience import Runtime
 
     state.guard = Runtime(settings, state.upstream, ledger)  # retries, keys, budgets
+    if settings.raw["shadow"]["enabled"]:
+        from ..shadow import build_shadow
+
+        state.shadow = build_shadow(settings, state.upstream, ledger, state.dispatcher)
+        state.shadow.busy = lambda: state.inflight > 0
     evidence = EvidenceState(state)  # feedback, /metrics, /dashboard, registry reload + monitor
+    if state.shadow is not None and evidence.monitor is not None:  # [shadow]: auto-apply, revert, scheduled learn
+        from ..shadow.watch import ShadowWatch
+
+        evidence.monitor.shadow = ShadowWatch(settings, evidence.engine, evidence.history, runtime=state.shadow,
+                                              on_change=evidence._after_revert)
     access = evidence.access  # who may reach which route (tierwise.server.access)
 
     def _lower(request: Request) -> dict[str, str]:
@@ -185,6 +195,8 @@ def create_app(settings: Settings, *, upstream: Upstream | None = None, ledger: 
         try:
             yield
         finally:
+            if state.shadow is not None:
+                await state.shadow.aclose()
             await state.upstream.aclose()
             await state.guard.aclose()
             if state.ledger is not None:

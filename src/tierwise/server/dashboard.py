@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from ..cost import Usage, cost_nanos
 from ..evaluation.charts import TIER_COLORS, color_for, fmt_usd, grouped_bars, hbars, share_bar, stacked_bars
 from ..evaluation.stats import percentile
+from ..shadow.dashboard_card import shadow_card
 
 if TYPE_CHECKING:
     from ..config import Settings
@@ -102,6 +103,9 @@ def _evidence(settings: "Settings", engine: sa.Engine) -> dict[str, Any]:
     out["registry"] = dict(sorted(settings.registry.items()))
     run = EvalStore(engine).latest_run(with_report=True)
     out["eval"] = run["report"] if run else None
+    from ..shadow.dashboard_card import shadow_data  # verdicts of the shadow loop, error rate over time
+
+    out["shadow"] = shadow_data(settings, engine)
     return out
 
 
@@ -189,6 +193,7 @@ def render(d: dict[str, Any]) -> str:
                      fmt=lambda v: f"{v:,.0f} ms", label="latency", width=560, height=240),
         "<p class='muted'>p50 and p95 of successful calls" + (", and time to first token for streams." if has_ttft else ".")
         + "</p></div></div>",
+        shadow_card(d.get("shadow")),
         _ab_card(d.get("ab")),
         "<div class='grid2'>", _alerts_card(d.get("alerts") or []), _registry_card(d), "</div>",
         _eval_card(d.get("eval")),

@@ -379,9 +379,15 @@ async def handle_messages(state: "ProxyState", scope: dict[str, Any], receive: R
                     "headers": [_JSON, (b"content-length", str(len(data)).encode()), *out_headers]})
         await send({"type": "http.response.body", "body": data})
         await _settle(rt, call, (cost or 0) + failed, state)
+        if state.shadow is not None:  # [shadow]: maybe queue a replay; never waits, never fails the call
+            state.shadow.offer(request_id=call.request_id, plan=plan, body=body, sent=out_body, answer=data,
+                               headers=headers, key_id=call.key_id, status=resp.status)
         return
 
     await _stream(state, rt, send, watch, waiting, outcome, out_headers, call, upstream_name)
+    if state.shadow is not None and call.attempts and not call.attempts[-1]["error_type"]:
+        state.shadow.offer(request_id=call.request_id, plan=plan, body=body, sent=out_body, answer=None,
+                           headers=headers, key_id=call.key_id, status=call.attempts[-1]["status"] or 200)
 
 
 async def _wait_disconnect(receive: Receive, owner: "asyncio.Task[Any] | None" = None,

@@ -29,6 +29,7 @@ class ProxyState:
     # ledger row is written); bounded, oldest dropped first
     owners: dict[str, str] = field(default_factory=dict)
     max_owners: int = 100_000
+    shadow: Any = None    # tierwise.shadow.ShadowRuntime when [shadow] is enabled
 
     def record(self, row: dict[str, Any]) -> None:
         self.recorded += 1

@@ -24,8 +24,14 @@ def build_upstream(settings: "Settings", environ: Mapping[str, str] | None = Non
         from .offline import OfflineUpstream
 
         o = up["offline"]
+        quality = None
+        if o.get("quality"):
+            from .quality import QualityModel
+
+            quality = QualityModel()
         return OfflineUpstream(latency_scale=float(o.get("latency_scale", 1.0)), seed=int(o.get("seed", 0)),
-                               fault_rate=float(o.get("fault_rate", 0.0)), fault_status=int(o.get("fault_status", 529)))
+                               fault_rate=float(o.get("fault_rate", 0.0)), fault_status=int(o.get("fault_status", 529)),
+                               quality=quality)
     from .anthropic import AnthropicUpstream
 
     return AnthropicUpstream(up["url"], env.get(up["api_key_env"]) or None, timeout=float(up["timeout"]),

@@ -337,8 +337,9 @@ class OfflineUpstream:
     name = "offline"
 
     def __init__(self, *, latency_scale: float = 1.0, seed: int = 0, fault_rate: float = 0.0, fault_status: int = 529,
-                 fault_specs: tuple[str, ...] = ()) -> None:
+                 fault_specs: tuple[str, ...] = (), quality: Any = None) -> None:
         self.latency_scale = latency_scale
+        self.quality = quality  # tierwise.upstream.quality.QualityModel: marks each answer pass/fail (simulation)
         self.fault_rate = fault_rate
         self.fault_status = fault_status
         self.fault_specs = tuple(fault_specs)  # random faults drawn from these specs (default: fault_status)
@@ -406,6 +407,8 @@ class OfflineUpstream:
             raise self._refuse(400, "invalid_request_error", foreign)
         message = synthesize(params, self._seen)
         message["usage"] = self.cache.apply(params, message["usage"], now())
+        if self.quality is not None:
+            self.quality.mark(message, params, headers)
         ttft, per_token = LATENCY[_family(message["model"])]
         ttft *= self.latency_scale
         per_token *= self.latency_scale
