@@ -27,6 +27,8 @@ from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 import orjson
 
+from . import jsonbody
+
 if TYPE_CHECKING:
     from .catalog import Catalog, Model
 
@@ -60,7 +62,7 @@ def _chars(block: Any) -> int:
         elif isinstance(v, list):
             n += sum(_chars(b) for b in v)
     if "input" in block or "input_schema" in block:
-        n += len(orjson.dumps(block.get("input") or block.get("input_schema") or {}))
+        n += len(jsonbody.dumps(block.get("input") or block.get("input_schema") or {}))
     return n or 8
 
 
@@ -79,8 +81,11 @@ def blocks_of(params: Mapping[str, Any]) -> list[Block]:
         # the cache_control marker is not content: a prefix written with the breakpoint on its last
         # block is found again when the next turn moves the breakpoint further on
         if isinstance(block, dict):
-            ident = extra + orjson.dumps({k: v for k, v in block.items() if k != "cache_control"},
-                                         option=orjson.OPT_SORT_KEYS)
+            try:
+                ident = extra + orjson.dumps({k: v for k, v in block.items() if k != "cache_control"},
+                                             option=orjson.OPT_SORT_KEYS)
+            except TypeError:  # nested deeper than orjson writes (the API accepts it): the stdlib's bytes
+                ident = extra + jsonbody.dumps({k: v for k, v in block.items() if k != "cache_control"})
         else:
             ident = extra + str(block).encode("utf-8", "surrogatepass")
         out.append(Block(ident, (_chars(block) + 3) // 4, _ttl(block)))

@@ -152,7 +152,7 @@ def fit(settings: "Settings", engine: sa.Engine, *, lam: float | None = None) ->
         costs.append(float(np.mean(T[:, j, 0] * float(rates.input) / 1e6 + T[:, j, 1] * float(rates.output) / 1e6)))
     digest = hashlib.sha256("\n".join(rids).encode() + Y.tobytes()).hexdigest()
     art = Artifact(ladder=[m.id for m in models], rung_models=[[m.id] for m in models], spec=spec, W=W, mu=mu,
-                   prices=prices, rung_cost=costs, lam=lam,
+                   prices=prices, rung_cost=costs, lam=lam, rule="gap",  # calibrated by tolerance (below)
                    training={"records": len(rows), "sha256": digest, "files": [], "datasets": {"tierwise-shadow": len(rows)},
                              "mean_score": [round(float(x), 4) for x in Y.mean(0)],
                              "mean_cost_usd": [float(f"{c:.6g}") for c in costs]},
