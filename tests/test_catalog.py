@@ -27,7 +27,7 @@ def test_constraints_and_limits():
     assert cat.get("claude-opus-5-5").rejects_thinking_disabled and not cat.get("claude-haiku-5-5").rejects_thinking_disabled
     assert not cat.get("claude-haiku-5-5").rejects_forced_tool_use and not cat.get("claude-opus-5-5").rejects_forced_tool_use
     assert cat.get("claude-haiku-5-5").context_window == 1_000_000
-    assert cat.get("claude-sonnet-4-5").bedrock_id == "anthropic.claude-sonnet-4-5-20250929-v1:0"
+    assert cat.get("claude-sonnet-4-5").upstream_id("bedrock") == "anthropic.claude-sonnet-4-5-20250929-v1:0"
 
 
 def test_next_release_moves_one_line_of_config():

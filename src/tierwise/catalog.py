@@ -82,8 +82,9 @@ class Model:
     prices: tuple[Price, ...]
     context_window: int
     max_output: int
-    bedrock_id: str | None = None
-    bedrock_api: str = ""           # "messages" (Bedrock's Messages API endpoint) or "invoke"/"" (InvokeModel)
+    # upstream kind -> this model's attributes there (``<kind>_id`` / ``<kind>_api`` keys in the catalog,
+    # or ``upstreams = {<kind> = {id = ..., api = ...}}``), for the kinds of upstream/kinds.py
+    upstreams: Mapping[str, Mapping[str, str]] = field(default_factory=dict, hash=False, compare=False)
     aliases: tuple[str, ...] = ()
     legacy: bool = False
     retired: bool = False
@@ -97,6 +98,13 @@ class Model:
     rejects_block_types: tuple[str, ...] = () # content block types the model refuses
     display_name: str = ""
     notes: str = ""
+
+    def upstream_id(self, kind: str) -> str | None:
+        """This model's id on the upstream of ``kind`` as the catalog lists it, or None."""
+        return self.upstreams.get(kind, {}).get("id") or None
+
+    def upstream_attr(self, kind: str, name: str, default: str = "") -> str:
+        return self.upstreams.get(kind, {}).get(name, default)
 
     def price_at(self, when: _dt.date | _dt.datetime | None = None) -> Price:
         """The price in force on ``when`` (today when None)."""
@@ -117,6 +125,26 @@ def _names(value: Any, where: str) -> tuple[str, ...]:
     if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
         raise ConfigError(f"{where}: expected a list of strings, got {value!r}")
     return tuple(value)
+
+
+def _upstreams(data: Mapping[str, Any], where: str) -> dict[str, dict[str, str]]:
+    """kind -> attributes, from ``<kind>_<attr>`` keys (any registered upstream kind) and ``upstreams``."""
+    from .upstream.kinds import kinds
+
+    out: dict[str, dict[str, str]] = {}
+    for kind in kinds():
+        prefix = kind + "_"
+        attrs = {k[len(prefix):]: str(v) for k, v in data.items() if k.startswith(prefix) and v is not None}
+        if attrs:
+            out[kind] = attrs
+    nested = data.get("upstreams") or {}
+    if not isinstance(nested, Mapping):
+        raise ConfigError(f"{where}.upstreams: expected a table of upstream kind -> {{id = ...}}")
+    for kind, attrs in nested.items():
+        if not isinstance(attrs, Mapping):
+            raise ConfigError(f"{where}.upstreams.{kind}: expected a table like {{id = \"...\"}}")
+        out.setdefault(str(kind), {}).update({str(k): str(v) for k, v in attrs.items()})
+    return out
 
 
 def _model_from(data: Mapping[str, Any], where: str) -> Model:
@@ -155,8 +183,7 @@ def _model_from(data: Mapping[str, Any], where: str) -> Model:
             prices=tuple(prices),
             context_window=int(data.get("context_window", 200_000)),
             max_output=int(data.get("max_output", 64_000)),
-            bedrock_id=data.get("bedrock_id"),
-            bedrock_api=str(data.get("bedrock_api", "")),
+            upstreams=_upstreams(data, where),
             aliases=tuple(data.get("aliases", ())),
             legacy=bool(data.get("legacy", False)),
             retired=bool(data.get("retired", False)),

@@ -16,8 +16,9 @@ from typing import Any, Mapping
 
 from .catalog import Catalog, load_catalog
 from .errors import ConfigError
+from .upstream.kinds import check_tables, kinds, table_defaults
 
-__all__ = ["DEFAULTS", "DEFAULT_REGISTRY", "Settings", "load_settings", "TASK_NAME"]
+__all__ = ["DEFAULTS", "DEFAULT_REGISTRY", "Settings", "defaults", "load_settings", "TASK_NAME"]
 
 TASK_NAME = re.compile(r"^[a-z0-9][a-z0-9_.\-]{0,63}$")
 
@@ -98,17 +99,12 @@ DEFAULTS: dict[str, Any] = {
         "redis": {"connect_timeout": 2.0, "timeout": 1.0, "max_connections": 256, "pool_timeout": 5.0},
         "store_retry_interval": 1.0,
         "rate_limits_on_store_error": "fail_open",  # fail_open (in-process bucket) | fail_closed (529)
-        "fallbacks": {},              # tier -> ["bedrock", "vertex", "anthropic", "next_tier", "tier:<name>"]; free table
+        "fallbacks": {},              # tier -> [<upstream kind>, "next_tier", "tier:<name>"]; free table
         "breaker": {"enabled": True, "window": 100, "min_requests": 20, "failure_rate": 0.5, "cooldown": 5.0,
                     "half_open_probes": 1},
-        # Amazon Bedrock (upstream/bedrock.py): "runtime" or "mantle" serve the Messages API itself
-        # (every 5.x model, Opus 4.7 and later); older models go through InvokeModel. auth: sigv4 | api_key
-        "bedrock": {"enabled": False, "region": "us-east-1", "endpoint_url": "", "model_prefix": "",
-                    "timeout": 600.0, "endpoint": "runtime", "auth": "sigv4", "api_key_env": "AWS_BEARER_TOKEN_BEDROCK"},
-        # Google Cloud Vertex AI (upstream/vertex.py): rawPredict / streamRawPredict; OAuth token from
-        # google-auth (optional extra) or from token_env
-        "vertex": {"enabled": False, "project": "", "region": "global", "endpoint_url": "", "token_env": "",
-                   "timeout": 600.0, "model_ids": {}},
+        # one table per upstream kind a fallback may name ([resilience.<kind>]): their defaults live
+        # with their registration (upstream/kinds.py)
+        **table_defaults(),
     },
     # proxy API keys (tierwise keys create); enforced when required or when any key exists
     "keys": {"required": False, "refresh_interval": 5.0},
@@ -286,6 +282,15 @@ def _set_path(tree: dict[str, Any], path: tuple[str, ...], value: Any) -> dict[s
     return out
 
 
+def defaults() -> dict[str, Any]:
+    """A fresh copy of every default: ``DEFAULTS`` and the table of every upstream kind registered
+    since it was built (``[resilience.<kind>]``)."""
+    raw = copy.deepcopy(DEFAULTS)
+    for kind, table in table_defaults().items():
+        raw["resilience"].setdefault(kind, table)
+    return raw
+
+
 def load_settings(config_path: str | os.PathLike[str] | None = None, *, overrides: Mapping[str, Any] | None = None,
                   environ: Mapping[str, str] | None = None) -> Settings:
     """Resolve settings. ``config_path`` None means ``$TIERWISE_CONFIG`` or ``./tierwise.toml`` if present.
@@ -293,7 +298,7 @@ def load_settings(config_path: str | os.PathLike[str] | None = None, *, override
     ``overrides`` is a nested mapping like ``{"server": {"port": 9000}}`` (CLI arguments).
     """
     env = os.environ if environ is None else environ
-    raw = copy.deepcopy(DEFAULTS)
+    raw = defaults()
     upstream_from = "default"
     for var, path in ENV_VARS.items():
         if env.get(var):
@@ -339,8 +344,6 @@ RANGES: dict[tuple[str, ...], tuple[Any, str]] = {
     ("upstream", "first_byte_timeout"): (lambda v: v > 0, "more than 0 seconds"),
     ("upstream", "stream_idle_timeout"): (lambda v: v > 0, "more than 0 seconds"),
     ("upstream", "max_response_bytes"): (lambda v: v >= 1024, "at least 1024 bytes"),
-    ("resilience", "bedrock", "endpoint"): (lambda v: v in ("runtime", "mantle"), "runtime or mantle"),
-    ("resilience", "bedrock", "auth"): (lambda v: v in ("sigv4", "api_key"), "sigv4 or api_key"),
     ("routing", "thinking_affinity"): (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0,
                                        "a whole number of blocks, 0 (off) or more"),
     ("ledger", "batch_size"): (lambda v: v >= 1, "at least 1"),
@@ -427,9 +430,29 @@ def _validate_shadow(sh: dict[str, Any], tiers: set[str], where: str) -> None:
         raise ConfigError(f"{where}shadow.learn_mix: expected shares cheapest first, e.g. \"70/30\", got {sh['learn_mix']!r}")
 
 
+def _validate_fallbacks(fallbacks: Mapping[str, Any], catalog: Catalog, where: str) -> None:
+    """[resilience.fallbacks]: tier (or "*") -> a list of upstream kinds, "next_tier" and "tier:<name>"."""
+    names = ", ".join(f'"{k}"' for k in kinds())
+    for tier, entries in fallbacks.items():
+        at = f"{where}resilience.fallbacks.{tier}"
+        if tier != "*" and tier not in catalog.tiers:
+            raise ConfigError(f"{at}: unknown tier (tiers: {', '.join(catalog.tier_order)})")
+        if not isinstance(entries, list):
+            raise ConfigError(f"{at}: expected a list of {names}, \"next_tier\" or \"tier:<name>\", got {entries!r}")
+        for e in entries:
+            if isinstance(e, str) and (e in kinds() or e == "next_tier"):
+                continue
+            if isinstance(e, str) and e.startswith("tier:"):
+                if e[5:] in catalog.tiers:
+                    continue
+                raise ConfigError(f"{at}: {e!r} names an unknown tier (tiers: {', '.join(catalog.tier_order)})")
+            raise ConfigError(f"{at}: {e!r} is not an upstream kind ({names}), \"next_tier\" or \"tier:<name>\"")
+
+
 def _validate(raw: dict[str, Any], source: str) -> Settings:
     where = f"{source}: " if source != "defaults" else ""
     _check_ranges(raw, where)
+    check_tables(raw["resilience"], where)
     try:
         catalog = load_catalog(raw.get("catalog"))
     except ConfigError as exc:
@@ -447,6 +470,7 @@ def _validate(raw: dict[str, Any], source: str) -> Settings:
     if raw["upstream"]["kind"] not in ("auto", "anthropic", "offline"):
         raise ConfigError(f"{where}upstream.kind: expected auto, anthropic or offline, got {raw['upstream']['kind']!r}")
     _validate_shadow(raw["shadow"], tiers, where)
+    _validate_fallbacks(raw["resilience"]["fallbacks"], catalog, where)
     port = raw["server"]["port"]
     if not 0 <= port <= 65535:
         raise ConfigError(f"{where}server.port: {port} is not a TCP port")

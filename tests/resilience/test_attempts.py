@@ -234,18 +234,18 @@ def test_chain_from_config_respects_pool_and_routing():
     body = {"model": "tierwise/classify_intent", "max_tokens": 10, "messages": [{"role": "user", "content": "x"}]}
     plan = d.plan(body)
     prim = Scripted("anthropic", [])
-    chain = build_chain(plan, body, orjson.dumps(body), primary=prim, bedrock=Bed(), catalog=s.catalog,
+    chain = build_chain(plan, body, orjson.dumps(body), primary=prim, peers={"bedrock": Bed()}, catalog=s.catalog,
                         fallbacks={"fast": ["bedrock", "next_tier"]})
     assert [(t.upstream.name, t.model_id, t.kind) for t in chain] == [
         ("anthropic", "claude-haiku-5-5", "primary"), ("bedrock", "claude-haiku-5-5", "bedrock"),
         ("anthropic", "claude-sonnet-5-5", "tier")]
     # a key limited to fast never escalates
-    chain = build_chain(plan, body, orjson.dumps(body), primary=prim, bedrock=None, catalog=s.catalog,
+    chain = build_chain(plan, body, orjson.dumps(body), primary=prim, catalog=s.catalog,
                         fallbacks={"*": ["next_tier"]}, allowed=lambda t: t == "fast")
     assert len(chain) == 1
     # an explicit model is only ever answered by that model
     body2 = {"model": "claude-haiku-5-5", "max_tokens": 10, "messages": [{"role": "user", "content": "x"}]}
     plan2 = d.plan(body2)
-    chain = build_chain(plan2, body2, orjson.dumps(body2), primary=prim, bedrock=Bed(), catalog=s.catalog,
+    chain = build_chain(plan2, body2, orjson.dumps(body2), primary=prim, peers={"bedrock": Bed()}, catalog=s.catalog,
                         fallbacks={"*": ["next_tier", "bedrock"]})
     assert [t.model_id for t in chain] == ["claude-haiku-5-5", "claude-haiku-5-5"]

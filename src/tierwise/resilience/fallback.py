@@ -3,14 +3,15 @@
 Configured per tier in ``[resilience.fallbacks]`` (``"*"`` for every tier), e.g.::
 
     [resilience.fallbacks]
-    fast = ["bedrock", "vertex", "next_tier"]  # Haiku on Bedrock, on Vertex, then Sonnet on the first-party API
-    "*" = ["bedrock"]
+    fast = ["<kind>", "next_tier"]  # the same model on a peer upstream, then the next tier up
+    "*" = ["<kind>"]
 
-Entries name upstreams by kind or move the tier: ``bedrock`` (the same model on Amazon Bedrock,
-when ``[resilience.bedrock]`` is enabled and the model has a ``bedrock_id``), ``vertex`` (the same
-model on Google Cloud Vertex AI, ``[resilience.vertex]``), ``anthropic`` (the first-party API, when
-it is the primary: useful after a tier move), ``next_tier`` (the next tier up), ``tier:<name>``
-(a named tier). An entry naming an upstream that is not configured is refused at start. Tier changes
+Entries name upstreams by kind or move the tier. A kind is any registered in
+``tierwise.upstream.kinds`` (the built-in ones are listed there and in docs/production.md): the same
+model on that upstream, when its ``[resilience.<kind>]`` table is enabled and the kind serves the
+model; the kind of the primary needs no table (useful after a tier move). ``next_tier`` is the next
+tier up, ``tier:<name>`` a named tier. An entry naming an unknown kind is refused when the config
+is loaded, one naming a kind that is not configured when the proxy starts. Tier changes
 apply only to routed requests (``auto`` or ``tierwise/<task>``): a request that names a model is
 only ever answered by that model. Every tier a fallback reaches must be allowed by the caller's
 key, and must have a context window that fits the prompt. Nothing falls back by default:
@@ -42,7 +43,7 @@ class Target:
     upstream: "Upstream"
     model_id: str
     tier: str | None
-    kind: str                      # primary | anthropic | bedrock | vertex (a peer upstream) | tier
+    kind: str                      # primary | tier | the kind of a peer upstream (upstream/kinds.py)
     body: bytes
     adapted: list[str] = field(default_factory=list)
 
@@ -51,14 +52,12 @@ class Target:
         return (self.upstream.name, self.model_id)
 
 
-def build_chain(plan: "Plan", body: dict[str, Any], out_body: bytes, *, primary: "Upstream", bedrock: Any,
+def build_chain(plan: "Plan", body: dict[str, Any], out_body: bytes, *, primary: "Upstream",
                 fallbacks: Mapping[str, Any], catalog: "Catalog", allowed: Callable[[str | None], bool] | None = None,
                 prompt_tokens: int = 0, peers: Mapping[str, Any] | None = None) -> list[Target]:
     """The primary target then the configured fallbacks, de-duplicated, in order. ``peers``: the
-    upstreams by kind (``bedrock`` alone may also come as ``bedrock``)."""
-    peers = dict(peers or {})
-    if bedrock is not None:
-        peers.setdefault("bedrock", bedrock)
+    configured upstreams by kind; an entry naming none of them and no tier move is skipped."""
+    peers = peers or {}
     chain = [Target(primary, plan.model_id, plan.tier, "primary", out_body, list(plan.adapted))]
     entries = fallbacks.get(plan.tier or "", None) if fallbacks else None
     if entries is None and fallbacks:
@@ -70,8 +69,8 @@ def build_chain(plan: "Plan", body: dict[str, Any], out_body: bytes, *, primary:
     cur_model, cur_body = plan.model_id, out_body
     for entry in entries:
         entry = str(entry)
-        if entry in PEER_KINDS:
-            up = peers.get(entry)
+        if entry in peers:
+            up = peers[entry]
             supports = getattr(up, "supports", None)
             if up is not None and (supports is None or supports(cur_model)):
                 t = Target(up, cur_model, cur_tier, entry, cur_body)

@@ -16,7 +16,8 @@ from ..limits import InputLimits, RateLimiter
 from ..routing.base import Decision
 from .attempts import AttemptLoop
 from .breaker import CircuitBreaker, build_breaker
-from .fallback import PEER_KINDS, Target, build_chain
+from ..upstream.kinds import build_peers, kinds
+from .fallback import Target, build_chain
 from .retry import RetryPolicy
 from .stores import StoreGuard, redis_client
 
@@ -40,7 +41,7 @@ def _ping_db(engine: Any) -> None:
 
 class Runtime:
     def __init__(self, settings: "Settings", upstream: "Upstream", ledger: "Ledger | None", *,
-                 bedrock: Any = None, vertex: Any = None) -> None:
+                 peers: "Mapping[str, Upstream] | None" = None) -> None:
         self.settings = settings
         self.catalog = settings.catalog
         self.upstream = upstream
@@ -63,31 +64,13 @@ class Runtime:
                                 max_attempts=int(res["max_attempts"]), max_retry_time=float(res["max_retry_time"]),
                                 retries_per_target=int(res["retries_per_target"]))
         self.fallbacks: Mapping[str, Any] = res.get("fallbacks") or {}
-        # the upstreams a fallback may name, by kind: the primary's own kind, and Bedrock / Vertex when enabled
-        self.bedrock = bedrock
-        if self.bedrock is None and res["bedrock"].get("enabled"):
-            from ..upstream.bedrock import build_bedrock
-
-            self.bedrock = build_bedrock(res["bedrock"], self.catalog, upstream=settings.upstream)
-        self.vertex = vertex
-        if self.vertex is None and res.get("vertex", {}).get("enabled"):
-            from ..upstream.vertex import build_vertex
-
-            if not res["vertex"].get("project"):
-                raise ConfigError("resilience.vertex.project: Vertex AI needs a Google Cloud project id")
-            self.vertex = build_vertex(res["vertex"], self.catalog, upstream=settings.upstream)
-        self.peers: dict[str, Any] = {k: u for k, u in (("bedrock", self.bedrock), ("vertex", self.vertex)) if u is not None}
+        # the upstreams a fallback may name, by kind (upstream/kinds.py): the primary's own kind, and each
+        # peer whose [resilience.<kind>] is enabled (``peers``: ones built by the caller)
+        self.peers: dict[str, Any] = build_peers(res, self.catalog, settings.upstream, peers)
         self.peers.setdefault(getattr(upstream, "name", "anthropic"), upstream)
-        names = ", ".join(f'"{k}"' for k in PEER_KINDS)
-        for tier, entries in self.fallbacks.items():
-            if tier != "*" and tier not in self.catalog.tiers:
-                raise ConfigError(f"resilience.fallbacks.{tier}: unknown tier (tiers: {', '.join(self.catalog.tier_order)})")
-            if not isinstance(entries, list) or not all(isinstance(e, str) and (e in PEER_KINDS or e == "next_tier" or (
-                    e.startswith("tier:") and e[5:] in self.catalog.tiers)) for e in entries):
-                raise ConfigError(f"resilience.fallbacks.{tier}: expected a list of {names}, \"next_tier\" or "
-                                  f"\"tier:<name>\", got {entries!r}")
+        for tier, entries in self.fallbacks.items():  # their syntax is checked by load_settings
             for e in entries:
-                if e in PEER_KINDS and e not in self.peers:
+                if e in kinds() and e not in self.peers:
                     raise ConfigError(f"resilience.fallbacks.{tier}: {e!r} names an upstream that is not configured "
                                       f"(enable [resilience.{e}])")
         self.limits = InputLimits(settings.raw["limits"])
@@ -211,7 +194,7 @@ class Runtime:
         if not self.fallbacks:
             return [Target(self.upstream, plan.model_id, plan.tier, "primary", out_body, list(plan.adapted))]
         allowed = key.tier_allowed if key is not None and key.restricted else None
-        return build_chain(plan, body, out_body, primary=self.upstream, bedrock=self.bedrock, fallbacks=self.fallbacks,
+        return build_chain(plan, body, out_body, primary=self.upstream, fallbacks=self.fallbacks,
                            catalog=self.catalog, allowed=allowed, prompt_tokens=body_len // 4, peers=self.peers)
 
     def stores(self) -> dict[str, Any]:
@@ -237,7 +220,8 @@ class Runtime:
                 "budget_store": self.budgets.store}
 
     async def aclose(self) -> None:
-        for obj in (self.breaker, self.limiter, self.budgets, self.bedrock, self.vertex, self.redis):
+        peers = [u for u in self.peers.values() if u is not self.upstream]
+        for obj in (self.breaker, self.limiter, self.budgets, *peers, self.redis):
             if obj is not None:
                 try:
                     await obj.aclose()

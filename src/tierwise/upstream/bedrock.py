@@ -353,8 +353,10 @@ def build_bedrock(conf: Mapping[str, Any], catalog: Any, *, timeout: float | Non
     import os
 
     env = os.environ if environ is None else environ
-    ids = {m.id: m.bedrock_id for m in catalog.listed() if m.bedrock_id}
-    apis = {m.id: m.bedrock_api for m in catalog.listed() if m.bedrock_id and getattr(m, "bedrock_api", "")}
+    from .kinds import model_ids
+
+    ids = model_ids("bedrock", conf, catalog)
+    apis = {m.id: api for m in catalog.listed() if m.id in ids and (api := m.upstream_attr("bedrock", "api"))}
     api_key = None
     if conf.get("auth") == "api_key":
         api_key = env.get(str(conf.get("api_key_env") or "AWS_BEARER_TOKEN_BEDROCK")) or None
