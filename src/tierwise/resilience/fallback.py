@@ -32,10 +32,7 @@ if TYPE_CHECKING:
     from ..dispatch import Plan
     from ..upstream import Upstream
 
-__all__ = ["Target", "build_chain", "PEER_KINDS"]
-
-# the upstream kinds a fallback entry may name (each registered by the runtime when configured)
-PEER_KINDS = ("anthropic", "bedrock", "vertex")
+__all__ = ["Target", "build_chain"]
 
 
 @dataclass(slots=True)
