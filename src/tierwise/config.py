@@ -449,6 +449,28 @@ def _validate_fallbacks(fallbacks: Mapping[str, Any], catalog: Catalog, where: s
             raise ConfigError(f"{at}: {e!r} is not an upstream kind ({names}), \"next_tier\" or \"tier:<name>\"")
 
 
+def _validate_routing(routing: dict[str, Any], where: str) -> None:
+    """Strategy names and their options ([routing.options.<strategy>], [routing.task_options.<task>])."""
+    from .routing.base import STRATEGIES, available, check_options
+
+    names = ", ".join(available())
+    if routing["auto"] not in STRATEGIES:
+        raise ConfigError(f"{where}routing.auto: unknown routing strategy {routing['auto']!r} (available: {names})")
+    for task, strategy in routing["strategies"].items():
+        if not isinstance(strategy, str) or strategy not in STRATEGIES:
+            raise ConfigError(f"{where}routing.strategies.{task}: unknown routing strategy {strategy!r} (available: {names})")
+    for name, opts in routing["options"].items():
+        if name not in STRATEGIES:
+            raise ConfigError(f"{where}routing.options.{name}: unknown routing strategy (available: {names})")
+        check_options(name, opts, f"{where}routing.options.{name}")
+    for task, opts in routing["task_options"].items():
+        strategy = routing["strategies"].get(task)
+        if strategy is None:
+            raise ConfigError(f"{where}routing.task_options.{task}: options for a task type with no "
+                              f"[routing.strategies] entry (set routing.strategies.{task} = \"<strategy>\")")
+        check_options(strategy, opts, f"{where}routing.task_options.{task}")
+
+
 def _validate(raw: dict[str, Any], source: str) -> Settings:
     where = f"{source}: " if source != "defaults" else ""
     _check_ranges(raw, where)
@@ -471,6 +493,7 @@ def _validate(raw: dict[str, Any], source: str) -> Settings:
         raise ConfigError(f"{where}upstream.kind: expected auto, anthropic or offline, got {raw['upstream']['kind']!r}")
     _validate_shadow(raw["shadow"], tiers, where)
     _validate_fallbacks(raw["resilience"]["fallbacks"], catalog, where)
+    _validate_routing(raw["routing"], where)
     port = raw["server"]["port"]
     if not 0 <= port <= 65535:
         raise ConfigError(f"{where}server.port: {port} is not a TCP port")

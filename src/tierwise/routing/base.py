@@ -9,7 +9,8 @@ if TYPE_CHECKING:
     from ..config import Settings
     from .signals import Signals
 
-__all__ = ["Decision", "RouteRequest", "Router", "register", "build_router", "available", "STRATEGY_MODULES"]
+__all__ = ["Decision", "RouteRequest", "Router", "build_router", "available", "add_strategy", "check_options",
+           "strategy_options", "STRATEGIES"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,55 +117,99 @@ class Router(Protocol):
     def decide(self, request: RouteRequest) -> Decision: ...
 
 
-_REGISTRY: dict[str, Callable[..., Router]] = {}
-
-# Strategies that live in their own module, imported only when first asked for (so heavy
-# strategies cost nothing at start-up unless configured).
-STRATEGY_MODULES: dict[str, str] = {
-    "registry": "tierwise.routing.basic",
-    "fixed": "tierwise.routing.basic",
-    "random": "tierwise.routing.basic",
-    "heuristic": "tierwise.routing.heuristic",
-    "learned": "tierwise.routing.learned",
-    "llm": "tierwise.routing.llm",
-    "cascade": "tierwise.routing.cascade",
-    "prior": "tierwise.routing.prior",
+# The strategies, by name: the ``module:attribute`` of each factory, imported only when first asked
+# for (heavy strategies cost nothing at start-up unless configured). This table is the one place a
+# strategy is registered; ``add_strategy`` adds one at run time (a plugin, a test). A factory is
+# called as ``factory(settings, **options)``; its keyword parameters are its options, checked
+# before the call (one taking ``**options`` lists them in its module's ``OPTIONS`` mapping).
+STRATEGIES: dict[str, str | Callable[..., Router]] = {
+    "registry": "tierwise.routing.basic:RegistryRouter",
+    "fixed": "tierwise.routing.basic:FixedRouter",
+    "random": "tierwise.routing.basic:RandomRouter",
+    "heuristic": "tierwise.routing.heuristic:HeuristicRouter",
+    "learned": "tierwise.routing.learned:LearnedRouter",
+    "llm": "tierwise.routing.llm:LLMRouter",
+    "cascade": "tierwise.routing.cascade:CascadeRouter",
+    "prior": "tierwise.routing.prior:PriorRouter",
 }
 
+# keyword arguments the caller supplies, not options a user writes: given only to factories that take them
+CONTEXT = ("upstream",)
 
-def register(name: str) -> Callable[[Callable[..., Router]], Callable[..., Router]]:
-    """Class decorator: make a strategy available under ``name``.
 
-    The factory is called as ``factory(settings, **options)``.
-    """
-
-    def deco(factory: Callable[..., Router]) -> Callable[..., Router]:
-        _REGISTRY[name] = factory
-        return factory
-
-    return deco
+def add_strategy(name: str, factory: "str | Callable[..., Router]") -> None:
+    """Make a strategy available under ``name``: a factory, or its ``"module:attribute"``."""
+    STRATEGIES[name] = factory
 
 
 def available() -> list[str]:
-    return sorted(set(_REGISTRY) | set(STRATEGY_MODULES))
+    return sorted(STRATEGIES)
 
 
-def build_router(name: str, settings: "Settings", **options: Any) -> Router:
-    """Instantiate the strategy ``name`` (``heuristic``, ``registry``, ``learned``...).
+def strategy_factory(name: str) -> Callable[..., Router]:
+    """The factory of strategy ``name``, imported on first use."""
+    from ..errors import ConfigError
 
-    ``options`` come from ``[routing.options.<name>]``; strategies that call a model also get
-    ``upstream=`` (the same seam as the proxy's) and ignore what they do not use."""
-    if name not in _REGISTRY and name in STRATEGY_MODULES:
+    target = STRATEGIES.get(name)
+    if target is None:
+        raise ConfigError(f"unknown routing strategy {name!r} (available: {', '.join(available())})")
+    if isinstance(target, str):
         import importlib
 
+        module, _, attr = target.partition(":")
         try:
-            importlib.import_module(STRATEGY_MODULES[name])
+            factory = getattr(importlib.import_module(module), attr)
         except ModuleNotFoundError as exc:
-            from ..errors import ConfigError
-
             raise ConfigError(f"routing strategy {name!r} is not available: {exc}") from None
-    if name not in _REGISTRY:
-        from ..errors import ConfigError
+        STRATEGIES[name] = target = factory
+    return target
 
-        raise ConfigError(f"unknown routing strategy {name!r} (available: {', '.join(available())})")
-    return _REGISTRY[name](settings, **options)
+
+def strategy_options(name: str) -> frozenset[str] | None:
+    """The options strategy ``name`` takes (None: it does not say)."""
+    import inspect
+    import sys
+
+    factory = strategy_factory(name)
+    params = list(inspect.signature(factory).parameters.values())[1:]  # after ``settings``
+    names = {p.name for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)} - set(CONTEXT)
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        declared = getattr(factory, "OPTIONS", None) or getattr(sys.modules.get(factory.__module__), "OPTIONS", None)
+        if declared is None:
+            return None
+        names |= set(declared)
+    return frozenset(names)
+
+
+def check_options(name: str, options: Any, where: str | None = None) -> None:
+    """Refuse an option strategy ``name`` does not take, naming the key and the valid ones."""
+    from collections.abc import Mapping
+
+    from ..errors import ConfigError
+
+    where = where or f"routing.options.{name}"
+    if not isinstance(options, Mapping):
+        raise ConfigError(f"{where}: expected a table of options, got {options!r}")
+    valid = strategy_options(name)
+    if valid is None:
+        return
+    for key in options:
+        if key not in valid:
+            raise ConfigError(f"{where}.{key}: unknown option of strategy {name!r} "
+                              f"(valid: {', '.join(sorted(valid)) or '(none)'})")
+
+
+def build_router(name: str, settings: "Settings", *, upstream: Any = None, where: str | None = None,
+                 **options: Any) -> Router:
+    """Instantiate the strategy ``name`` (``heuristic``, ``registry``, ``learned``...).
+
+    ``options`` come from ``[routing.options.<name>]`` (``where`` names them in errors); an option the
+    strategy does not take is a ``ConfigError``. Strategies that call a model also get ``upstream``
+    (the same seam as the proxy's)."""
+    import inspect
+
+    factory = strategy_factory(name)
+    check_options(name, options, where)
+    if "upstream" in inspect.signature(factory).parameters:
+        options["upstream"] = upstream
+    return factory(settings, **options)

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import hashlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Mapping
 
 from ..errors import InvalidRequestError
-from .base import Decision, RouteRequest, register
+from .base import Decision, RouteRequest
 
 if TYPE_CHECKING:
     from ..config import Settings
@@ -14,50 +14,52 @@ if TYPE_CHECKING:
 __all__ = ["RegistryRouter", "FixedRouter", "RandomRouter"]
 
 
-@register("registry")
 class RegistryRouter:
     """Task type -> tier, from ``[registry]``. Unknown task types are refused with the known ones
     listed, unless ``routing.unknown_task = "default"`` sends them to the default tier."""
 
     name = "registry"
 
-    def __init__(self, settings: "Settings", **_: Any) -> None:
-        self.registry = settings.registry
+    def __init__(self, settings: "Settings") -> None:
+        self.settings = settings  # its registry is read per decision: a reload swaps it whole
         self.default = settings.default_tier
         self.unknown_to_default = settings.routing.get("unknown_task", "error") == "default"
+
+    @property
+    def registry(self) -> "Mapping[str, str]":
+        return self.settings.registry
 
     def decide(self, request: RouteRequest) -> Decision:
         task = request.task
         if task is None:
             return Decision(tier=self.default, reasons=("no task type: safe default tier",), router=self.name)
-        tier = self.registry.get(task)
+        registry = self.settings.registry
+        tier = registry.get(task)
         if tier is None:
             if self.unknown_to_default:
                 return Decision(tier=self.default, reasons=(f"task type {task!r} not in registry: safe default tier",),
                                 router=self.name, task=task)
-            known = ", ".join(sorted(self.registry)) or "(none)"
+            known = ", ".join(sorted(registry)) or "(none)"
             raise InvalidRequestError(f"unknown task type {task!r}; known task types: {known}")
         return Decision(tier=tier, reasons=(f"registry: {task} -> {tier}",), router=self.name, task=task)
 
 
-@register("fixed")
 class FixedRouter:
     name = "fixed"
 
-    def __init__(self, settings: "Settings", tier: str | None = None, **_: Any) -> None:
+    def __init__(self, settings: "Settings", tier: str | None = None) -> None:
         self.tier = tier or settings.default_tier
 
     def decide(self, request: RouteRequest) -> Decision:
         return Decision(tier=self.tier, reasons=(f"fixed tier {self.tier}",), router=self.name, task=request.task)
 
 
-@register("random")
 class RandomRouter:
     """Mixes tiers with given weights, deterministically per prompt (a seeded hash): a baseline."""
 
     name = "random"
 
-    def __init__(self, settings: "Settings", weights: dict[str, float] | None = None, seed: int = 0, **_: Any) -> None:
+    def __init__(self, settings: "Settings", weights: dict[str, float] | None = None, seed: int = 0) -> None:
         tiers = settings.catalog.tier_order
         self.weights = weights or {t: 1.0 for t in tiers if t in ("fast", "balanced", "deep")} or {tiers[0]: 1.0}
         total = sum(self.weights.values())

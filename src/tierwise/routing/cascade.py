@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError
 from ..verify import build_verifiers
-from .base import Decision, RouteRequest, register
+from .base import Decision, RouteRequest
 
 if TYPE_CHECKING:
     from ..config import Settings
@@ -31,12 +31,11 @@ class CascadePlan:
     note: bool = True
 
 
-@register("cascade")
 class CascadeRouter:
     name = "cascade"
 
     def __init__(self, settings: "Settings", upstream: Any = None, ladder: list[str] | None = None,
-                 verifiers: list[Any] | None = None, note: bool = True, **_: Any) -> None:
+                 verifiers: list[Any] | None = None, note: bool = True) -> None:
         tiers = settings.catalog.tier_order
         ladder = list(ladder or [t for t in ("fast", "balanced", "deep") if t in tiers])
         unknown = [t for t in ladder if t not in tiers]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Callable
 
-from .base import Decision, RouteRequest, register
+from .base import Decision, RouteRequest
 from .signals import DESCRIPTIONS, Signals
 
 if TYPE_CHECKING:
@@ -56,12 +56,11 @@ RULES: tuple[tuple[str, Callable[[Signals], bool], Callable[[Signals], dict[str,
 )
 
 
-@register("heuristic")
 class HeuristicRouter:
     name = "heuristic"
 
     def __init__(self, settings: "Settings", fast_below: float = 1.0, deep_from: float = 4.5,
-                 weights: dict[str, float] | None = None, **_: Any) -> None:
+                 weights: dict[str, float] | None = None) -> None:
         tiers = settings.catalog.tier_order
         self.fast = "fast" if "fast" in tiers else tiers[0]
         self.balanced = settings.default_tier

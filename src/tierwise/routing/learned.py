@@ -52,7 +52,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 import numpy as np
 
 from ..errors import ConfigError
-from .base import Decision, RouteRequest, register
+from .base import Decision, RouteRequest
 from .features import (ANSWER_NAMES, DENSE_NAMES, FastScorer, Featurizer, FeatureSpec, answer_features,
                        dense_signals, describe_prompt)
 from .rules import (DEFAULT_MIX, argmax, blended_price, choose_rung, choose_rungs, difficulty_rung, difficulty_rungs,
@@ -395,7 +395,6 @@ def _pretty(model: str) -> str:
     return model
 
 
-@register("learned")
 class LearnedRouter:
     """Options: ``artifact`` (path; default the shipped one), ``thresholds`` (difficulty rule: one per
     step up the ladder, non-increasing; default the artifact's), ``rule`` (``difficulty`` or ``gap``;
@@ -409,7 +408,7 @@ class LearnedRouter:
     def __init__(self, settings: "Settings", artifact: "str | os.PathLike[str] | Artifact | None" = None,
                  tolerance: float | None = None, rungs: Sequence[str] | Mapping[str, str] | None = None,
                  use_category: bool = True, escalate: bool = True, thresholds: Sequence[float] | None = None,
-                 rule: str | None = None, **_: Any) -> None:
+                 rule: str | None = None) -> None:
         self.artifact = artifact if isinstance(artifact, Artifact) else load_artifact(artifact)
         art = self.artifact
         self.tolerance = float(art.tolerance if tolerance is None else tolerance)

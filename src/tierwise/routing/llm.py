@@ -13,7 +13,7 @@ import hashlib
 from typing import TYPE_CHECKING, Any
 
 from ..errors import APIError
-from .base import Decision, RouteRequest, build_router, register
+from .base import Decision, RouteRequest, build_router
 
 if TYPE_CHECKING:
     from ..config import Settings
@@ -42,12 +42,11 @@ INSTRUCTION = ("You route requests to model tiers. Decide which tier the request
                "<request>\n{text}\n</request>")
 
 
-@register("llm")
 class LLMRouter:
     name = "llm"
 
     def __init__(self, settings: "Settings", upstream: Any = None, model: str | None = None, cache_size: int = 10_000,
-                 fallback: str = "heuristic", max_chars: int = 6000, **_: Any) -> None:
+                 fallback: str = "heuristic", max_chars: int = 6000) -> None:
         self.upstream = upstream
         self.model = model or settings.catalog.model_for_tier(settings.catalog.tier_order[0]).id
         self.tiers = set(settings.catalog.tier_order)

@@ -35,7 +35,7 @@ import re
 from typing import TYPE_CHECKING, Any, Mapping
 
 from ..errors import ConfigError
-from .base import Decision, RouteRequest, register
+from .base import Decision, RouteRequest
 from .taxonomy import LABELS, TIERS, categorize, short_output
 from ..conversation import conversation_key
 from .view import View, view_of
@@ -72,7 +72,6 @@ _MAX_HORIZON = 20
 _DOC_TASKS = frozenset({"synthesize_documents", "summarize_short", "review_code", "explain_concept"})
 
 
-@register("prior")
 class PriorRouter:
     name = "prior"
 
