@@ -54,7 +54,7 @@ class ArmPolicy:
     registry: "Router"
     per_task: dict[str, "Router"]
     overrides: dict[str, str]
-    registry_dict: dict[str, str] | None = None
+    settings: "Settings | None" = None   # the arm's own settings when it overrides the registry
 
 
 def validate_ab(settings: "Settings") -> dict[str, Any] | None:
@@ -136,7 +136,7 @@ class ABTest:
                             for t, st in (routing.get("strategies") or {}).items()}
                 policy = ArmPolicy(arm, f"{self.name}/{arm}", float(pol.get("weight", 1)),
                                    build_router(routing["auto"], s, **up, **opts), build_router("registry", s), per_task,
-                                   overrides, registry_dict=reg)
+                                   overrides, settings=s)
             self.arms.append(policy)
             acc += policy.weight / total
             self.cuts.append((acc, policy))
@@ -166,10 +166,8 @@ class ABTest:
     def refresh_registry(self, base: Mapping[str, str]) -> None:
         """After a registry change: arms with overrides keep them over the new base entries."""
         for arm in self.arms:
-            if arm.registry_dict is not None:
-                arm.registry_dict.clear()
-                arm.registry_dict.update(base)
-                arm.registry_dict.update(arm.overrides)
+            if arm.settings is not None:  # swapped whole: a request never sees a half-updated registry
+                arm.settings.replace_registry({**base, **arm.overrides})
 
 
 def build_ab(settings: "Settings", base: Any) -> ABTest | None:

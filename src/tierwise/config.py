@@ -12,6 +12,7 @@ import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Mapping
 
 from .catalog import Catalog, load_catalog
@@ -44,7 +45,7 @@ DEFAULTS: dict[str, Any] = {
         "host": "127.0.0.1",
         "port": 8787,
         "max_body_bytes": 32 * 1024 * 1024,
-        "log_level": "info",
+        "log_level": "info",          # debug | info | warning | error: tierwise's and uvicorn's logs (serve --log-level wins)
         # slow or idle clients (cli/serve.py, server/guard.py; docs/production.md "Limits and timeouts")
         "header_timeout": 10.0,       # seconds to send a request's headers (from connect, or the last answer)
         "body_timeout": 30.0,         # longest silence while a request body is being sent
@@ -203,8 +204,13 @@ class Settings:
         return self.raw["ledger"]
 
     @property
-    def registry(self) -> dict[str, str]:
+    def registry(self) -> Mapping[str, str]:
+        """The task type -> tier registry in force: a read-only snapshot, swapped whole on a change."""
         return self.raw["registry"]
+
+    def replace_registry(self, registry: Mapping[str, str]) -> None:
+        """Put a new registry in force (one reference swap: readers see the old or the new one, whole)."""
+        self.raw["registry"] = MappingProxyType(dict(registry))
 
     @property
     def routing(self) -> dict[str, Any]:
@@ -337,6 +343,8 @@ def load_settings(config_path: str | os.PathLike[str] | None = None, *, override
 # naming the key, instead of surprising the user later (a monitor that reverts on one sample...).
 RANGES: dict[tuple[str, ...], tuple[Any, str]] = {
     ("server", "max_body_bytes"): (lambda v: v >= 1, "at least 1"),
+    ("server", "log_level"): (lambda v: v.lower() in ("debug", "info", "warning", "error", "critical"),
+                              "debug, info, warning, error or critical"),
     ("server", "header_timeout"): (lambda v: v > 0, "more than 0 seconds"),
     ("server", "body_timeout"): (lambda v: v > 0, "more than 0 seconds"),
     ("server", "keep_alive"): (lambda v: v > 0, "more than 0 seconds"),
@@ -497,4 +505,5 @@ def _validate(raw: dict[str, Any], source: str) -> Settings:
     port = raw["server"]["port"]
     if not 0 <= port <= 65535:
         raise ConfigError(f"{where}server.port: {port} is not a TCP port")
+    raw["registry"] = MappingProxyType(dict(raw["registry"]))
     return Settings(raw=raw, source=source, catalog=catalog)

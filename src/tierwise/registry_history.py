@@ -14,7 +14,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping, MutableMapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 import sqlalchemy as sa
 
@@ -128,11 +128,11 @@ class RegistryHistory:
     """Registry changes: apply (edit the file + record), list, and undo."""
 
     def __init__(self, settings: "Settings", engine: sa.Engine, *, path: Path | None = None,
-                 live: MutableMapping[str, str] | None = None) -> None:
+                 live: bool = False) -> None:
         self.settings = settings
         self.engine = engine
         self.path = path or config_path_of(settings)
-        # the registry dict a running proxy routes with: updated in place so a change takes effect at once
+        # live: ``settings`` is a running proxy's; a change swaps its registry so it takes effect at once
         self.live = live
 
     # -- queries ------------------------------------------------------------------
@@ -202,12 +202,14 @@ class RegistryHistory:
                 made[task] = Change(id=int(res.inserted_primary_key[0]), ts=now, task=task, old_tier=before.get(task),
                                     new_tier=tier, actor=actor, source=source, reason=reason, config_path=str(self.path),
                                     undoes=undoes)
-        if self.live is not None:
+        if self.live:
+            reg = dict(self.settings.registry)
             for task, tier in real.items():
                 if tier is None:
-                    self.live.pop(task, None)
+                    reg.pop(task, None)
                 else:
-                    self.live[task] = tier
+                    reg[task] = tier
+            self.settings.replace_registry(reg)
         return [made.get(t) for t in changes]
 
     def undo(self, change_id: int, *, reason: str | None = None, actor: str | None = None,

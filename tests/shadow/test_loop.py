@@ -73,7 +73,7 @@ def test_auto_apply_then_revert_on_regression(tmp_path, monkeypatch):
     s = make_settings(tmp_path)
     s.source = str(tmp_path / "tierwise.toml")
     led = Ledger.from_settings(s)
-    hist = RegistryHistory(s, led.engine, live=s.registry)
+    hist = RegistryHistory(s, led.engine, live=True)
     watch = ShadowWatch(s, led.engine, hist)
     t0 = time.time() - 1000
     with led.engine.begin() as conn:

@@ -55,7 +55,7 @@ def serve(
     offline: bool = typer.Option(False, "--offline", help="Serve synthetic answers from the built-in offline upstream."),
     ledger_url: Optional[str] = typer.Option(None, "--ledger-url", help="sqlite:///path.db or postgresql://..."),
     config: Optional[str] = typer.Option(None, "--config", "-c", help="Path to tierwise.toml."),
-    log_level: str = typer.Option("info", help="debug, info, warning, error."),
+    log_level: Optional[str] = typer.Option(None, help="debug, info, warning, error (default: server.log_level)."),
 ) -> None:
     """Run the Claude routing proxy (POST /v1/messages, streaming and not)."""
     import uvicorn
@@ -78,6 +78,7 @@ def serve(
                  f"{settings.host}:{settings.port}: every request would come back to the proxy. Point the proxy at the "
                  "API with TIERWISE_UPSTREAM_URL=https://api.anthropic.com (it wins over ANTHROPIC_BASE_URL, which "
                  "clients use to reach the proxy), [upstream] url in tierwise.toml, or --upstream-url")
+    log_level = (log_level or settings.raw["server"]["log_level"]).lower()  # the flag over [server] log_level
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     application = create_app(settings)
     where = f"http://{settings.host}:{settings.port}"

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import time
 from pathlib import Path
 from typing import Any, AsyncIterator
 
@@ -96,22 +95,9 @@ def create_app(settings: Settings, *, upstream: Upstream | None = None, ledger: 
     elif ledger is False:
         ledger = None
     upstream = upstream or build_upstream(settings)
-    state = ProxyState(settings=settings, dispatcher=Dispatcher(settings, upstream=upstream), upstream=upstream,
-                       ledger=ledger)
-    from ..resilience import Runtime
-
-    state.guard = Runtime(settings, state.upstream, ledger)  # retries, keys, budgets
-    if settings.raw["shadow"]["enabled"]:
-        from ..shadow import build_shadow
-
-        state.shadow = build_shadow(settings, state.upstream, ledger, state.dispatcher)
-        state.shadow.busy = lambda: state.inflight > 0
-    evidence = EvidenceState(state)  # feedback, /metrics, /dashboard, registry reload + monitor
-    if state.shadow is not None and evidence.monitor is not None:  # [shadow]: auto-apply, revert, scheduled learn
-        from ..shadow.watch import ShadowWatch
-
-        evidence.monitor.shadow = ShadowWatch(settings, evidence.engine, evidence.history, runtime=state.shadow,
-                                              on_change=evidence._after_revert)
+    # the runtime (retries, keys, budgets), metrics, shadow and evidence are built by ProxyState itself
+    state = ProxyState(settings, Dispatcher(settings, upstream=upstream), upstream, ledger)
+    evidence = state.evidence  # feedback, /metrics, /dashboard, registry reload + monitor
     access = evidence.access  # who may reach which route (tierwise.server.access)
 
     def _lower(request: Request) -> dict[str, str]:
@@ -191,7 +177,6 @@ def create_app(settings: Settings, *, upstream: Upstream | None = None, ledger: 
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        state.started_at = time.time()  # type: ignore[attr-defined]
         try:
             yield
         finally:

@@ -37,13 +37,9 @@ class EvidenceState:
     """Metrics, registry history, monitor and the watcher thread of one proxy."""
 
     def __init__(self, state: "ProxyState") -> None:
-        from ..metrics import Metrics
-
         self.state = state
-        state.evidence = self  # type: ignore[attr-defined]
         self.settings = state.settings
-        self.metrics = Metrics()
-        state.metrics = self.metrics
+        self.metrics = state.metrics
         self.engine = state.ledger.engine if state.ledger is not None else None
         self.access = Access(state)
         self.history = None
@@ -54,7 +50,7 @@ class EvidenceState:
             from ..monitor import Monitor
             from ..registry_history import RegistryHistory
 
-            self.history = RegistryHistory(self.settings, self.engine, live=self.settings.registry)
+            self.history = RegistryHistory(self.settings, self.engine, live=True)
             self.monitor = Monitor(self.settings, self.engine, history=self.history, metrics=self.metrics,
                                    on_change=self._after_revert)
             self._mtime = self._file_mtime()
@@ -86,10 +82,8 @@ class EvidenceState:
         except Exception as exc:  # noqa: BLE001 - a broken file must not stop the proxy
             log.error("not reloading the registry: %s", exc)
             return False
+        self.settings.replace_registry(fresh.registry)  # a new snapshot; routers read it per request
         live = self.settings.registry
-        live.update(fresh.registry)
-        for task in [t for t in live if t not in fresh.registry]:
-            del live[task]
         dispatcher = self.state.dispatcher
         if fresh.raw.get("ab") != self.settings.raw.get("ab"):
             self.settings.raw["ab"] = fresh.raw.get("ab")

@@ -223,13 +223,7 @@ class _Call:
 
 
 def _runtime(state: "ProxyState") -> "Runtime":
-    rt = getattr(state, "guard", None)
-    if rt is None:
-        from ..resilience import Runtime
-
-        rt = Runtime(state.settings, state.upstream, state.ledger)
-        state.guard = rt  # type: ignore[attr-defined]
-    return rt
+    return state.guard  # built with the state
 
 
 async def handle_messages(state: "ProxyState", scope: dict[str, Any], receive: Receive, send: Send) -> None:

@@ -1,35 +1,65 @@
-"""What one proxy process holds: settings, dispatcher, the upstream client and the ledger."""
+"""What one proxy process holds: settings, dispatcher, the upstream client and the ledger, and what
+is wired around them (the resilience runtime, metrics, shadow sampler, evidence routes' state).
+Everything is built in the constructor: nothing adds an attribute to a ``ProxyState`` later."""
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..config import Settings
 from ..dispatch import Dispatcher
 from ..ledger import Ledger
 from ..upstream import Upstream
 
+if TYPE_CHECKING:
+    from ..metrics import Metrics
+    from ..resilience import Runtime
+    from ..shadow.runtime import ShadowRuntime
+    from .feedback_routes import EvidenceState
+
 __all__ = ["ProxyState"]
 
 
-@dataclass
 class ProxyState:
-    settings: Settings
-    dispatcher: Dispatcher
-    upstream: Upstream
-    ledger: Ledger | None
-    log: logging.Logger = field(default_factory=lambda: logging.getLogger("tierwise.proxy"))
-    recorded: int = 0   # ledger rows handed to the ledger (one per call)
-    inflight: int = 0   # calls being handled right now
-    guard: Any = None   # tierwise.resilience.Runtime: retries, breaker, fallbacks, keys, budgets
-    metrics: Any = None   # tierwise.metrics.Metrics, set by the app (GET /metrics)
-    # request id -> proxy key id of this process's recent keyed calls (feedback ownership before the
-    # ledger row is written); bounded, oldest dropped first
-    owners: dict[str, str] = field(default_factory=dict)
-    max_owners: int = 100_000
-    shadow: Any = None    # tierwise.shadow.ShadowRuntime when [shadow] is enabled
+    def __init__(self, settings: Settings, dispatcher: Dispatcher, upstream: Upstream, ledger: Ledger | None, *,
+                 guard: "Runtime | None" = None) -> None:
+        from ..metrics import Metrics
+        from ..resilience import Runtime
+        from .feedback_routes import EvidenceState
+
+        self.settings = settings
+        self.dispatcher = dispatcher
+        self.upstream = upstream
+        self.ledger = ledger
+        self.log = logging.getLogger("tierwise.proxy")
+        self.recorded = 0   # ledger rows handed to the ledger (one per call)
+        self.inflight = 0   # calls being handled right now
+        # request id -> proxy key id of this process's recent keyed calls (feedback ownership before the
+        # ledger row is written); bounded, oldest dropped first
+        self.owners: dict[str, str] = {}
+        self.max_owners = 100_000
+        self.metrics: Metrics = Metrics()   # GET /metrics
+        # retries, breaker, fallbacks, keys, budgets
+        self.guard: Runtime = guard if guard is not None else Runtime(settings, upstream, ledger)
+        self.shadow: ShadowRuntime | None = None   # [shadow] enabled: live calls sampled and replayed
+        if settings.raw["shadow"]["enabled"]:
+            from ..shadow import build_shadow
+
+            self.shadow = build_shadow(settings, upstream, ledger, dispatcher)
+            self.shadow.busy = self.busy
+        # feedback, /metrics, /dashboard, registry reload + monitor (its thread starts here)
+        self.evidence: EvidenceState = EvidenceState(self)
+        if self.shadow is not None and self.evidence.monitor is not None:  # auto-apply, revert, scheduled learn
+            from ..shadow.watch import ShadowWatch
+
+            ev = self.evidence
+            ev.monitor.shadow = ShadowWatch(settings, ev.engine, ev.history, runtime=self.shadow,
+                                            on_change=ev._after_revert)
+
+    def busy(self) -> bool:
+        """Live calls in flight: the shadow workers give way to them."""
+        return self.inflight > 0
 
     def record(self, row: dict[str, Any]) -> None:
         self.recorded += 1
