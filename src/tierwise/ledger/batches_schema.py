@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-__all__ = ["batches_metadata", "batch_requests", "upgrade_batches"]
+__all__ = ["batches_metadata", "batch_requests"]
 
 batches_metadata = sa.MetaData()
 
@@ -33,8 +33,3 @@ batch_requests = sa.Table(
     sa.Column("upstream", sa.String(32)),
     sa.Column("recorded_at", sa.Float),                         # when its result became a ledger row; NULL: not yet
 )
-
-
-def upgrade_batches(conn: sa.Connection) -> None:
-    """Migration 5: the batch request mapping (idempotent)."""
-    batches_metadata.create_all(conn, checkfirst=True)

@@ -1,8 +1,8 @@
 """Evidence tables (migration 3): feedback, registry history, monitor alerts, evaluations, experiments.
 
 They live in the ledger database next to ``calls`` and join it on ``request_id`` (feedback) or
-by time and task type (registry history, alerts). Never edit a released table here: add a
-migration.
+by time and task type (registry history, alerts). A column added here needs a new
+migration in ledger/migrations.py (add_columns).
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 __all__ = ["evidence_metadata", "feedback", "registry_history", "monitor_alerts", "eval_runs", "eval_results",
-           "experiments", "upgrade"]
+           "experiments"]
 
 evidence_metadata = sa.MetaData()
 _ID = sa.Integer().with_variant(sa.BigInteger, "postgresql")
@@ -122,10 +122,3 @@ _INDEXES = [
     sa.Index("ix_eval_results_run", eval_results.c.run_id),
     sa.Index("ix_experiments_name", experiments.c.name),
 ]
-
-
-def upgrade(conn: sa.Connection) -> None:
-    """Migration 3: create the evidence tables (idempotent)."""
-    evidence_metadata.create_all(conn, checkfirst=True)
-    for ix in _INDEXES:
-        ix.create(conn, checkfirst=True)

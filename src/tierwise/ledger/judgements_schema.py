@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-__all__ = ["judgements_metadata", "eval_judgements", "upgrade_judgements"]
+__all__ = ["judgements_metadata", "eval_judgements"]
 
 judgements_metadata = sa.MetaData()
 _ID = sa.Integer().with_variant(sa.BigInteger, "postgresql")
@@ -31,8 +31,3 @@ eval_judgements = sa.Table(
     sa.Column("shown", sa.Text),                               # JSON: the answer hashes of that call, in the order shown
     sa.UniqueConstraint("run_id", "item_id", "answer_hash", "judge", "rubric_hash", name="uq_eval_judgements"),
 )
-
-
-def upgrade_judgements(conn: sa.Connection) -> None:
-    """Migration 4: the judgement cache (idempotent)."""
-    judgements_metadata.create_all(conn, checkfirst=True)

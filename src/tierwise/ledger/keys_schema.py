@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-__all__ = ["keys_metadata", "proxy_keys", "budget_spend", "key_roles", "upgrade_keys", "upgrade_key_roles"]
+__all__ = ["keys_metadata", "proxy_keys", "budget_spend", "key_roles"]
 
 keys_metadata = sa.MetaData()
 
@@ -47,12 +47,3 @@ key_roles = sa.Table(
     sa.Column("key_id", sa.String(32), primary_key=True),        # tierwise_keys.id
     sa.Column("role", sa.String(16), nullable=False),            # caller | operator
 )
-
-
-def upgrade_keys(conn: sa.Connection) -> None:
-    proxy_keys.create(conn, checkfirst=True)
-    budget_spend.create(conn, checkfirst=True)
-
-
-def upgrade_key_roles(conn: sa.Connection) -> None:
-    key_roles.create(conn, checkfirst=True)

@@ -1,20 +1,15 @@
 """Ledger tables and numbered migrations (SQLAlchemy Core; SQLite and PostgreSQL).
 
-A migration is never edited once released: add a new number. ``tests/ledger/test_migrations.py``
-pins the list and the resulting columns.
+The tables here are the live ones, what tierwise reads and writes. Databases are built by the
+frozen, numbered migrations of ``migrations.py``: a migration is never edited once released (add
+a new number). ``tests/ledger/test_migrations.py`` pins the list and the columns after each one.
 """
 
 from __future__ import annotations
 
-from typing import Callable
-
 import sqlalchemy as sa
 
-from .batches_schema import upgrade_batches
-from .evidence_schema import upgrade as _m3_evidence
-from .judgements_schema import upgrade_judgements
-from .keys_schema import upgrade_key_roles, upgrade_keys
-from .shadow_schema import upgrade_shadow
+from .migrations import MIGRATIONS, create_version_table
 
 __all__ = ["metadata", "calls", "schema_version", "MIGRATIONS", "migrate", "current_version"]
 
@@ -75,26 +70,8 @@ _INDEXES = [
 ]
 
 
-def _m1_calls(conn: sa.Connection) -> None:
-    calls.create(conn, checkfirst=True)
-    for ix in _INDEXES:
-        ix.create(conn, checkfirst=True)
-
-
-# (version, name, upgrade). Append only.
-MIGRATIONS: list[tuple[int, str, Callable[[sa.Connection], None]]] = [
-    (1, "calls ledger", _m1_calls),
-    (2, "proxy keys and budgets", upgrade_keys),
-    (3, "evidence: feedback, registry history, alerts, evaluations, experiments", _m3_evidence),
-    (4, "eval judgement cache", upgrade_judgements),
-    (5, "message batches: request mapping", upgrade_batches),
-    (6, "shadow evaluation pairs", upgrade_shadow),
-    (7, "proxy key roles", upgrade_key_roles),
-]
-
-
 def current_version(conn: sa.Connection) -> int:
-    schema_version.create(conn, checkfirst=True)
+    create_version_table(conn)
     v = conn.execute(sa.select(sa.func.max(schema_version.c.version))).scalar()
     return int(v or 0)
 

@@ -4,14 +4,14 @@ A row holds what the loop needs and nothing more: which tiers answered, the blin
 answers, the tokens and cost of each side (the shadow side is *shadow spend*, kept here and never in
 ``calls``, so live reports stay live), hashes of the two answers, and the learned router's features
 of the prompt computed when the call was sampled. Prompt and answer text are stored only with
-``ledger.store_prompts`` on. Never edit a released table here: add a migration.
+``ledger.store_prompts`` on. A column added here needs a new migration in ledger/migrations.py.
 """
 
 from __future__ import annotations
 
 import sqlalchemy as sa
 
-__all__ = ["shadow_metadata", "shadow_pairs", "upgrade_shadow"]
+__all__ = ["shadow_metadata", "shadow_pairs"]
 
 shadow_metadata = sa.MetaData()
 _ID = sa.Integer().with_variant(sa.BigInteger, "postgresql")
@@ -58,10 +58,3 @@ _INDEXES = [
     sa.Index("ix_shadow_pairs_kind_ts", shadow_pairs.c.kind, shadow_pairs.c.ts),
     sa.Index("ix_shadow_pairs_request_id", shadow_pairs.c.request_id),
 ]
-
-
-def upgrade_shadow(conn: sa.Connection) -> None:
-    """Migration 6: the shadow pairs table (idempotent)."""
-    shadow_metadata.create_all(conn, checkfirst=True)
-    for ix in _INDEXES:
-        ix.create(conn, checkfirst=True)
