@@ -229,6 +229,11 @@ class Settings:
         return "anthropic" if env.get(self.upstream["api_key_env"]) else "offline"
 
 
+# tables whose keys are the user's data (task types, tiers, strategy names...), not settings: any key is accepted
+FREE_TABLES = frozenset(("registry", "catalog", "strategies", "options", "task_options", "fallbacks", "tasks", "arms",
+                         "model_ids", "compare", "checks", "rubrics"))
+
+
 def _coerce(value: Any, default: Any, where: str) -> Any:
     if default is None:
         return value
@@ -272,8 +277,7 @@ def _merge(base: dict[str, Any], over: Mapping[str, Any], where: str, free: bool
         if isinstance(cur, dict):
             if not isinstance(value, Mapping):
                 raise ConfigError(f"{path}: expected a table, got {value!r}")
-            free_here = key in ("registry", "catalog", "strategies", "options", "task_options", "fallbacks", "tasks", "arms",
-                               "model_ids", "compare", "checks", "rubrics") or free
+            free_here = key in FREE_TABLES or free
             _merge(cur, value, path, free=free_here)
         else:
             base[key] = _coerce(value, cur, path)
