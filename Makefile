@@ -1,18 +1,23 @@
 # tierwise: two commands on a fresh machine.
 #   make run   -> the proxy on 127.0.0.1:8787 (offline upstream without ANTHROPIC_API_KEY)
-#   make test  -> installs what the tests need and runs them
+#   make test  -> installs what the tests need, lints and type-checks (make lint), runs the tests
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 ARGS ?=
 
-.PHONY: run test bench clean check-python clients
+.PHONY: run test lint bench clean check-python clients
 
 run: $(VENV)/.installed
 	$(VENV)/bin/tierwise serve $(ARGS)
 
-test: $(VENV)/.installed-test clients
+test: $(VENV)/.installed-test clients lint
 	$(PY) -m pytest -q $(ARGS)
+
+# ruff ([tool.ruff]) over the tree, mypy ([tool.mypy]: strict on the hot-path modules) before any test
+lint: $(VENV)/.installed-test
+	$(PY) -m ruff check src tests bench
+	$(PY) -m mypy
 
 bench: $(VENV)/.installed-test
 	$(PY) bench/proxy_overhead.py

@@ -214,7 +214,7 @@ def counterfactual(res: Result, convs: list[list[Req]], catalog) -> list[tuple[i
     """For each move down: the conversation's cost from that request until its next switch, as made
     and as if it had stayed on the old model (each with its own cache state). -> (made, stayed, paid)."""
     out = []
-    order = [d for d in res.decisions]
+    order = list(res.decisions)
     for conv, idx in res.down:
         r0, model0, _ = order[idx]
         # the model before the switch

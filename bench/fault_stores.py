@@ -74,7 +74,7 @@ class Proxy:
                 break
             except OSError:
                 if time.monotonic() > deadline or self.proc.poll() is not None:
-                    raise RuntimeError(f"proxy did not start; see {self.log}:\n{self.log.read_text()[-2000:]}")
+                    raise RuntimeError(f"proxy did not start; see {self.log}:\n{self.log.read_text()[-2000:]}") from None
                 time.sleep(0.05)
         self.url = f"http://127.0.0.1:{self.port}"
 
@@ -356,7 +356,7 @@ def sigkill(tmp: Path, fake: FakeAnthropic, ci: bool) -> None:
         with contextlib.ExitStack() as stack:
             url = f"sqlite:///{tmp / 'kill.db'}" if backend == "sqlite" else stack.enter_context(pg_schema())
             answered: list[str] = []
-            for cycle in range(cycles):
+            for _cycle in range(cycles):
                 proxy = Proxy(tmp, url, fake.url, name=f"kill-{backend}")
 
                 async def run() -> None:

@@ -57,7 +57,8 @@ class Rates:
         missing = [f for f in _PRICE_FIELDS if f not in data]
         if missing:
             raise ConfigError(f"{where}: missing price field(s) {', '.join(missing)}")
-        return cls(**{f: _dec(data[f], f"{where}.{f}") for f in _PRICE_FIELDS})
+        d = {f: _dec(data[f], f"{where}.{f}") for f in _PRICE_FIELDS}
+        return cls(d["input"], d["output"], d["cache_write_5m"], d["cache_write_1h"], d["cache_read"])
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,9 +110,9 @@ class Model:
     def price_at(self, when: _dt.date | _dt.datetime | None = None) -> Price:
         """The price in force on ``when`` (today when None)."""
         if when is None:
-            day = _dt.datetime.now(_dt.timezone.utc).date()
+            day = _dt.datetime.now(_dt.UTC).date()
         elif isinstance(when, _dt.datetime):
-            day = when.astimezone(_dt.timezone.utc).date() if when.tzinfo else when.date()
+            day = when.astimezone(_dt.UTC).date() if when.tzinfo else when.date()
         else:
             day = when
         chosen = self.prices[0]

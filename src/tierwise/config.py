@@ -13,7 +13,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any, Mapping, cast
 
 from .catalog import Catalog, load_catalog
 from .errors import ConfigError
@@ -181,32 +181,32 @@ class Settings:
     # -- typed views --------------------------------------------------------------
     @property
     def host(self) -> str:
-        return self.raw["server"]["host"]
+        return cast("str", self.raw["server"]["host"])
 
     @property
     def port(self) -> int:
-        return self.raw["server"]["port"]
+        return cast("int", self.raw["server"]["port"])
 
     @property
     def max_body_bytes(self) -> int:
-        return self.raw["server"]["max_body_bytes"]
+        return cast("int", self.raw["server"]["max_body_bytes"])
 
     @property
     def upstream(self) -> dict[str, Any]:
-        return self.raw["upstream"]
+        return cast("dict[str, Any]", self.raw["upstream"])
 
     @property
     def ledger_url(self) -> str:
-        return self.raw["ledger"]["url"]
+        return cast("str", self.raw["ledger"]["url"])
 
     @property
     def ledger(self) -> dict[str, Any]:
-        return self.raw["ledger"]
+        return cast("dict[str, Any]", self.raw["ledger"])
 
     @property
     def registry(self) -> Mapping[str, str]:
         """The task type -> tier registry in force: a read-only snapshot, swapped whole on a change."""
-        return self.raw["registry"]
+        return cast("Mapping[str, str]", self.raw["registry"])
 
     def replace_registry(self, registry: Mapping[str, str]) -> None:
         """Put a new registry in force (one reference swap: readers see the old or the new one, whole)."""
@@ -214,15 +214,15 @@ class Settings:
 
     @property
     def routing(self) -> dict[str, Any]:
-        return self.raw["routing"]
+        return cast("dict[str, Any]", self.raw["routing"])
 
     @property
     def default_tier(self) -> str:
-        return self.raw["routing"]["default_tier"]
+        return cast("str", self.raw["routing"]["default_tier"])
 
     def upstream_kind(self, environ: Mapping[str, str] | None = None) -> str:
         """``anthropic`` or ``offline``: ``auto`` means anthropic when an API key is set."""
-        kind = self.upstream["kind"]
+        kind = str(self.upstream["kind"])
         if kind != "auto":
             return kind
         env = os.environ if environ is None else environ
@@ -310,10 +310,10 @@ def load_settings(config_path: str | os.PathLike[str] | None = None, *, override
     env = os.environ if environ is None else environ
     raw = defaults()
     upstream_from = "default"
-    for var, path in ENV_VARS.items():
+    for var, keys in ENV_VARS.items():
         if env.get(var):
-            _merge(raw, _set_path({}, path, env[var]), f"${var}")
-            if path == ("upstream", "url"):
+            _merge(raw, _set_path({}, keys, env[var]), f"${var}")
+            if keys == ("upstream", "url"):
                 upstream_from = f"${var}"
 
     source = "defaults"

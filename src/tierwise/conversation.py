@@ -26,8 +26,8 @@ def _first_text(content: Any) -> str:
         return content[:_HEAD]
     if isinstance(content, list):
         for b in content[:8]:
-            if isinstance(b, dict) and isinstance(b.get("text"), str):
-                return b["text"][:_HEAD]
+            if isinstance(b, dict) and isinstance(text := b.get("text"), str):
+                return text[:_HEAD]
             if isinstance(b, dict) and b.get("type") == "tool_result":
                 return "tool_result:" + str(b.get("tool_use_id"))[:64]
     return ""

@@ -175,6 +175,7 @@ def error_for_status(status: int, body: bytes = b"", headers: Mapping[str, str] 
         if body:
             message = f"{message}: {body[:200].decode('utf-8', 'replace')}"
     cls = _BY_STATUS.get(status)
+    exc: APIError
     if cls is None:
         cls = InternalServerError if status >= 500 else InvalidRequestError
         exc = cls(message, status=status, headers=headers, request_id=request_id, body=body)

@@ -183,7 +183,7 @@ class Metrics:
                 yield falls
                 yield GaugeMetricFamily("tierwise_degraded", "1 when /healthz says degraded.", value=1.0 if h.get("degraded") else 0.0)
 
-        self.registry.register(_Health())  # type: ignore[arg-type]
+        self.registry.register(_Health())
 
     def exposition(self) -> tuple[bytes, str]:
         from prometheus_client import CONTENT_TYPE_LATEST, generate_latest

@@ -121,9 +121,8 @@ def test_a_missing_lower_migration_is_still_applied(tmp_path):
     """A database that got migration 3 before 2 existed (development trees) still gets 2."""
     import time
 
-    from tierwise.ledger.schema import schema_version
     from tierwise.ledger import make_engine
-    from tierwise.ledger.schema import migrate
+    from tierwise.ledger.schema import migrate, schema_version
 
     url = f"sqlite:///{tmp_path / 'm.db'}"
     eng = make_engine(url)

@@ -66,7 +66,7 @@ def test_what_counts_as_failure():
 async def test_redis_shared_between_replicas(redis_url):
     REDIS_URL = redis_url
     prefix = f"tierwise:test:{uuid.uuid4().hex}:"
-    kw = dict(window=10, min_requests=3, failure_rate=0.5, cooldown=30.0, prefix=prefix)
+    kw = {"window": 10, "min_requests": 3, "failure_rate": 0.5, "cooldown": 30.0, "prefix": prefix}
     a, b = RedisBreaker(REDIS_URL, **kw), RedisBreaker(REDIS_URL, **kw)
     try:
         for _ in range(3):

@@ -6,7 +6,7 @@ import pytest
 
 from tierwise.config import load_settings
 from tierwise.errors import ConfigError
-from tierwise.routing.base import (STRATEGIES, Decision, add_strategy, available, build_router, strategy_options)
+from tierwise.routing.base import STRATEGIES, Decision, add_strategy, available, build_router, strategy_options
 
 
 def test_a_misspelt_option_is_a_config_error_naming_the_key_and_the_valid_ones(tmp_path):

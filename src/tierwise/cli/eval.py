@@ -137,7 +137,7 @@ def run(
         summary = asyncio.run(go())
     except KeyboardInterrupt:
         err_console.print(f"[yellow]interrupted[/yellow]: answers so far are saved; run the same command to resume {run_id}")
-        raise typer.Exit(130)
+        raise typer.Exit(130) from None
     for note in summary.notes:
         console.print(note)
     console.print(f"run {run_id}: {summary.calls_made} new calls, {summary.calls_reused} reused, "

@@ -30,7 +30,7 @@ def score(
         records = list(iter_outcomes(prompts, require_outcomes=False))
     except ConfigError as exc:
         typer.secho(f"error: {exc}", err=True, fg="red")
-        raise typer.Exit(2)
+        raise typer.Exit(2) from None
     fh = open(out, "w", encoding="utf-8") if out else sys.stdout
     try:
         for r in records:

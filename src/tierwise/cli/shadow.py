@@ -148,7 +148,7 @@ def run_shadow_demo(*, per_task: int, share: float, workdir: Optional[str]) -> N
     cfg = str(Path(r["workdir"]) / "tierwise.toml")
     console.print("[bold]after apply = \"auto\", the regression and its revert:[/bold]")
     report(config=cfg, ledger_url=None, days=0, as_json=False)
-    need = [v for v in r["pairs_to_right"].values()]
+    need = list(r["pairs_to_right"].values())
     right = sum(r["verdicts_right"].values())
     console.print(f"verdicts right for {right} of {len(r['verdicts_right'])} task types"
                   + (f"; graded pairs needed until every verdict was right: {max(need)}" if None not in need else

@@ -41,7 +41,7 @@ def redact(text: str, catalog: "Catalog") -> str:
         names.update(m.aliases)
         if m.family:
             names.add(m.family)
-    for tier, mid in catalog.tiers.items():
+    for mid in catalog.tiers.values():
         names.add(mid)
     names.update(("haiku", "sonnet", "opus", "fable", "mythos"))
     pattern = "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True) if n)

@@ -39,7 +39,7 @@ def counts_as_failure(status: int | None) -> bool:
 
 @dataclass(slots=True)
 class _Circuit:
-    outcomes: deque = field(default_factory=deque)
+    outcomes: deque[bool] = field(default_factory=deque)
     failures: int = 0
     state: str = CLOSED
     opened_until: float = 0.0
@@ -319,8 +319,8 @@ class RedisBreaker(CircuitBreaker):
 def build_breaker(conf: dict[str, Any], redis_url: str = "", *, client: Any = None, guard: Any = None) -> CircuitBreaker | None:
     if not conf.get("enabled", True):
         return None
-    kw = dict(window=conf["window"], min_requests=conf["min_requests"], failure_rate=conf["failure_rate"],
-              cooldown=conf["cooldown"], half_open_probes=conf["half_open_probes"])
+    kw = {"window": conf["window"], "min_requests": conf["min_requests"], "failure_rate": conf["failure_rate"],
+          "cooldown": conf["cooldown"], "half_open_probes": conf["half_open_probes"]}
     if redis_url:
         return RedisBreaker(redis_url, client=client, guard=guard, **kw)
     return CircuitBreaker(**kw)

@@ -87,7 +87,7 @@ def retry_delay(status: int | None, headers: Mapping[str, str] | None, retry: in
         if asked > policy.max_retry_after:
             return None
         return asked
-    backoff = min(policy.backoff_base * (2 ** max(retry, 0)), policy.backoff_max)
+    backoff = min(policy.backoff_base * (2.0 ** max(retry, 0)), policy.backoff_max)
     return backoff * (1.0 - policy.jitter * rand())
 
 

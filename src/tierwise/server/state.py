@@ -50,12 +50,12 @@ class ProxyState:
             self.shadow.busy = self.busy
         # feedback, /metrics, /dashboard, registry reload + monitor (its thread starts here)
         self.evidence: EvidenceState = EvidenceState(self)
-        if self.shadow is not None and self.evidence.monitor is not None:  # auto-apply, revert, scheduled learn
-            from ..shadow.watch import ShadowWatch
+        ev = self.evidence
+        monitor, engine, history = ev.monitor, ev.engine, ev.history  # all set, or none (no ledger)
+        if self.shadow is not None and monitor is not None and engine is not None and history is not None:
+            from ..shadow.watch import ShadowWatch  # [shadow]: auto-apply, revert, scheduled learn
 
-            ev = self.evidence
-            ev.monitor.shadow = ShadowWatch(settings, ev.engine, ev.history, runtime=self.shadow,
-                                            on_change=ev._after_revert)
+            monitor.shadow = ShadowWatch(settings, engine, history, runtime=self.shadow, on_change=ev._after_revert)
 
     def busy(self) -> bool:
         """Live calls in flight: the shadow workers give way to them."""

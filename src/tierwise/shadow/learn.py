@@ -84,7 +84,7 @@ def training_set(settings: "Settings", engine: sa.Engine, spec_hash: str) -> tup
             qq = (sa.select(feedback.c.request_id, sa.func.max(sa.case((feedback.c.error, 1), else_=0)))
                   .where(feedback.c.request_id.in_(ids[i:i + 500])).group_by(feedback.c.request_id))
             fb.update({rid: int(bad) for rid, bad in conn.execute(qq)})
-    for rid, lt, st, lp, sp, feats, lin, lout, sin, sout in fetched:
+    for rid, lt, _st, lp, sp, feats, lin, lout, sin, sout in fetched:
         live_ok = (not fb[rid]) if rid in fb else bool(lp)
         f = json.loads(feats)
         rows.append((np.array(f["i"], dtype=np.int64), np.array(f["v"], dtype=np.float64)))

@@ -130,7 +130,7 @@ async def run_loop(*, per_task: int = 800, sample: float = 0.25, seed: int = 0, 
     evidence = state.evidence
     watch: ShadowWatch = evidence.monitor.shadow
     truth = {t: true_verdict(t) for t in TEMPLATES}
-    heldout = [dict(kind=t, task=None, prompt=p, system=TEMPLATES[t][0], max_tokens=TEMPLATES[t][1])
+    heldout = [{"kind": t, "task": None, "prompt": p, "system": TEMPLATES[t][0], "max_tokens": TEMPLATES[t][1]}
                for t in TEMPLATES for p in prompts(t, per_task + 40, seed)[per_task:]]
     result: dict[str, Any] = {"workdir": str(tmp), "per_task": per_task, "sample": sample}
     t0 = time.perf_counter()
@@ -177,7 +177,8 @@ async def run_loop(*, per_task: int = 800, sample: float = 0.25, seed: int = 0, 
         if regress is not None:
             state.upstream.quality.inject(regress, "haiku", 0.45)
             say(f"regression injected: {regress} on Haiku now fails 45% of the time")
-            more = [dict(task=regress, kind=regress, prompt=p, system=TEMPLATES[regress][0], max_tokens=TEMPLATES[regress][1])
+            more = [{"task": regress, "kind": regress, "prompt": p, "system": TEMPLATES[regress][0],
+                     "max_tokens": TEMPLATES[regress][1]}
                     for p in prompts(regress, per_task + 40 + 400, seed)[per_task + 40:]]
             reverted = []
             sent = 0

@@ -60,7 +60,7 @@ def _addresses(name: str) -> set[Any]:
         infos = socket.getaddrinfo(name, None, proto=socket.IPPROTO_TCP)
     except OSError:
         return set()
-    return {ipaddress.ip_address(i[4][0].split("%")[0]) for i in infos}
+    return {ipaddress.ip_address(str(i[4][0]).split("%")[0]) for i in infos}
 
 
 def points_at(url: str, host: str, port: int) -> bool:

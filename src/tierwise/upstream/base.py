@@ -91,6 +91,7 @@ async def call_json(upstream: Upstream, params: Mapping[str, Any], headers: Mapp
     resp = await upstream.send("/v1/messages", orjson.dumps(dict(params, stream=False)), headers=hdrs, stream=False,
                                model=params.get("model"))
     try:
-        return resp.json()
+        out: dict[str, Any] = resp.json()
+        return out
     finally:
         await resp.aclose()

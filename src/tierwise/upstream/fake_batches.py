@@ -38,7 +38,7 @@ MAX_REQUESTS = 100_000  # the API's per-batch limit
 def handles(path: str) -> bool:
     """Whether ``path`` (with or without a query) is one the fake serves here."""
     route = path.split("?", 1)[0]
-    return route.startswith("/v1/messages/batches") or route == "/v1/files" or route.startswith("/v1/files/")
+    return route.startswith(("/v1/messages/batches", "/v1/files/")) or route == "/v1/files"
 
 
 def _iso(ts: float) -> str:

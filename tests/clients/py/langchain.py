@@ -31,7 +31,7 @@ for name, model in (("create_auto", "auto"), ("create_task", TASK), ("create_exp
 
 @cell("stream")
 def _():
-    chunks = [c for c in chat("auto").stream(ask("stream"))]
+    chunks = list(chat("auto").stream(ask("stream")))
     text = "".join(c.content if isinstance(c.content, str) else "".join(p.get("text", "") for p in c.content) for c in chunks)
     return {"chunks": len(chunks), "text": text}
 
