@@ -119,7 +119,7 @@ class Dispatcher:
         tier_models = [self.catalog.model_for_tier(t) for t in self.catalog.tiers]
         self._block_types = any(m.rejects_block_types for m in tier_models)
         self._system_roles = any(m.rejects_system_messages for m in tier_models)
-        from .ab import build_ab  # A/B test arms: None unless [ab] is enabled
+        from .routing.arms import build_ab  # A/B test arms: None unless [ab] is enabled
 
         self.ab = build_ab(settings, self)
 
