@@ -68,7 +68,7 @@ class EvidenceState:
 
     def reload_registry(self) -> bool:
         """Re-read [registry] (and [ab]) from tierwise.toml when it changed; updates routing in place."""
-        from ..ab import build_ab
+        from ..routing.arms import build_ab
         from ..config import load_settings
 
         if self.history is None:

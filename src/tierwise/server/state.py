@@ -13,7 +13,7 @@ from ..ledger import Ledger
 from ..upstream import Upstream
 
 if TYPE_CHECKING:
-    from ..metrics import Metrics
+    from .metrics import Metrics
     from ..resilience import Runtime
     from ..shadow.runtime import ShadowRuntime
     from .feedback_routes import EvidenceState
@@ -24,7 +24,7 @@ __all__ = ["ProxyState"]
 class ProxyState:
     def __init__(self, settings: Settings, dispatcher: Dispatcher, upstream: Upstream, ledger: Ledger | None, *,
                  guard: "Runtime | None" = None) -> None:
-        from ..metrics import Metrics
+        from .metrics import Metrics
         from ..resilience import Runtime
         from .feedback_routes import EvidenceState
 
