@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Protocol, cast
 
 if TYPE_CHECKING:
     from ..config import Settings
@@ -91,13 +91,13 @@ class RouteRequest:
         """All text the model would read: system prompt and every message."""
         if self._text is None:
             self._collect()
-        return self._text  # type: ignore[return-value]
+        return cast(str, self._text)
 
     @property
     def last_user_text(self) -> str:
         if self._last is None:
             self._collect()
-        return self._last  # type: ignore[return-value]
+        return cast(str, self._last)
 
     @property
     def signals(self) -> "Signals":

@@ -24,6 +24,8 @@ from .access import FEEDBACK, OPERATOR, Access, Caller
 from .messages import ClientGone, new_request_id, read_body
 
 if TYPE_CHECKING:
+    from ..monitor import Monitor
+    from ..registry_history import RegistryHistory
     from .state import ProxyState
 
 __all__ = ["EvidenceState", "evidence_routes"]
@@ -42,8 +44,8 @@ class EvidenceState:
         self.metrics = state.metrics
         self.engine = state.ledger.engine if state.ledger is not None else None
         self.access = Access(state)
-        self.history = None
-        self.monitor = None
+        self.history: RegistryHistory | None = None
+        self.monitor: Monitor | None = None
         self._stop = threading.Event()
         self._mtime: float | None = None
         if self.engine is not None:
@@ -62,7 +64,7 @@ class EvidenceState:
     # -- registry reload + monitor ----------------------------------------------------
     def _file_mtime(self) -> float | None:
         try:
-            return self.history.path.stat().st_mtime if self.history is not None else None  # type: ignore[union-attr]
+            return self.history.path.stat().st_mtime if self.history is not None else None
         except OSError:
             return None
 
