@@ -107,6 +107,8 @@ def run(
     console.print(f"{len(items)} inputs x {len(tier_list)} tiers ({', '.join(tier_list)}) via the {kind} upstream"
                   f"{' (Message Batches)' if batch else ''}, spend cap ${opts.max_spend_usd:g}")
 
+    where = str(inputs.resolve())  # before the loop runs: no file-system call inside it
+
     async def go():
         try:
             if progress:
@@ -128,8 +130,8 @@ def run(
                         bar.update(tasks[phase], completed=done, total=total)
 
                     opts.progress = report
-                    return await runner.run(items, run_id, opts, inputs=str(inputs.resolve()))
-            return await runner.run(items, run_id, opts, inputs=str(inputs.resolve()))
+                    return await runner.run(items, run_id, opts, inputs=where)
+            return await runner.run(items, run_id, opts, inputs=where)
         finally:
             await upstream.aclose()
 
