@@ -165,8 +165,7 @@ def wrk_load(url: str, payload: bytes, concurrency: int, duration: float, tmp: P
     return rps, dist, total
 
 
-TARGETS = ("direct", "bare", "proxy")
-LABEL = {"direct": "direct", "bare": "bare pass-through", "proxy": "tierwise"}
+LABEL = {"direct": "direct", "bare": "bare pass-through", "proxy": "tierwise", "before": "tierwise (--before)"}
 
 
 def run_upstream(kind: str, args: argparse.Namespace, tmp: Path, env: dict[str, str]) -> dict:
@@ -187,10 +186,21 @@ def run_upstream(kind: str, args: argparse.Namespace, tmp: Path, env: dict[str, 
                  "--ledger-url", f"sqlite:///{db}", "--log-level", "warning"]
         proxy = subprocess.Popen(serve + list(args.serve_arg), cwd=tmp, env=env, stdout=subprocess.DEVNULL)
         procs.append(proxy)
-        wait_port(bare_port)
-        wait_port(px_port)
         urls = {"direct": f"http://127.0.0.1:{up_port}/v1/messages", "bare": f"http://127.0.0.1:{bare_port}/v1/messages",
                 "proxy": f"http://127.0.0.1:{px_port}/v1/messages"}
+        if args.before:  # the same proxy from another source tree (e.g. main), measured in this same run
+            before_port = free_port()
+            (tmp / "before").mkdir(exist_ok=True)
+            shutil.copy(tmp / "tierwise.toml", tmp / "before" / "tierwise.toml")
+            cmd = serve[:4] + ["--port", str(before_port)] + serve[6:]
+            cmd[cmd.index("--ledger-url") + 1] = f"sqlite:///{tmp / 'before' / 'bench.db'}"
+            procs.append(subprocess.Popen(cmd, cwd=tmp / "before", env=dict(env, PYTHONPATH=str(Path(args.before).resolve())),
+                                          stdout=subprocess.DEVNULL))
+            wait_port(before_port)
+            urls["before"] = f"http://127.0.0.1:{before_port}/v1/messages"
+        wait_port(bare_port)
+        wait_port(px_port)
+        names = list(urls)
         proxied = 0
         print(f"--- {kind} upstream{' (content-encoding: gzip, decoded by the proxies and by the direct client)' if kind == 'gzip' else ''}")
         for stream in (False, True):
@@ -198,7 +208,7 @@ def run_upstream(kind: str, args: argparse.Namespace, tmp: Path, env: dict[str, 
             # three interleaved rounds; the added latency is the median of the rounds' paired differences
             rounds = [asyncio.run(interleaved(urls, body(stream), args.n, stream)) for _ in range(3)]
             proxied += 3 * (args.n + 200)
-            for name in TARGETS:
+            for name in names:
                 lat = [x for r in rounds for x in r[name]]
                 line = f"c=1 {sk:10s} {LABEL[name]:17s} p50 {pct(lat, 50):6.3f}  p95 {pct(lat, 95):6.3f}  p99 {pct(lat, 99):6.3f} ms"
                 if name != "direct":
@@ -207,7 +217,7 @@ def run_upstream(kind: str, args: argparse.Namespace, tmp: Path, env: dict[str, 
                     line += f"   added {added[1]:+.3f} ms (rounds: {', '.join(f'{a:+.3f}' for a in added)})"
                 print(line)
             if stream:
-                for name in ("bare", "proxy"):
+                for name in names[1:]:
                     added = paired(rounds, name + "_ttfb", "direct_ttfb")
                     out[f"ttfb {name}"] = added[1]
                     t = [x for r in rounds for x in r[name + "_ttfb"]]
@@ -220,7 +230,7 @@ def run_upstream(kind: str, args: argparse.Namespace, tmp: Path, env: dict[str, 
         for rnd in range(args.rounds):
             for stream in (False, True):
                 sk = "stream" if stream else "non-stream"
-                for name in TARGETS:  # A B C A B C: the same machine phase for the three, round after round
+                for name in names:  # A B C A B C: the same machine phase for the three, round after round
                     url = urls[name]
                     if use_wrk:  # wrk sends no Accept-Encoding: the direct rows are identity even for the gzip upstream
                         r, dist, total = wrk_load(url, body(stream), args.concurrency, args.duration, tmp)
@@ -240,6 +250,10 @@ def run_upstream(kind: str, args: argparse.Namespace, tmp: Path, env: dict[str, 
             out[f"rps {sk} bare"] = statistics.median(rps[f"{sk} bare"])
             print(f"c={args.concurrency} {sk:10s} tierwise / bare per round: {', '.join(f'{x:.2f}' for x in ratios)}"
                   f"   (bare / direct: {', '.join(f'{b / d:.2f}' for b, d in zip(rps[f'{sk} bare'], rps[f'{sk} direct']))})")
+            if "before" in urls:
+                after = [p / b for p, b in zip(rps[f"{sk} proxy"], rps[f"{sk} before"])]
+                print(f"c={args.concurrency} {sk:10s} tierwise / tierwise (--before) per round: {', '.join(f'{x:.2f}' for x in after)}"
+                      f";  --before / bare: {', '.join(f'{p / b:.2f}' for p, b in zip(rps[f'{sk} before'], rps[f'{sk} bare']))}")
 
         import urllib.request
 
@@ -288,6 +302,8 @@ def main() -> None:
     ap.add_argument("--upstreams", default="plain,gzip", help="which fake upstreams to measure, in this order")
     ap.add_argument("--config", default=None, help="more tierwise.toml text for the proxy (appended)")
     ap.add_argument("--serve-arg", action="append", default=[], help="an extra `tierwise serve` argument (repeatable)")
+    ap.add_argument("--before", default=None, metavar="SRC", help="also run tierwise from this source directory (its "
+                    "src/, e.g. an export of main) in the same run: before/after ratios beside the bare ceiling")
     args = ap.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="tierwise-bench-"))

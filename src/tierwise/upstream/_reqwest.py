@@ -93,26 +93,26 @@ class Exchange:
         try:
             if limit is None:
                 return bytes(await self.resp.body_reader.bytes())
-            too_big = UpstreamConnectionError(f"upstream {self.name} answered with more than {limit:,} bytes "
-                                              "(upstream.max_response_bytes)", headers=_http._NO_RETRY)
             length = self.resp.get_header("content-length")
             if length is not None and length.isdigit() and int(length) > limit:
-                raise too_big
-            reader = self.resp.body_reader
-            parts: list[bytes] = []
-            size = 0
-            while (chunk := await reader.read_chunk()) is not None:
-                size += len(chunk)
-                if size > limit:
-                    raise too_big
-                parts.append(bytes(chunk))
-            return parts[0] if len(parts) == 1 else b"".join(parts)
+                raise self._too_big(limit)
+            # one read of up to limit + 1 bytes: it returns at the end of the body (or with limit + 1 bytes: too big)
+            data = await self.resp.body_reader.read(limit + 1)
+            if data is None:
+                return b""
+            if len(data) > limit:
+                raise self._too_big(limit)
+            return bytes(data)
         except RequestTimeoutError:
             raise UpstreamTimeoutError(f"upstream {self.name} timed out while sending the body") from None
         except PyreqwestError as exc:
             raise UpstreamConnectionError(f"upstream {self.name} dropped the connection: {type(exc).__name__}") from None
         finally:
             await self.close()
+
+    def _too_big(self, limit: int) -> UpstreamConnectionError:
+        return UpstreamConnectionError(f"upstream {self.name} answered with more than {limit:,} bytes "
+                                       "(upstream.max_response_bytes)", headers=_http._NO_RETRY)
 
     async def chunks(self) -> AsyncIterator[bytes]:
         reader = self.resp.body_reader
