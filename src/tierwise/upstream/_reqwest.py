@@ -27,10 +27,12 @@ ACCEPT_ENCODING = "gzip, deflate, br, zstd"
 
 
 def build_client(*, max_connections: int, connect_timeout: float, idle_timeout: float | None) -> Client:
-    """One pooled client for the process (built inside the running event loop)."""
+    """One pooled client for the process (built inside the running event loop). As the aiohttp session
+    it replaces: HTTP/1.1, no cookie jar (one pool serves every caller), no proxy from the environment
+    (``HTTPS_PROXY`` is not read: the upstream URL is the one configured), redirects followed."""
     b = (ClientBuilder().max_connections(max_connections).connect_timeout(timedelta(seconds=connect_timeout))
          .pool_idle_timeout(timedelta(seconds=30)).gzip(True).deflate(True).brotli(True).zstd(True)
-         .default_cookie_store(False).tcp_nodelay(True).http1_only())
+         .default_cookie_store(False).tcp_nodelay(True).http1_only().no_proxy())
     if idle_timeout is not None:
         b = b.read_timeout(timedelta(seconds=idle_timeout))
     return b.build()

@@ -1,16 +1,17 @@
-"""The Anthropic API upstream: one pooled ``aiohttp`` session for the process.
+"""The Anthropic API upstream: one pooled client for the process.
 
-``aiohttp`` was chosen by measurement: on this proxy's hot path it served several times
-the requests per second of ``httpx`` (see README, "Speed"). The base URL is configurable,
+Messages (``send``, the hot path) go through ``pyreqwest`` (``_reqwest.py``), the REST paths (Message
+Batches, Files: ``request``) through one ``aiohttp`` session. Both were chosen by measurement: aiohttp
+served several times the requests per second of ``httpx``; pyreqwest spends about half of aiohttp's
+instructions per call (bench/hotpath_instructions.py, README "Speed"). The base URL is configurable,
 so the same client talks to api.anthropic.com, a corporate gateway or a local test server.
 
 The wire, both ways (README, "Wire"):
 
 - the client's request headers go on unchanged but for the hop-by-hop ones and the auth tierwise
   replaces (``base.forward_request_headers``); the query string goes on with the path;
-- tierwise asks for the encodings it can decode (``Accept-Encoding: gzip, deflate, br, zstd``: aiohttp's
-  default, br/zstd when ``brotli``/``backports.zstd`` are installed, as they are by tierwise's own
-  dependencies) and aiohttp decodes the answer as it arrives, streams included. Every reader after this
+- tierwise asks for the encodings it can decode (``Accept-Encoding: gzip, deflate, br, zstd``, as it
+  always did) and the client decodes the answer as it arrives, streams included. Every reader after this
   module (usage, cost, error bodies, the SSE meter) and the client see decoded bytes, without a
   ``content-encoding`` header: over the internet the compressed upstream leg is the one that matters,
   and decoding costs the proxy less than the bytes it saves (bench/proxy_overhead.py measures it);
