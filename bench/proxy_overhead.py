@@ -251,6 +251,7 @@ def run_upstream(kind: str, args: argparse.Namespace, tmp: Path, env: dict[str, 
             print(f"c={args.concurrency} {sk:10s} tierwise / bare per round: {', '.join(f'{x:.2f}' for x in ratios)}"
                   f"   (bare / direct: {', '.join(f'{b / d:.2f}' for b, d in zip(rps[f'{sk} bare'], rps[f'{sk} direct']))})")
             if "before" in urls:
+                out[f"rps ratio {sk} before"] = statistics.median(p / b for p, b in zip(rps[f"{sk} before"], rps[f"{sk} bare"]))
                 after = [p / b for p, b in zip(rps[f"{sk} proxy"], rps[f"{sk} before"])]
                 print(f"c={args.concurrency} {sk:10s} tierwise / tierwise (--before) per round: {', '.join(f'{x:.2f}' for x in after)}"
                       f";  --before / bare: {', '.join(f'{p / b:.2f}' for p, b in zip(rps[f'{sk} before'], rps[f'{sk} bare']))}")
@@ -274,18 +275,22 @@ def run_upstream(kind: str, args: argparse.Namespace, tmp: Path, env: dict[str, 
 
 
 def targets(r: dict, concurrency: int, rps_share: float, added_share: float) -> list[tuple[str, bool]]:
-    """The issue-12 targets for one upstream kind, each with whether it is met."""
+    """The issue-12 targets for one upstream kind, each with whether it is met (and, with --before,
+    the same ratio for the other source tree, for comparison)."""
     k = r["kind"]
     rows = []
     for sk in ("non-stream", "stream"):
         ratio = r[f"rps ratio {sk}"]
+        was = f" (--before: {r[f'rps ratio {sk} before']:.2f} x)" if f"rps ratio {sk} before" in r else ""
         rows.append((f"[{k:5s}] c={concurrency} {sk:10s} throughput >= {rps_share:.2f} x bare: "
-                     f"{r[f'rps {sk}']:.0f} vs {r[f'rps {sk} bare']:.0f} req/s = {ratio:.2f} x", ratio >= rps_share))
-    for what, key_p, key_b in (("c=1 non-stream added p50", "added non-stream proxy", "added non-stream bare"),
-                               ("c=1 stream TTFB added", "ttfb proxy", "ttfb bare")):
+                     f"{r[f'rps {sk}']:.0f} vs {r[f'rps {sk} bare']:.0f} req/s = {ratio:.2f} x{was}", ratio >= rps_share))
+    for what, key_p, key_b, key_w in (("c=1 non-stream added p50", "added non-stream proxy", "added non-stream bare",
+                                       "added non-stream before"),
+                                      ("c=1 stream TTFB added", "ttfb proxy", "ttfb bare", "ttfb before")):
         p, b = r[key_p], r[key_b]
+        was = f" (--before: {r[key_w]:+.3f} ms = {r[key_w] / b:.2f} x)" if key_w in r and b > 0 else ""
         rows.append((f"[{k:5s}] {what} <= {added_share:g} x bare: {p:+.3f} vs {b:+.3f} ms = "
-                     f"{p / b if b > 0 else float('inf'):.2f} x", p <= added_share * b))
+                     f"{p / b if b > 0 else float('inf'):.2f} x{was}", p <= added_share * b))
     rows.append((f"[{k:5s}] ledger complete (one row per call, every answered call priced above 0)",
                  r["ledger_ok"] and r["priced"]))
     return rows
