@@ -86,19 +86,3 @@ def test_a_long_interesting_line_under_the_limit_is_still_parsed():
     m = _read(data, list(range(1000, len(data), 1000)))
     assert m.signatures == [sig] and m.oversized == 0
     assert orjson.loads(data.split(b"data: ")[1])["delta"]["signature"] == sig
-
-
-def test_the_chunk_scan_reads_what_line_by_line_reading_reads():
-    # feed() finds the lines it reads in a whole run of lines with one scan; reading every line on its own
-    # (the per-line path, also taken for runs longer than max_line) must give the same facts
-    crlf = _stream().replace(b"\n", b"\r\n")
-    err = format_event("error", {"type": "error", "error": {"type": "overloaded_error", "message": "busy"}})
-    for data in _sources() + [crlf, _stream()[:-40] + err]:
-        whole = _read(data, [])
-        lines = StreamMeter()
-        for line in data.split(b"\n"):
-            lines._line(line)
-        assert _facts(whole) == _facts(lines)
-        assert (whole.first_token_at is None) == (lines.first_token_at is None)
-        small = _read(data, [], max_line=64)  # every run over the limit: the per-line path, long lines skipped
-        assert small.events == whole.events and small.completed == whole.completed

@@ -21,12 +21,7 @@ __all__ = ["StreamMeter", "format_event"]
 
 # a data line is parsed only when it names an event that carries accounting (one C-level search;
 # several times cheaper per line than testing each name with ``in``)
-_NAMES = rb'"(?:message_start|message_delta|fallback|error|signature_delta|redacted_thinking)"'
-_INTERESTING = re.compile(_NAMES)
-# the lines the meter reads, found in a run of whole lines by one C-level scan (in stream order): every
-# ``event:`` line (group 1: the rest of it), and the ``data:`` lines that name an accounting event
-# (group 2: the JSON); every other line (text deltas, pings, blank lines) costs no Python at all
-_READ = re.compile(rb"^(?:event:([^\n]*)|data:([^\n]*" + _NAMES + rb"[^\n]*))", re.MULTILINE)
+_INTERESTING = re.compile(rb'"(?:message_start|message_delta|fallback|error|signature_delta|redacted_thinking)"')
 
 
 # A line longer than this is passed through but not parsed (the accounting events are a few KB;
@@ -73,31 +68,12 @@ class StreamMeter:
             self._parts.clear()
             self._pending = 0
             chunk = chunk[nl + 1:]
-        end = chunk.rfind(b"\n")
-        if end >= 0:
-            self._lines(chunk, end)
-            last = chunk[end + 1:]  # the unfinished last line (b"" when the chunk ends with a newline)
-        else:
-            last = chunk
+        lines = chunk.split(b"\n")
+        last = lines.pop()  # the unfinished last line (b"" when the chunk ends with a newline)
+        for line in lines:
+            self._line(line)
         if last:
             self._hold(last)
-
-    def _lines(self, chunk: bytes, end: int) -> None:
-        """The whole lines of ``chunk[:end]`` (``end``: its last newline), as ``_line`` on each would read them."""
-        if end > self.max_line:  # a line in there may be over the limit: one at a time (rare)
-            for line in chunk[:end].split(b"\n"):
-                self._line(line)
-            return
-        for m in _READ.finditer(chunk, 0, end):
-            name = m.group(1)
-            if name is not None:
-                self.events += 1
-                if self.first_token_at is None and b"content_block_delta" in name:
-                    self.first_token_at = time.perf_counter()
-                elif b"message_stop" in name:
-                    self.completed = True
-            else:
-                self._data(m.group(2))
 
     def _hold(self, piece: bytes) -> None:
         if self._skip:
