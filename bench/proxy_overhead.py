@@ -10,6 +10,10 @@ api.anthropic.com does when asked), which both proxies decode. Concurrency 64 us
 installed (apt-get install wrk), else a Python aiohttp load loop (which then bounds the figures itself).
 
     .venv/bin/python bench/proxy_overhead.py [--n 2000] [--duration 5] [--rounds 2] [--upstreams plain]
+    .venv/bin/python bench/proxy_overhead.py --before /tmp/main/src   # + tierwise from main's src, same run
+
+``--before SRC`` runs a second tierwise from another source tree (``git archive main src | tar -x -C
+/tmp/main``) beside the others: a change's before/after ratios in one run, against the same ceiling.
 
 Targets (issue 12, one proxy process, against the bare pass-through of the same run): c=64 throughput
 >= 2/3 of the bare one's (non-stream and stream); added p50 at c=1 <= 1.5x the bare one's added p50;
