@@ -2,10 +2,11 @@
 aiohttp session, no routing, no ledger, no metrics. bench/proxy_overhead.py runs it beside the
 proxy so that the proxy's figures are read against what the same server and client can do at best.
 
-    python bench/bare_passthrough.py PORT UPSTREAM_URL [aiohttp|pyreqwest] [uvicorn|granian]
+    python bench/bare_passthrough.py PORT UPSTREAM_URL [aiohttp|pyreqwest] [uvicorn|guarded|granian]
 
 The optional third and fourth words swap the upstream client (``pyreqwest``: Rust reqwest bindings)
-or the server (``granian``: a Rust HTTP server) to measure a candidate stack against the default one.
+or the server (``granian``: a Rust HTTP server; ``guarded``: uvicorn with tierwise's server/guard.py
+protocol) to measure a candidate stack against the default one.
 """
 
 from __future__ import annotations
@@ -93,5 +94,10 @@ if __name__ == "__main__" and SERVER == "granian":
                               os.path.dirname(os.path.abspath(__file__)),
                               f"bare_passthrough:{'app_reqwest' if CLIENT == 'pyreqwest' else 'app'}"])
 elif __name__ == "__main__":
-    uvicorn.run(app_reqwest if CLIENT == "pyreqwest" else app, host="127.0.0.1", port=int(sys.argv[1]), loop="uvloop", http="httptools", access_log=False,
-                log_level="warning", lifespan="off", server_header=False, proxy_headers=False)
+    http: object = "httptools"
+    if SERVER == "guarded":  # tierwise's own protocol (header/body timeouts, connection cap): its cost alone
+        from tierwise.server.guard import guarded_protocol
+
+        http = guarded_protocol()
+    uvicorn.run(app_reqwest if CLIENT == "pyreqwest" else app, host="127.0.0.1", port=int(sys.argv[1]), loop="uvloop",
+                http=http, access_log=False, log_level="warning", lifespan="off", server_header=False, proxy_headers=False)
