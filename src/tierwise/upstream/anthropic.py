@@ -49,7 +49,6 @@ class AnthropicUpstream:
         # a non-streamed answer: ``timeout`` for all of it; a stream: ``first_byte_timeout`` for its
         # headers, then ``stream_idle_timeout`` of silence at most between chunks (docs/production.md)
         self._timeout = aiohttp.ClientTimeout(total=timeout, sock_connect=connect_timeout)
-        self._stream_timeout = aiohttp.ClientTimeout(total=None, sock_connect=connect_timeout, sock_read=stream_idle_timeout)
         self._first_byte = first_byte_timeout
         self.max_response_bytes = max_response_bytes
         self._max_connections = max_connections
