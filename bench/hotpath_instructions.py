@@ -94,6 +94,8 @@ def main() -> None:
     ap.add_argument("--flush-interval", type=float, default=12.5, help="ledger flush interval (s) of the proxy "
                     "under valgrind (default: 50 x the configured 0.25 s)")
     ap.add_argument("--keep", default=None, help="directory to keep the callgrind output files in")
+    ap.add_argument("--bare", default=None, metavar="CLIENT[,SERVER]", help="count bench/bare_passthrough.py instead "
+                    "of tierwise (aiohttp or pyreqwest; uvicorn or granian): the stack's ceiling, for the ratio")
     args = ap.parse_args()
     if shutil.which("valgrind") is None:
         sys.exit("valgrind is not installed (apt-get install valgrind)")
@@ -113,10 +115,15 @@ def main() -> None:
         if args.router:
             conf += f'[routing]\nauto = "{args.router}"\n'
         (tmp / "tierwise.toml").write_text(conf)
+        if args.bare:
+            target = [PY, str(ROOT / "bench" / "bare_passthrough.py"), str(px_port), f"http://127.0.0.1:{up_port}",
+                      *args.bare.split(",")]
+        else:
+            target = [PY, "-m", "tierwise", "serve", "--port", str(px_port), "--upstream-url", f"http://127.0.0.1:{up_port}",
+                      "--ledger-url", f"sqlite:///{tmp / 'bench.db'}", "--log-level", "warning"]
         proxy = subprocess.Popen(
-            ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}/callgrind.out.%p",
-             PY, "-m", "tierwise", "serve", "--port", str(px_port), "--upstream-url", f"http://127.0.0.1:{up_port}",
-             "--ledger-url", f"sqlite:///{tmp / 'bench.db'}", "--log-level", "warning"],
+            ["valgrind", "--tool=callgrind", "--instr-atstart=no", "--trace-children=yes",
+             f"--callgrind-out-file={out}/callgrind.out.%p", *target],
             cwd=tmp, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         procs.append(proxy)
         wait_port(px_port, timeout=600)
@@ -130,8 +137,8 @@ def main() -> None:
             figures[kind] = dumped(out, proxy.pid, k) / args.n
         control(proxy.pid, "-i", "off")
         how = "one after another" if args.concurrency <= 1 else f"{args.concurrency} at a time"
-        print(f"tierwise proxy instructions per request (callgrind, whole process; auto router: "
-              f"{args.router or 'default'}; {args.n} requests per kind, {how})")
+        what = f"bare pass-through ({args.bare})" if args.bare else f"tierwise proxy (auto router: {args.router or 'default'})"
+        print(f"{what} instructions per request (callgrind, whole process; {args.n} requests per kind, {how})")
         for kind, ir in figures.items():
             print(f"  {kind:10s} {ir:12,.0f} instructions/request")
     finally:

@@ -86,3 +86,19 @@ def test_a_long_interesting_line_under_the_limit_is_still_parsed():
     m = _read(data, list(range(1000, len(data), 1000)))
     assert m.signatures == [sig] and m.oversized == 0
     assert orjson.loads(data.split(b"data: ")[1])["delta"]["signature"] == sig
+
+
+def test_feeding_whole_chunks_reads_what_line_by_line_reading_reads():
+    # feed() splits chunks into lines and holds partial ones; reading every line on its own
+    # must give the same facts
+    crlf = _stream().replace(b"\n", b"\r\n")
+    err = format_event("error", {"type": "error", "error": {"type": "overloaded_error", "message": "busy"}})
+    for data in _sources() + [crlf, _stream()[:-40] + err]:
+        whole = _read(data, [])
+        lines = StreamMeter()
+        for line in data.split(b"\n"):
+            lines._line(line)
+        assert _facts(whole) == _facts(lines)
+        assert (whole.first_token_at is None) == (lines.first_token_at is None)
+        small = _read(data, [], max_line=64)  # long lines skipped, the rest read alike
+        assert small.events == whole.events and small.completed == whole.completed

@@ -1,16 +1,17 @@
-"""The Anthropic API upstream: one pooled ``aiohttp`` session for the process.
+"""The Anthropic API upstream: one pooled client for the process.
 
-``aiohttp`` was chosen by measurement: on this proxy's hot path it served several times
-the requests per second of ``httpx`` (see README, "Speed"). The base URL is configurable,
+Messages (``send``, the hot path) go through ``pyreqwest`` (``_reqwest.py``), the REST paths (Message
+Batches, Files: ``request``) through one ``aiohttp`` session. Both were chosen by measurement: aiohttp
+served several times the requests per second of ``httpx``; pyreqwest spends about half of aiohttp's
+instructions per call (bench/hotpath_instructions.py, README "Speed"). The base URL is configurable,
 so the same client talks to api.anthropic.com, a corporate gateway or a local test server.
 
 The wire, both ways (README, "Wire"):
 
 - the client's request headers go on unchanged but for the hop-by-hop ones and the auth tierwise
   replaces (``base.forward_request_headers``); the query string goes on with the path;
-- tierwise asks for the encodings it can decode (``Accept-Encoding: gzip, deflate, br, zstd``: aiohttp's
-  default, br/zstd when ``brotli``/``backports.zstd`` are installed, as they are by tierwise's own
-  dependencies) and aiohttp decodes the answer as it arrives, streams included. Every reader after this
+- tierwise asks for the encodings it can decode (``Accept-Encoding: gzip, deflate, br, zstd``, as it
+  always did) and the client decodes the answer as it arrives, streams included. Every reader after this
   module (usage, cost, error bodies, the SSE meter) and the client see decoded bytes, without a
   ``content-encoding`` header: over the internet the compressed upstream leg is the one that matters,
   and decoding costs the proxy less than the bytes it saves (bench/proxy_overhead.py measures it);
@@ -19,14 +20,14 @@ The wire, both ways (README, "Wire"):
 
 from __future__ import annotations
 
-import asyncio
-from typing import Any, AsyncIterator, Mapping
+from datetime import timedelta
+from typing import Any, Mapping
 
 import aiohttp
 import yarl
 
-from ..errors import UpstreamConnectionError, UpstreamTimeoutError, error_for_status
-from ._http import post, read_body, read_error_body
+from ..errors import error_for_status
+from ._reqwest import ACCEPT_ENCODING, Exchange
 from .base import HOP_HEADER, UpstreamResponse, forward_request_headers, hop_value
 
 __all__ = ["AnthropicUpstream"]
@@ -48,12 +49,17 @@ class AnthropicUpstream:
         # a non-streamed answer: ``timeout`` for all of it; a stream: ``first_byte_timeout`` for its
         # headers, then ``stream_idle_timeout`` of silence at most between chunks (docs/production.md)
         self._timeout = aiohttp.ClientTimeout(total=timeout, sock_connect=connect_timeout)
-        self._stream_timeout = aiohttp.ClientTimeout(total=None, sock_connect=connect_timeout, sock_read=stream_idle_timeout)
         self._first_byte = first_byte_timeout
         self.max_response_bytes = max_response_bytes
         self._max_connections = max_connections
         self._session: aiohttp.ClientSession | None = None
         self._urls: dict[str, yarl.URL] = {}
+        # the Messages path (send) goes through pyreqwest, two pools: whole answers (no read timeout: a
+        # long answer may think for minutes before its first byte) and streams (stream_idle_timeout)
+        self._total = timedelta(seconds=timeout)
+        self._connect_timeout = connect_timeout
+        self._stream_idle = stream_idle_timeout
+        self._clients: list[Any] = [None, None]
         # test hooks (fault injection, SSE replay) reach only a server on this machine
         host = self.base_url.split("://", 1)[-1].split("/", 1)[0].rsplit(":", 1)[0]
         self._local = host in ("127.0.0.1", "localhost", "[::1]")
@@ -73,6 +79,16 @@ class AnthropicUpstream:
                                                   auto_decompress=True, skip_auto_headers=("User-Agent",),
                                                   cookie_jar=aiohttp.DummyCookieJar())
         return self._session
+
+    def _client(self, stream: bool) -> Any:
+        client = self._clients[stream]
+        if client is None:
+            from ._reqwest import build_client
+
+            client = self._clients[stream] = build_client(
+                max_connections=self._max_connections, connect_timeout=self._connect_timeout,
+                idle_timeout=self._stream_idle if stream else None)
+        return client
 
     def _url(self, path: str) -> yarl.URL:
         url = self._urls.get(path)
@@ -106,33 +122,16 @@ class AnthropicUpstream:
         else:
             out.pop("x-fake-replay", None)
         out.update(self._auth(headers))
-        if stream:
-            resp = await post(self._get_session(), self._url(path), body, out, self.name, timeout=self._stream_timeout,
-                              first_byte=self._first_byte)
-        else:
-            resp = await post(self._get_session(), self._url(path), body, out, self.name)
-        resp_headers = {k.lower(): v for k, v in resp.headers.items()}
-        for h in _WIRE_ONLY:
-            resp_headers.pop(h, None)
+        out["accept-encoding"] = ACCEPT_ENCODING
+        x = Exchange(self._client(stream), self.base_url + path, body, out, self.name, None if stream else self._total)
+        resp = await x.open(self._first_byte if stream else None)
+        resp_headers = {k: v for k, v in resp.headers.items() if k not in _WIRE_ONLY}  # names come lower-case
         if resp.status >= 400:
-            raise error_for_status(resp.status, await read_error_body(resp), resp_headers)
+            raise error_for_status(resp.status, await x.read_error(), resp_headers)
         if not stream:
-            return UpstreamResponse(resp.status, resp_headers, body=await read_body(resp, self.name, self.max_response_bytes),
+            return UpstreamResponse(resp.status, resp_headers, body=await x.read(self.max_response_bytes),
                                     upstream=self.name)
-
-        async def chunks() -> AsyncIterator[bytes]:
-            try:
-                async for chunk in resp.content.iter_any():
-                    yield chunk
-            except asyncio.TimeoutError:
-                raise UpstreamTimeoutError(f"upstream {self.name} timed out mid-stream") from None
-            except aiohttp.ClientError as exc:
-                raise UpstreamConnectionError(f"upstream {self.name} dropped the stream: {type(exc).__name__}") from None
-
-        async def close() -> None:
-            resp.close() if not resp.content.at_eof() else resp.release()
-
-        return UpstreamResponse(resp.status, resp_headers, chunks=chunks(), upstream=self.name, _close=close)
+        return UpstreamResponse(resp.status, resp_headers, chunks=x.chunks(), upstream=self.name, _close=x.close)
 
     async def request(self, method: str, path: str, *, headers: Mapping[str, str], body: Any = None,
                       stream: bool = False) -> UpstreamResponse:
@@ -151,3 +150,7 @@ class AnthropicUpstream:
     async def aclose(self) -> None:
         if self._session is not None and not self._session.closed:
             await self._session.close()
+        for i, client in enumerate(self._clients):
+            if client is not None:
+                self._clients[i] = None
+                await client.close()
