@@ -22,6 +22,7 @@ from .affinity import message_thinking_keys
 from .config import Settings, load_settings
 from .cost import Usage
 from .dispatch import Dispatcher, Plan, validate_body
+from .record import CallRecord
 from .ledger import Ledger
 from .routing.base import Decision, RouteRequest
 
@@ -105,9 +106,10 @@ class _Core:
         if self.ledger is None:
             return
         rid = "req_tw_lib_" + str(int(wall * 1e6))
-        self.ledger.record(self.dispatcher.row(plan=plan, requested=requested, request_id=rid, started=started, wall=wall,
-                                               usage=usage, answered_model=model, status=status, error_type=error_type,
-                                               stream=stream, upstream="sdk", stop_reason=stop_reason, prompt=prompt, ttft=ttft))
+        rec = CallRecord.new(rid, wall, requested=requested, upstream="sdk", stream=stream, prompt=prompt).route(plan)
+        rec.answer(self.dispatcher.book, model, usage)
+        self.ledger.record(rec.finish(status, started=started, error_type=error_type, stop_reason=stop_reason,
+                                      ttft=ttft).row())
 
     def record_error(self, plan: Plan, requested: str, started: float, wall: float, exc: Exception, stream: bool) -> None:
         status = getattr(exc, "status_code", None) or 502

@@ -127,7 +127,7 @@ STRATEGY_MODULES: dict[str, str] = {
     "heuristic": "tierwise.routing.heuristic",
     "learned": "tierwise.routing.learned",
     "llm": "tierwise.routing.llm",
-    "cascade": "tierwise.routing.cascade",
+    "cascade": "tierwise.cascade.router",
     "prior": "tierwise.routing.prior",
 }
 

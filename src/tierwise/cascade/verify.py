@@ -20,7 +20,7 @@ from typing import Any, Callable, Mapping, Protocol
 
 import orjson
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 __all__ = ["Verdict", "Verifier", "build_verifiers", "message_text", "VERIFIERS", "answer_score"]
 
@@ -192,8 +192,8 @@ class LLMGrader:
         self.threshold = threshold
 
     async def check(self, message: Mapping[str, Any], request: Mapping[str, Any]) -> Verdict:
-        from .routing.base import RouteRequest
-        from .upstream.base import call_json
+        from ..routing.base import RouteRequest
+        from ..upstream.base import call_json
 
         prompt = GRADER_PROMPT.format(rubric=self.rubric, request=RouteRequest(dict(request)).text[:8000],
                                       answer=message_text(message)[:8000])
