@@ -144,7 +144,7 @@ def ledger_ids(url: str) -> list[str]:
 
 
 def make_key(url: str, **kw) -> tuple[str, str]:
-    from tierwise.keys import KeyStore
+    from tierwise.admission.keys import KeyStore
     from tierwise.ledger import Ledger
 
     led = Ledger(url, journal="off")

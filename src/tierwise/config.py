@@ -115,7 +115,7 @@ DEFAULTS: dict[str, Any] = {
     # USD budgets per UTC day: per key (set on the key), per task type, and overall
     # on_store_error: fail_closed (529 while the budget store is down) | fail_open (admit, counting in-process
     # against each limit, replayed to the store when it is back). server_tool_uses: the uses of a server
-    # tool with no max_uses counted by the estimate; see tierwise.budgets for what the estimate bounds
+    # tool with no max_uses counted by the estimate; see tierwise.admission.budgets for what the estimate bounds
     "budgets": {"action": "refuse", "daily_usd": 0.0, "tasks": {}, "store": "auto", "on_store_error": "fail_closed",
                 "server_tool_uses": 10},
     # input limits; each violation is a 4xx in Anthropic's error format

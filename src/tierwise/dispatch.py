@@ -14,7 +14,7 @@ from .capabilities import Needs, lacks, missing_betas, needs_of, serving_tier
 from .catalog import Model
 from .config import TASK_NAME
 from .errors import AdaptationError, InvalidRequestError, NotFoundError
-from .limits import routing_view
+from .admission.limits import routing_view
 from .record import Book
 from .routing.base import Decision, RouteRequest, Router, build_router
 
@@ -115,7 +115,7 @@ class Dispatcher:
         tier_models = [self.catalog.model_for_tier(t) for t in self.catalog.tiers]
         self._block_types = any(m.rejects_block_types for m in tier_models)
         self._system_roles = any(m.rejects_system_messages for m in tier_models)
-        from .ab import build_ab  # A/B test arms: None unless [ab] is enabled
+        from .routing.arms import build_ab  # A/B test arms: None unless [ab] is enabled
 
         self.ab = build_ab(settings, self)
 
@@ -171,7 +171,7 @@ class Dispatcher:
                                 model=requested, task=task)
             return Plan(decision, model, requested, requested, routed=False, task=task)
 
-        # strategies read a bounded view of the prompt (tierwise.limits.routing_view): deciding on a
+        # strategies read a bounded view of the prompt (tierwise.admission.limits.routing_view): deciding on a
         # 32 MiB prompt costs what deciding on 256 KiB does; the real size still picks the context window
         view, chars = routing_view(body)
         request = _Routed(view, task)

@@ -7,9 +7,9 @@ import json
 import pytest
 
 from tierwise.ledger import Ledger
-from tierwise.report import totals
+from tierwise.reports.spend import totals
 
-from ..test_report import DAY1, DAY2, golden_rows, insert, make_row
+from ..reports.test_spend import DAY1, DAY2, golden_rows, insert, make_row
 
 
 @pytest.fixture

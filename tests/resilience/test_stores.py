@@ -12,9 +12,9 @@ import uuid
 import httpx2
 import pytest
 
-from tierwise.budgets import BudgetExceeded, Budgets, BudgetStoreUnavailable
+from tierwise.admission.budgets import BudgetExceeded, Budgets, BudgetStoreUnavailable
 from tierwise.config import DEFAULTS
-from tierwise.limits import RateLimiter
+from tierwise.admission.limits import RateLimiter
 from tierwise.resilience.breaker import RedisBreaker
 from tierwise.resilience.stores import StoreGuard, StoreUnavailable, redis_client
 

@@ -12,7 +12,7 @@ import asyncio
 import httpx2
 import pytest
 
-from tierwise.keys import KeyStore
+from tierwise.admission.keys import KeyStore
 from tierwise.ledger import make_engine
 
 V = {"anthropic-version": "2023-06-01"}

@@ -11,7 +11,7 @@ import orjson
 import pytest
 
 from tierwise.cost import Usage, cost_nanos
-from tierwise.report import summarize
+from tierwise.reports.spend import summarize
 
 H = {"x-api-key": "k", "anthropic-version": "2023-06-01"}
 MSG = [{"role": "user", "content": "Classify this ticket: my refund never arrived"}]

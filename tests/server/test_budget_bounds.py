@@ -12,7 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx2
 
-from tierwise.budgets import NANOS, estimate_request
+from tierwise.admission.budgets import NANOS, estimate_request
 from tierwise.config import load_settings
 
 from .test_sdk_end_to_end import ledger_rows

@@ -12,12 +12,12 @@ from pathlib import Path
 import httpx2
 import pytest
 
-from tierwise.ab import record_experiment
+from tierwise.reports.ab import record_experiment
 from tierwise.cost import Usage
 from tierwise.record import CallRecord
 from tierwise.evaluation.charts import fmt_usd
 from tierwise.evaluation.graders import load_items
-from tierwise.evaluation.report import build_report
+from tierwise.reports.evaluation import build_report
 from tierwise.evaluation.runner import EvalRunner, RunOptions, make_judge
 from tierwise.ledger.schema import calls
 from tierwise.registry_history import RegistryHistory
@@ -166,7 +166,7 @@ def test_savings_leave_out_unpriced_calls_like_the_report(settings):
     """An answer from a model the catalog cannot price is not a saving (tierwise report's convention)."""
     from tierwise.dispatch import Dispatcher
     from tierwise.registry_history import open_db
-    from tierwise.report import totals
+    from tierwise.reports.spend import totals
     from tierwise.server.dashboard import collect
 
     engine = open_db(settings)

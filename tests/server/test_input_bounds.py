@@ -80,7 +80,7 @@ def test_feedback_size_is_checked_before_the_body_is_read(proxy_factory):
 
 
 def test_giant_prompt_routes_on_a_bounded_view_and_is_forwarded_whole(fake_anthropic, proxy_factory):
-    from tierwise.limits import ROUTE_VIEW_CHARS, routing_view
+    from tierwise.admission.limits import ROUTE_VIEW_CHARS, routing_view
 
     proxy = proxy_factory(fake_anthropic.url)
     text = "refund " * (3 * ROUTE_VIEW_CHARS // 7) + "Classify this."

@@ -46,7 +46,7 @@ def test_metrics_match_the_ledger(proxy_factory):
 
 
 def test_metrics_are_cheap_and_never_raise():
-    from tierwise.metrics import Metrics
+    from tierwise.server.metrics import Metrics
 
     m = Metrics()
     m.observe({"tier": "fast", "task": "t", "status": 200, "cost_nanos": 10, "latency_ms": 5.0})

@@ -55,9 +55,10 @@ def start(
     """Start an experiment: writes [ab] to tierwise.toml (a running proxy picks it up) and records it."""
     import tomlkit
 
-    from ..ab import record_experiment, validate_ab
     from ..config import _validate  # noqa: PLC2701 - the same validation the loader runs
     from ..registry_history import _atomic_write, config_path_of, open_db, read_toml
+    from ..reports.ab import record_experiment
+    from ..routing.arms import validate_ab
 
     settings = settings_from(config, ledger={"url": ledger_url})
     policies = parse_sets(arm, set_ or [])
@@ -90,7 +91,7 @@ def start(
 @ab_app.command("stop")
 def stop(config: Optional[str] = _CONFIG, ledger_url: Optional[str] = _LEDGER) -> None:
     """Stop the running experiment (every request goes back to the plain configuration)."""
-    from ..ab import end_experiment
+    from ..reports.ab import end_experiment
     from ..registry_history import _atomic_write, config_path_of, open_db, read_toml
 
     settings = settings_from(config, ledger={"url": ledger_url})
@@ -119,7 +120,7 @@ def report(
     """Compare the arms: cost per call, latency, escalations, quality signal, with intervals and a verdict."""
     from rich.table import Table
 
-    from ..ab import ab_report
+    from ..reports.ab import ab_report
     from ..evaluation.charts import fmt_usd
     from ..registry_history import open_db
 

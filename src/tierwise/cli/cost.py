@@ -37,7 +37,7 @@ def cost(
         seed_prices,
     )
     from ..errors import TierwiseError
-    from ..report import fmt_usd
+    from ..reports.spend import fmt_usd
 
     if prices not in ("catalog", "seed"):
         fail(f"--prices {prices!r}: choose catalog or seed")

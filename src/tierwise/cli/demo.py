@@ -94,7 +94,7 @@ def _usage_dict(u: Any) -> dict[str, int]:
 
 
 def summarize_results(results: list[DemoResult], catalog: Any, default_tier: str) -> dict[str, Any]:
-    """Per-tier and total rows in the shape of ``tierwise.report.summarize`` rows, plus per-kind routing."""
+    """Per-tier and total rows in the shape of ``tierwise.reports.spend.summarize`` rows, plus per-kind routing."""
     import numpy as np
 
     from ..cost import Usage, cost_nanos
@@ -249,7 +249,7 @@ def demo(
     )
 
     from ..errors import TierwiseError
-    from ..report import fmt_usd, savings_sentence, usd_places
+    from ..reports.spend import fmt_usd, savings_sentence, usd_places
 
     if n is not None and n < 1:
         fail(f"--n must be at least 1 (got {n})")

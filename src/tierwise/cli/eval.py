@@ -72,7 +72,7 @@ def run(
 
     from ..evaluation.batches import batches_for
     from ..evaluation.graders import load_items
-    from ..evaluation.report import build_report, render_html, render_terminal
+    from ..reports.evaluation import build_report, render_html, render_terminal
     from ..evaluation.runner import (
         EvalRunner,
         RunOptions,
@@ -176,7 +176,7 @@ def report_cmd(
 ) -> None:
     """Show a run's report: error rates with CIs, latency, cost per satisfactory output, recommendation."""
     from ..errors import ConfigError
-    from ..evaluation.report import build_report, render_html, render_terminal
+    from ..reports.evaluation import build_report, render_html, render_terminal
     from ..evaluation.store import EvalStore
     from ..registry_history import RegistryHistory, open_db
 

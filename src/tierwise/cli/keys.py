@@ -14,7 +14,7 @@ app.add_typer(keys_app, name="keys")
 
 
 def _store(config: Optional[str], ledger_url: Optional[str]):
-    from ..keys import KeyStore
+    from ..admission.keys import KeyStore
     from ..ledger import make_engine
     from ..ledger.schema import migrate
 

@@ -72,7 +72,7 @@ def money_table(title: str, label: str, rows: list[tuple[str, dict[str, Any]]], 
     On a narrow terminal (``width`` < 150) token counts, the ``extra`` column, the default-tier cost
     and TTFT are left out, p50/p95 share a column, and errors show only when there are some.
     """
-    from ..report import fmt_usd, usd_places
+    from ..reports.spend import fmt_usd, usd_places
 
     values = [r["cost_usd"] for _, r in rows] + [total["cost_usd"], total["default_cost_usd"], total["savings_usd"]]
     places = usd_places(values)
@@ -141,7 +141,7 @@ def report(
 
     from ..errors import TierwiseError
     from ..ledger import make_engine
-    from ..report import (
+    from ..reports.spend import (
         GROUPS,
         fmt_usd,
         has_ledger,

@@ -32,7 +32,7 @@ def route(
     """Show the routing decision for a prompt (tier, model, confidence, reasons). Calls nothing."""
     from ..dispatch import Dispatcher
     from ..errors import TierwiseError
-    from ..report import fmt_usd
+    from ..reports.spend import fmt_usd
 
     text = sys.stdin.read() if prompt == "-" else prompt
     if not text.strip():

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Iterable
 
 from ..errors import ConfigError
 from ..registry_history import Change, RegistryHistory
-from .report import build_report
+from ..reports.evaluation import build_report
 from .store import EvalStore
 
 if TYPE_CHECKING:

@@ -1,5 +1,5 @@
-"""Offline evaluation of routers on recorded outcomes: metrics, curves, cascades, replay."""
+"""Offline evaluation of routers on recorded outcomes: scores (PGR, APGR, CPT, AIQ), curves, cascades, replay."""
 
-from .metrics import aiq, apgr, cost_for_quality, cpt, pgr, quality_at_cost, upper_hull
+from .scores import aiq, apgr, cost_for_quality, cpt, pgr, quality_at_cost, upper_hull
 
 __all__ = ["aiq", "apgr", "cost_for_quality", "cpt", "pgr", "quality_at_cost", "upper_hull"]

@@ -9,7 +9,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from ..outcomes import Record, outcome_cost
-from . import metrics as M
+from . import scores as M
 
 __all__ = ["OutcomeMatrix", "Curve", "build_matrix", "always_curves", "random_curve", "oracle_curve",
            "sweep_by_score", "choice_point", "choices_curve", "metric_row", "METRIC_COLUMNS"]
@@ -150,7 +150,7 @@ METRIC_COLUMNS = ("APGR", "CPT50", "CPT80", "APGR$", "CPT50$", "CPT80$", "AIQ", 
 
 
 def metric_row(curve: Curve, m: OutcomeMatrix) -> dict[str, float | None]:
-    """All figures of one curve (see metrics.py). Call-axis figures only for two-rung ladders and
+    """All figures of one curve (see scores.py). Call-axis figures only for two-rung ladders and
     non-cascade strategies (a cascade calls the weak rung every time: only its cost is comparable)."""
     qs = m.Q.mean(0)
     cs = m.C.mean(0)

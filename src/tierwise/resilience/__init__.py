@@ -1,5 +1,5 @@
 """Keeping the proxy working when the upstream is not: retries, fallbacks, circuit breaking,
-plus the per-request guards (keys, budgets, limits) that share their wiring.
+plus the wiring of the per-request guards (keys, budgets, limits: ``tierwise.admission``).
 
 ``Runtime`` is what the proxy holds (``state.guard``); with nothing configured it costs a few
 attribute reads per request.

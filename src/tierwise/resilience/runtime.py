@@ -9,10 +9,10 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 from ..adapt import adapt_request
 from ..capabilities import lacks, serving_tier
-from ..budgets import NANOS, BudgetExceeded, Budgets, Reservation, estimate_request
+from ..admission.budgets import NANOS, BudgetExceeded, Budgets, Reservation, estimate_request
 from ..errors import ConfigError
-from ..keys import KeyRecord, KeyStore, check_model_allowed, model_tier
-from ..limits import InputLimits, RateLimiter
+from ..admission.keys import KeyRecord, KeyStore, check_model_allowed, model_tier
+from ..admission.limits import InputLimits, RateLimiter
 from ..routing.base import Decision
 from .attempts import AttemptLoop
 from .breaker import CircuitBreaker, build_breaker

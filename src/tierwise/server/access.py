@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Mapping
 from ..errors import AuthenticationError, PermissionDeniedError
 
 if TYPE_CHECKING:
-    from ..keys import KeyRecord, KeyStore
+    from ..admission.keys import KeyRecord, KeyStore
     from .state import ProxyState
 
 __all__ = ["Access", "Caller", "CALLER", "OPERATOR", "FEEDBACK"]

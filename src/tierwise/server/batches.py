@@ -27,7 +27,7 @@ from starlette.responses import Response, StreamingResponse
 from ..cost import Usage
 from ..dispatch import AUTO, TASK_PREFIX, validate_body
 from ..errors import APIError, InvalidRequestError, NotFoundError
-from ..keys import check_model_allowed
+from ..admission.keys import check_model_allowed
 from ..ledger.batches_schema import batch_requests
 from ..ledger.schema import calls
 from ..record import CallRecord

@@ -37,7 +37,7 @@ class EvidenceState:
     """Metrics, registry history, monitor and the watcher thread of one proxy."""
 
     def __init__(self, state: "ProxyState") -> None:
-        from ..metrics import Metrics
+        from .metrics import Metrics
 
         self.state = state
         state.evidence = self  # type: ignore[attr-defined]
@@ -72,7 +72,7 @@ class EvidenceState:
 
     def reload_registry(self) -> bool:
         """Re-read [registry] (and [ab]) from tierwise.toml when it changed; updates routing in place."""
-        from ..ab import build_ab
+        from ..routing.arms import build_ab
         from ..config import load_settings
 
         if self.history is None:

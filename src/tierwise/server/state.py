@@ -24,7 +24,7 @@ class ProxyState:
     recorded: int = 0   # ledger rows handed to the ledger (one per call)
     inflight: int = 0   # calls being handled right now
     guard: Any = None   # tierwise.resilience.Runtime: retries, breaker, fallbacks, keys, budgets
-    metrics: Any = None   # tierwise.metrics.Metrics, set by the app (GET /metrics)
+    metrics: Any = None   # tierwise.server.metrics.Metrics, set by the app (GET /metrics)
     # request id -> proxy key id of this process's recent keyed calls (feedback ownership before the
     # ledger row is written); bounded, oldest dropped first
     owners: dict[str, str] = field(default_factory=dict)

@@ -6,7 +6,7 @@ dictionary look-ups and one random draw; when the call is sampled it is put in a
 (``shadow.concurrency``) take jobs from the queue and, for each:
 
 1. reserve an upper bound of the job's cost from the shared daily shadow budget (``shadow.daily_usd``,
-   atomic across replicas in Redis or the ledger database, as every budget in ``tierwise.budgets``);
+   atomic across replicas in Redis or the ledger database, as every budget in ``tierwise.admission.budgets``);
    a job that does not fit is dropped and counted;
 2. replay the request on the shadow tier through the same Upstream seam (not streamed, adapted to the
    shadow model; tools never executed: requests that could have side effects are never sampled, see
@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 import orjson
 import sqlalchemy as sa
 
-from ..budgets import NANOS, Budgets, BudgetExceeded, estimate_nanos, utc_day
+from ..admission.budgets import NANOS, Budgets, BudgetExceeded, estimate_nanos, utc_day
 from ..cost import Usage, cost_nanos
 from ..ledger.shadow_schema import shadow_pairs
 from .policy import pair_sides, shadow_tier_for, share_for, side_effect_reason

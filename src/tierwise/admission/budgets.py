@@ -54,11 +54,11 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 import sqlalchemy as sa
 
-from .errors import ConfigError, OverloadedError, RateLimitError
-from .ledger.keys_schema import budget_spend
+from ..errors import ConfigError, OverloadedError, RateLimitError
+from ..ledger.keys_schema import budget_spend
 
 if TYPE_CHECKING:
-    from .catalog import Model
+    from ..catalog import Model
     from .keys import KeyRecord
 
 __all__ = ["Budgets", "BudgetExceeded", "BudgetStoreUnavailable", "Reservation", "Estimate", "estimate_nanos",
@@ -220,15 +220,15 @@ class Budgets:
         if self.on_store_error not in ("fail_open", "fail_closed"):
             raise ConfigError(f"budgets.on_store_error: expected fail_open or fail_closed, got {self.on_store_error!r}")
         self.server_tool_uses = int(conf.get("server_tool_uses", 10))
-        from .resilience.stores import StoreGuard
+        from ..resilience.stores import StoreGuard
 
         self.engine = engine
         self._redis: Any = None
         self._own_redis = False
         if redis_url and store in ("auto", "redis"):
             if client is None:
-                from .config import DEFAULTS
-                from .resilience.stores import redis_client
+                from ..config import DEFAULTS
+                from ..resilience.stores import redis_client
 
                 client = redis_client(redis_url, DEFAULTS["resilience"]["redis"])
                 self._own_redis = True
@@ -297,7 +297,7 @@ class Budgets:
             await asyncio.gather(*list(self._detached), return_exceptions=True)
 
     async def _guarded_write(self, scopes: list[tuple[str, int]], amount: int, day: str) -> Reservation:
-        from .resilience.stores import StoreUnavailable
+        from ..resilience.stores import StoreUnavailable
 
         try:
             return await self.guard.run(lambda: self._write(scopes, amount, day))
@@ -328,7 +328,7 @@ class Budgets:
 
     async def replay(self) -> None:
         """The store is back: write the settlements it missed and the spend counted in-process meanwhile."""
-        from .resilience.stores import StoreUnavailable
+        from ..resilience.stores import StoreUnavailable
 
         pending, self._unsettled = self._unsettled, []
         for i, (res, actual) in enumerate(pending):
@@ -401,7 +401,7 @@ class Budgets:
             raise
 
     async def _settle_write(self, res: Reservation, actual: int) -> None:
-        from .resilience.stores import StoreUnavailable
+        from ..resilience.stores import StoreUnavailable
 
         if res.local:
             self._settle_local(res, actual)

@@ -7,7 +7,7 @@ import sqlalchemy as sa
 
 from tierwise.config import load_settings
 from tierwise.errors import AuthenticationError, ConfigError, PermissionDeniedError
-from tierwise.keys import KeyStore, check_model_allowed, hash_key, model_tier
+from tierwise.admission.keys import KeyStore, check_model_allowed, hash_key, model_tier
 from tierwise.ledger import make_engine
 from tierwise.ledger.schema import migrate
 

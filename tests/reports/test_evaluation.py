@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from tierwise.evaluation.apply import apply_report
-from tierwise.evaluation.report import build_report, render_html
+from tierwise.reports.evaluation import build_report, render_html
 from tierwise.evaluation.stats import wilson
 from tierwise.evaluation.store import EvalStore
 from tierwise.registry_history import RegistryHistory, open_db

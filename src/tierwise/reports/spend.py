@@ -22,8 +22,8 @@ from typing import Any, Sequence
 import numpy as np
 import sqlalchemy as sa
 
-from .errors import TierwiseError
-from .ledger.schema import calls
+from ..errors import TierwiseError
+from ..ledger.schema import calls
 
 __all__ = ["GROUPS", "ReportError", "summarize", "totals", "parse_day", "bounds", "savings_sentence", "has_ledger",
            "fmt_usd", "usd_places"]
@@ -77,7 +77,7 @@ def bounds(since: Any = None, until: Any = None) -> tuple[float | None, float | 
 
 def _engine(engine: sa.Engine | str) -> sa.Engine:
     if isinstance(engine, str):
-        from .ledger import make_engine
+        from ..ledger import make_engine
 
         return make_engine(engine)
     return engine

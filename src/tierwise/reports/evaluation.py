@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..registry_history import config_path_of, edit_registry_text
-from .charts import TIER_COLORS, fmt_usd, grouped_bars
-from .stats import percentile, wilson
-from .store import EvalStore
+from ..evaluation.charts import TIER_COLORS, fmt_usd, grouped_bars
+from ..evaluation.stats import percentile, wilson
+from ..evaluation.store import EvalStore
 
 if TYPE_CHECKING:
     from ..config import Settings

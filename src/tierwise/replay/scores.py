@@ -1,4 +1,4 @@
-"""Cost-quality metrics of routers on recorded outcomes.
+"""Cost-quality scores of routers on recorded outcomes (PGR, APGR, CPT, AIQ).
 
 Conventions (two-rung ladders follow RouteLLM, arXiv:2406.18665; AIQ follows RouterBench,
 arXiv:2403.12031):

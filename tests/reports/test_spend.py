@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from tierwise.ledger import Ledger, calls
-from tierwise.report import (ReportError, bounds, fmt_usd, has_ledger, savings_sentence, summarize, totals,
+from tierwise.reports.spend import (ReportError, bounds, fmt_usd, has_ledger, savings_sentence, summarize, totals,
                              usd_places)
 
 DAY1 = dt.datetime(2026, 11, 20, 12, 0, tzinfo=dt.timezone.utc)

@@ -35,11 +35,11 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 
 import sqlalchemy as sa
 
-from .errors import AuthenticationError, ConfigError, OverloadedError, PermissionDeniedError
-from .ledger.keys_schema import key_roles, proxy_keys
+from ..errors import AuthenticationError, ConfigError, OverloadedError, PermissionDeniedError
+from ..ledger.keys_schema import key_roles, proxy_keys
 
 if TYPE_CHECKING:
-    from .catalog import Catalog
+    from ..catalog import Catalog
 
 __all__ = ["KeyRecord", "KeyStore", "hash_key", "model_tier", "NANOS_PER_USD", "ROLES"]
 

@@ -19,7 +19,7 @@ import math
 import time
 from typing import Any, Iterable
 
-from .errors import APIError, InvalidRequestError, RateLimitError
+from ..errors import APIError, InvalidRequestError, RateLimitError
 
 __all__ = ["InputLimits", "RateLimiter", "HeaderTooLargeError", "routing_view", "ROUTE_VIEW_CHARS"]
 
@@ -183,20 +183,20 @@ class RateLimiter:
         self._own = False
         self.on_store_error = on_store_error
         if self._redis is None and redis_url:
-            from .resilience.stores import redis_client
-            from .config import DEFAULTS
+            from ..resilience.stores import redis_client
+            from ..config import DEFAULTS
 
             self._redis = redis_client(redis_url, DEFAULTS["resilience"]["redis"])
             self._own = True
         self.guard = guard
         if self._redis is not None and guard is None:
-            from .resilience.stores import StoreGuard
+            from ..resilience.stores import StoreGuard
 
             self.guard = StoreGuard("redis")
 
     async def check(self, key_id: str, rpm: int) -> None:
         if self._redis is not None:
-            from .resilience.stores import StoreUnavailable
+            from ..resilience.stores import StoreUnavailable
 
             minute = int(time.time() // 60)
             rk = f"tierwise:rpm:{key_id}:{minute}"
@@ -212,7 +212,7 @@ class RateLimiter:
             except StoreUnavailable as exc:
                 self.guard.fell_back("rate_limits")
                 if self.on_store_error == "fail_closed":
-                    from .errors import OverloadedError
+                    from ..errors import OverloadedError
 
                     raise OverloadedError(f"rate limit store unavailable ({exc.reason}): proxy key {key_id}'s requests "
                                           "per minute cannot be checked; try again shortly",

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from tierwise.outcomes import parse_record
-from tierwise.replay import metrics as M
+from tierwise.replay import scores as M
 from tierwise.cascade.evaluate import cascade_curve, cascade_point
 from tierwise.replay.curves import build_matrix, metric_row, oracle_curve, random_curve, sweep_by_score
 

@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .curves import METRIC_COLUMNS
-from .runner import ReplayResult
+from ..replay.curves import METRIC_COLUMNS
+from ..replay.runner import ReplayResult
 
 __all__ = ["format_table", "to_json", "save_plot"]
 

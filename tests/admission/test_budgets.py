@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from tierwise.budgets import BudgetExceeded, Budgets, estimate_nanos
+from tierwise.admission.budgets import BudgetExceeded, Budgets, estimate_nanos
 from tierwise.config import load_settings
 from tierwise.ledger import make_engine
 from tierwise.ledger.schema import migrate
