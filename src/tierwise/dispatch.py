@@ -81,6 +81,7 @@ class _Routed(RouteRequest):
     """A RouteRequest over the routing view, knowing the real prompt's size."""
 
     __slots__ = ("chars",)
+    chars: int
 
 
 class Dispatcher:

@@ -10,6 +10,7 @@ cascade annotates its rungs); the row's ``attempts`` column is their JSON list.
 
 from __future__ import annotations
 
+import datetime as _dt
 import time
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any, Sequence
@@ -145,7 +146,7 @@ class CallRecord:
                    stream=stream, batch=batch, key_id=key_id, prompt=prompt)
 
     @property
-    def date(self) -> Any:
+    def date(self) -> _dt.date:
         """The call's UTC day as a ``date``: the day it is priced on."""
         return utc_day(self.ts)[0]
 

@@ -69,7 +69,7 @@ class JsonSchema:
     name = "json_schema"
 
     def __init__(self, schema: Mapping[str, Any] | None = None, **_: Any) -> None:
-        import jsonschema
+        import jsonschema  # type: ignore[import-untyped]  # no stubs installed (types-jsonschema)
 
         self.schema = dict(schema or {})
         try:
@@ -122,7 +122,8 @@ class ToolFields:
             if tool is None:
                 return Verdict(False, self.name, f"tool_use names an unknown tool {block.get('name')!r}")
             required = (tool.get("input_schema") or {}).get("required") or ()
-            given = block.get("input") if isinstance(block.get("input"), dict) else {}
+            raw_input = block.get("input")
+            given: Mapping[str, Any] = raw_input if isinstance(raw_input, dict) else {}
             missing = [f for f in required if f not in given]
             if missing:
                 return Verdict(False, self.name, f"tool_use {block.get('name')} is missing required field(s) {', '.join(missing)}")
