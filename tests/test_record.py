@@ -44,3 +44,22 @@ def test_record_prices_on_the_calls_day_and_adds_failed_attempts(settings):
     assert '"overloaded_error"' in rec.attempts
     unpriced = CallRecord.new("r3", wall).answer(book, "claude-unknown-9", Usage(1, 1))
     assert unpriced.cost_nanos is None and unpriced.add_failed(5).cost_nanos == 5
+
+
+def test_eval_runner_builds_no_dispatcher(settings, monkeypatch):
+    """Rows of an eval run are priced by a ``Book``: no router (learned or other) is built for them."""
+    from tierwise import dispatch
+    from tierwise.evaluation.runner import EvalRunner
+    from tierwise.registry_history import open_db
+    from tierwise.upstream.offline import OfflineUpstream
+
+    def refuse(*a, **k):
+        raise AssertionError("EvalRunner built a Dispatcher")
+
+    monkeypatch.setattr(dispatch.Dispatcher, "__init__", refuse)
+    runner = EvalRunner(settings, OfflineUpstream(latency_scale=0), open_db(settings))
+    row = runner._calls_row(run_id="r", item=None, model="claude-haiku-5-5", usage=Usage(10, 10), status=200,
+                            started=0.0, wall=1_767_225_600.0, error_type=None, batch=True, router="eval")
+    assert row["cost_nanos"] == price(settings.catalog, "claude-haiku-5-5", Usage(10, 10), day=dt.date(2026, 1, 1),
+                                      batch=True)
+    assert "prompt" not in row and row["batch"] is True
