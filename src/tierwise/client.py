@@ -22,8 +22,8 @@ from .affinity import message_thinking_keys
 from .config import Settings, load_settings
 from .cost import Usage
 from .dispatch import Dispatcher, Plan, validate_body
-from .record import CallRecord
 from .ledger import Ledger
+from .record import CallRecord
 from .routing.base import Decision, RouteRequest
 
 __all__ = ["Client", "AsyncClient"]
@@ -33,7 +33,7 @@ def _offline_transport(async_: bool, settings: Settings) -> Any:
     import httpx2
 
     from .cachesim import CacheSim  # the per-model prompt caches the offline upstream simulates
-    from .upstream.offline import synthesize, stream_events
+    from .upstream.offline import stream_events, synthesize
     from .upstream.sse import format_event
 
     seen: set[str] = set()

@@ -8,9 +8,9 @@ whole number of nano-dollars and sums never drift.
 from __future__ import annotations
 
 import datetime as _dt
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from collections.abc import Mapping
 from typing import Any
 
 from .catalog import Catalog, Model

@@ -9,14 +9,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Mapping
 
 from .adapt import adapt_request
+from .admission.limits import routing_view
 from .affinity import ThinkingAffinity
 from .capabilities import Needs, lacks, missing_betas, needs_of, serving_tier
 from .catalog import Model
 from .config import TASK_NAME
 from .errors import AdaptationError, InvalidRequestError, NotFoundError
-from .admission.limits import routing_view
 from .record import Book
-from .routing.base import Decision, RouteRequest, Router, build_router
+from .routing.base import Decision, Router, RouteRequest, build_router
 
 if TYPE_CHECKING:
     from .config import Settings

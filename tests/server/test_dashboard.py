@@ -12,15 +12,15 @@ from pathlib import Path
 import httpx2
 import pytest
 
-from tierwise.reports.ab import record_experiment
 from tierwise.cost import Usage
-from tierwise.record import CallRecord
 from tierwise.evaluation.charts import fmt_usd
 from tierwise.evaluation.graders import load_items
-from tierwise.reports.evaluation import build_report
 from tierwise.evaluation.runner import EvalRunner, RunOptions, make_judge
 from tierwise.ledger.schema import calls
+from tierwise.record import CallRecord
 from tierwise.registry_history import RegistryHistory
+from tierwise.reports.ab import record_experiment
+from tierwise.reports.evaluation import build_report
 from tierwise.upstream.offline import OfflineUpstream
 
 from ..evidence_helpers import feedback, flushed, send

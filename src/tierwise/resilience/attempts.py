@@ -28,11 +28,11 @@ import datetime as _dt
 import math
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, Awaitable, Callable, Mapping
 
 from ..cost import price
-from ..record import Attempt
 from ..errors import APIError, OverloadedError, UpstreamConnectionError
+from ..record import Attempt
 from ..upstream.sse import StreamMeter
 from .breaker import CircuitBreaker, counts_as_failure
 from .retry import RetryPolicy, retry_delay

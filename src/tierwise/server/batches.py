@@ -24,10 +24,10 @@ import sqlalchemy as sa
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
+from ..admission.keys import check_model_allowed
 from ..cost import Usage
 from ..dispatch import AUTO, TASK_PREFIX, validate_body
 from ..errors import APIError, InvalidRequestError, NotFoundError
-from ..admission.keys import check_model_allowed
 from ..ledger.batches_schema import batch_requests
 from ..ledger.schema import calls
 from ..record import CallRecord
