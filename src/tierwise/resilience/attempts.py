@@ -92,16 +92,12 @@ class AttemptLoop:
                 status: int | None
                 try:
                     resp = await target.upstream.send(path, target.body, headers=headers, stream=stream, model=target.model_id)
-                    if not stream:
-                        attempts.append(_row(target, resp.status, None, (time.perf_counter() - t0) * 1000.0, 0))
-                        if breaker is not None:
-                            breaker.record(key, True)
-                        return Outcome(resp, target, index)
-                    meter = StreamMeter()
-                    first = await _first_chunk(resp)
-                    meter.feed(first)
-                    if meter.error_type is None:
-                        attempts.append(_row(target, 200, None, (time.perf_counter() - t0) * 1000.0, 0))
+                    first, meter = (await _first_chunk(resp), StreamMeter()) if stream else (None, None)
+                    if meter is not None:
+                        meter.feed(first or b"")
+                    if meter is None or meter.error_type is None:  # an answer (a stream: its first chunk is no error)
+                        attempts.append(_row(target, 200 if stream else resp.status, None,
+                                             (time.perf_counter() - t0) * 1000.0, 0))
                         if breaker is not None:
                             breaker.record(key, True)
                         return Outcome(resp, target, index, first=first, meter=meter)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import os
-from typing import Any, Awaitable, Callable, TypeVar
+from typing import Any, Awaitable, Callable, Mapping, TypeVar
 
 from ..errors import APIError, InvalidRequestError, RequestTooLargeError
 from .headers import JSON, Headers, error_headers
@@ -40,7 +40,7 @@ def new_request_id() -> str:
         return "req_tw_" + raw[:24]
 
 
-async def read_body(scope: dict[str, Any], receive: Receive, limit: int) -> bytes:
+async def read_body(scope: Mapping[str, Any], receive: Callable[[], Awaitable[Mapping[str, Any]]], limit: int) -> bytes:
     for k, v in scope["headers"]:
         if k == b"content-length":
             try:
