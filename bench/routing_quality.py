@@ -48,8 +48,8 @@ sys.path.insert(0, str(ROOT / "src"))
 import numpy as np  # noqa: E402
 
 from tierwise.outcomes import fold_of, load_prices, read_outcomes  # noqa: E402
-from tierwise.reports.replay import format_table, save_plot  # noqa: E402
 from tierwise.replay.runner import LearnedConfig, replay  # noqa: E402
+from tierwise.reports.replay import format_table, save_plot  # noqa: E402
 from tierwise.routing.features import FeatureSpec  # noqa: E402
 from tierwise.routing.learned import blended_price, order_by_price, parse_ladder  # noqa: E402
 

@@ -163,8 +163,8 @@ def _rows(engine, ts, task, arm, n, bad, tag):
 def test_ab_arm_overriding_the_registry_is_not_blamed_on_the_registry_entry(tmp_path, source):
     """After a registry change, an A/B arm that pins the task elsewhere fails badly: the registry entry it
     did not serve is neither alerted on nor reverted; the control arm's (and arm-less) traffic counts."""
-    from tierwise.reports.ab import record_experiment
     from tierwise.registry_history import open_db
+    from tierwise.reports.ab import record_experiment
 
     from .conftest import make_settings
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
+from tierwise.admission.keys import KeyStore, check_model_allowed, hash_key, model_tier
 from tierwise.config import load_settings
 from tierwise.errors import AuthenticationError, ConfigError, PermissionDeniedError
-from tierwise.admission.keys import KeyStore, check_model_allowed, hash_key, model_tier
 from tierwise.ledger import make_engine
 from tierwise.ledger.schema import migrate
 

@@ -12,10 +12,10 @@ import pytest
 from tierwise.errors import ConfigError
 from tierwise.evaluation.graders import load_items
 from tierwise.evaluation.human import export_sheet, import_grades
-from tierwise.reports.evaluation import build_report
 from tierwise.evaluation.runner import EvalRunner, RunOptions, make_judge
 from tierwise.evaluation.store import EvalStore
 from tierwise.registry_history import open_db
+from tierwise.reports.evaluation import build_report
 from tierwise.upstream.offline import OfflineUpstream
 
 EXAMPLE = Path(str(resources.files("tierwise").joinpath("data/eval_example.jsonl")))

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-
 import pytest
 
 from tierwise.evaluation.apply import apply_report
-from tierwise.reports.evaluation import build_report, render_html
 from tierwise.evaluation.stats import wilson
 from tierwise.evaluation.store import EvalStore
 from tierwise.registry_history import RegistryHistory, open_db
+from tierwise.reports.evaluation import build_report, render_html
 
 
 def _seed_run(engine, spec):

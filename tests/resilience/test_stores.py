@@ -13,8 +13,8 @@ import httpx2
 import pytest
 
 from tierwise.admission.budgets import BudgetExceeded, Budgets, BudgetStoreUnavailable
-from tierwise.config import DEFAULTS
 from tierwise.admission.limits import RateLimiter
+from tierwise.config import DEFAULTS
 from tierwise.resilience.breaker import RedisBreaker
 from tierwise.resilience.stores import StoreGuard, StoreUnavailable, redis_client
 

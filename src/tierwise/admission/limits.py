@@ -183,8 +183,8 @@ class RateLimiter:
         self._own = False
         self.on_store_error = on_store_error
         if self._redis is None and redis_url:
-            from ..resilience.stores import redis_client
             from ..config import DEFAULTS
+            from ..resilience.stores import redis_client
 
             self._redis = redis_client(redis_url, DEFAULTS["resilience"]["redis"])
             self._own = True

@@ -91,8 +91,8 @@ def start(
 @ab_app.command("stop")
 def stop(config: Optional[str] = _CONFIG, ledger_url: Optional[str] = _LEDGER) -> None:
     """Stop the running experiment (every request goes back to the plain configuration)."""
-    from ..reports.ab import end_experiment
     from ..registry_history import _atomic_write, config_path_of, open_db, read_toml
+    from ..reports.ab import end_experiment
 
     settings = settings_from(config, ledger={"url": ledger_url})
     path = config_path_of(settings)
@@ -120,9 +120,9 @@ def report(
     """Compare the arms: cost per call, latency, escalations, quality signal, with intervals and a verdict."""
     from rich.table import Table
 
-    from ..reports.ab import ab_report
     from ..evaluation.charts import fmt_usd
     from ..registry_history import open_db
+    from ..reports.ab import ab_report
 
     if not 0.5 <= confidence < 1:
         raise typer.BadParameter("--confidence is between 0.5 and 1, e.g. 0.95")

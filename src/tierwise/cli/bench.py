@@ -39,8 +39,8 @@ def replay_cmd(
     """Replay recorded outcomes: every strategy against always-each-rung, random mixing and the oracle."""
     from ..errors import ConfigError
     from ..outcomes import load_prices, read_outcomes
-    from ..reports.replay import format_table, save_plot, write_json
     from ..replay.runner import LearnedConfig, replay
+    from ..reports.replay import format_table, save_plot, write_json
     from ..routing.learned import load_artifact, parse_ladder
     from ._common import settings_from
 

@@ -72,7 +72,6 @@ def run(
 
     from ..evaluation.batches import batches_for
     from ..evaluation.graders import load_items
-    from ..reports.evaluation import build_report, render_html, render_terminal
     from ..evaluation.runner import (
         EvalRunner,
         RunOptions,
@@ -82,6 +81,7 @@ def run(
         write_outcomes_file,
     )
     from ..registry_history import RegistryHistory, open_db
+    from ..reports.evaluation import build_report, render_html, render_terminal
     from ..upstream import build_upstream
 
     settings = _settings(config, ledger_url, offline)
@@ -176,9 +176,9 @@ def report_cmd(
 ) -> None:
     """Show a run's report: error rates with CIs, latency, cost per satisfactory output, recommendation."""
     from ..errors import ConfigError
-    from ..reports.evaluation import build_report, render_html, render_terminal
     from ..evaluation.store import EvalStore
     from ..registry_history import RegistryHistory, open_db
+    from ..reports.evaluation import build_report, render_html, render_terminal
 
     if threshold is not None and not 0 < threshold < 1:
         raise typer.BadParameter("--threshold is a fraction between 0 and 1, e.g. 0.05")

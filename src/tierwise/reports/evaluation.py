@@ -15,10 +15,10 @@ from html import escape
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..registry_history import config_path_of, edit_registry_text
 from ..evaluation.charts import TIER_COLORS, fmt_usd, grouped_bars
 from ..evaluation.stats import percentile, wilson
 from ..evaluation.store import EvalStore
+from ..registry_history import config_path_of, edit_registry_text
 
 if TYPE_CHECKING:
     from ..config import Settings
