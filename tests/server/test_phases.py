@@ -52,3 +52,13 @@ async def test_every_failure_is_recorded_once(proxy):  # noqa: F811
     assert b"x-tierwise-cost-usd" not in headers
     status, _, _ = await p.post({"model": "auto"})  # refused at admission: still one row
     assert status == 400 and len(p.rows) == 2 and p.rows[1]["status"] == 400
+
+
+async def test_a_rate_limited_call_is_recorded_under_its_key(proxy):  # noqa: F811
+    """Admission names the key in the row before its requests-per-minute refuse the call."""
+    p = proxy(Scripted())
+    _, key = p.state.guard.keys.create("slow", rpm=1)
+    assert (await p.post(BODY, x_api_key=key))[0] == 200
+    status, _, _ = await p.post(BODY, x_api_key=key)
+    assert status == 429 and p.rows[-1]["status"] == 429
+    assert p.rows[-1]["key_id"] == p.rows[0]["key_id"] is not None
