@@ -1,5 +1,5 @@
-"""The last phase of a request: its ledger row (``tierwise.record.CallRecord``) and the settling
-of its budget reservation. Every path ends here once: an answer (``answered``) or a failure
+"""The last phase of a request: its ledger row (``tierwise.record.CallRecord``), the settling
+of its budget reservation, and the shadow sample of an answered call. Every path ends here once: an answer (``answered``) or a failure
 (``failed``); the row is written before the answer's last byte reaches the client."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from ..resilience import Runtime
     from .state import ProxyState
 
-__all__ = ["answered", "failed", "settle"]
+__all__ = ["answered", "failed", "settle", "offer_shadow"]
 
 
 def _record(state: "ProxyState", call: Call, upstream: str) -> CallRecord:
@@ -59,3 +59,11 @@ async def settle(state: "ProxyState", rt: "Runtime", call: Call, total: int) -> 
         await rt.budgets.settle(call.reservation, total)
     except Exception:  # noqa: BLE001 - the answer is already sent; the spend must still not vanish silently
         state.log.exception("could not settle the budget reservation of %s", call.request_id)
+
+
+def offer_shadow(state: "ProxyState", call: Call, answer: Answer) -> None:
+    """[shadow]: maybe queue a replay of an answered call; never waits, never fails the call."""
+    if state.shadow is not None and answer.error_type is None:
+        state.shadow.offer(request_id=call.request_id, plan=call.plan, body=call.body, sent=call.out_body,
+                           answer=None if answer.live is not None else answer.data, headers=call.headers,
+                           key_id=call.key_id, status=answer.status)

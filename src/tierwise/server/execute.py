@@ -26,12 +26,13 @@ __all__ = ["execute", "answered_model"]
 async def execute(state: "ProxyState", rt: "Runtime", call: Call, watch: DisconnectWatch) -> Answer:
     assert call.plan is not None and call.body is not None
     if call.plan.decision.cascade is not None:
-        return await watch.during(_cascade(state, rt, call), "during the cascade")
+        with watch.during("during the cascade"):
+            return await _cascade(state, rt, call)
     chain = rt.chain(call.plan, call.body, call.out_body, call.key, len(call.raw))
-    outcome = await watch.during(rt.loop.run(chain, path=call.path, headers=call.headers, stream=call.stream,
-                                             attempts=call.attempts, day=call.day,
-                                             max_calls=call_budget(rt.loop.max_attempts, call.retries)),
-                                 "while waiting for the upstream")
+    with watch.during("while waiting for the upstream"):
+        outcome = await rt.loop.run(chain, path=call.path, headers=call.headers, stream=call.stream,
+                                    attempts=call.attempts, day=call.day,
+                                    max_calls=call_budget(rt.loop.max_attempts, call.retries))
     call.count_moves()
     target, resp = outcome.target, outcome.resp
     if target.kind == "tier":

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Awaitable
 
 from ..errors import APIError, InternalServerError
 from ..resilience.retry import client_may_retry
@@ -34,28 +34,31 @@ def _headers(call: Call, answer: Answer) -> Headers:
     return out
 
 
-async def respond(state: "ProxyState", rt: "Runtime", send: Send, call: Call, answer: Answer,
-                  watch: DisconnectWatch) -> None:
+def respond(state: "ProxyState", rt: "Runtime", send: Send, call: Call, answer: Answer,
+            watch: DisconnectWatch) -> Awaitable[None]:
+    """The coroutine that sends ``answer``: a live stream's own (so its chunks pass through no
+    extra frame), else the whole answer's."""
     headers = _headers(call, answer)
     if answer.live is not None:
-        await LiveStream(state, call, answer).pass_on(rt, send, watch, headers)
-    else:
-        watch.cancel()
-        if answer.events:
-            answer.ttft = time.perf_counter()
-        rec = account.answered(state, call, answer)  # the row first, then the answer
-        if rec.cost_nanos is not None:  # the row's cost, to the nano-dollar
-            headers.append((b"x-tierwise-cost-usd", f"{rec.cost_nanos / 1e9:.9f}".encode()))
-        data = answer.data
-        start = [*SSE, *headers] if answer.events else [JSON, (b"content-length", str(len(data)).encode()), *headers]
-        await send({"type": "http.response.start", "status": answer.status, "headers": start})
-        await send({"type": "http.response.body", "body": data})
-        await account.settle(state, rt, call, rec.cost_nanos or 0)
-    if state.shadow is not None and answer.error_type is None:
-        # [shadow]: maybe queue a replay; never waits, never fails the call
-        state.shadow.offer(request_id=call.request_id, plan=call.plan, body=call.body, sent=call.out_body,
-                           answer=None if answer.live is not None else answer.data, headers=call.headers,
-                           key_id=call.key_id, status=answer.status)
+        return LiveStream(state, call, answer).pass_on(rt, send, watch, headers)
+    return _whole(state, rt, send, call, answer, watch, headers)
+
+
+async def _whole(state: "ProxyState", rt: "Runtime", send: Send, call: Call, answer: Answer, watch: DisconnectWatch,
+                 headers: Headers) -> None:
+    """JSON, or a cascade's verified answer re-told as one SSE body."""
+    watch.cancel()
+    if answer.events:
+        answer.ttft = time.perf_counter()
+    rec = account.answered(state, call, answer)  # the row first, then the answer
+    if rec.cost_nanos is not None:  # the row's cost, to the nano-dollar
+        headers.append((b"x-tierwise-cost-usd", f"{rec.cost_nanos / 1e9:.9f}".encode()))
+    data = answer.data
+    start = [*SSE, *headers] if answer.events else [JSON, (b"content-length", str(len(data)).encode()), *headers]
+    await send({"type": "http.response.start", "status": answer.status, "headers": start})
+    await send({"type": "http.response.body", "body": data})
+    await account.settle(state, rt, call, rec.cost_nanos or 0)
+    account.offer_shadow(state, call, answer)
 
 
 async def respond_failure(state: "ProxyState", rt: "Runtime", send: Send, call: Call, exc: BaseException) -> None:

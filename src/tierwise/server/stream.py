@@ -48,7 +48,8 @@ class LiveStream:
             if watch.gone:  # the client left between the upstream's answer and now
                 self.disconnected = True
             else:
-                await watch.during(self._pump(send, resp, live.first, headers), "during the stream")
+                with watch.during("during the stream"):
+                    await self._pump(send, resp, live.first, headers)
                 watch.cancel()
         except ClientGone:
             self.disconnected = True
@@ -69,6 +70,7 @@ class LiveStream:
             await resp.aclose()
             self.finish()
             await account.settle(self.state, rt, self.call, self.total)
+        account.offer_shadow(self.state, self.call, self.answer)
 
     def finish(self) -> None:
         """The row, built and journaled once: before the stream's last byte reaches the client

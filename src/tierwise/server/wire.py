@@ -6,7 +6,8 @@ from __future__ import annotations
 import asyncio
 import collections
 import os
-from typing import Any, Awaitable, Callable, Mapping, TypeVar
+from types import TracebackType
+from typing import Any, Awaitable, Callable, Mapping
 
 from ..errors import APIError, InvalidRequestError, RequestTooLargeError
 from .headers import JSON, Headers, error_headers
@@ -16,7 +17,6 @@ __all__ = ["Send", "Receive", "ClientGone", "DisconnectWatch", "new_request_id",
 
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
-T = TypeVar("T")
 
 
 class ClientGone(Exception):
@@ -91,14 +91,20 @@ def client_retries(headers: dict[str, str]) -> int:
 class DisconnectWatch:
     """One watcher task per request: while the request waits for the upstream, and later while a
     stream is pumped, a client disconnect cancels the request's task (and with it the upstream call
-    or stream). ``gone`` tells afterwards whether the client left."""
+    or stream). ``gone`` tells afterwards whether the client left.
 
-    __slots__ = ("owner", "armed", "fired", "task")
+    ``with watch.during("while waiting for the upstream"): ...`` arms it: a disconnect meanwhile
+    cancels the block and raises ``ClientGone``; a cancellation from outside (the server's shutdown)
+    stays a cancellation. A context manager, not a wrapping coroutine: every resumption of the
+    request's task (each chunk of a stream) would pass through one more frame."""
+
+    __slots__ = ("owner", "armed", "fired", "task", "what")
 
     def __init__(self, receive: Receive) -> None:
         self.owner = asyncio.current_task()
         self.armed = False   # a disconnect now cancels ``owner``
         self.fired = False   # ... and it did
+        self.what = ""
         self.task = asyncio.get_running_loop().create_task(self._wait_disconnect(receive))
 
     async def _wait_disconnect(self, receive: Receive) -> None:
@@ -118,17 +124,16 @@ class DisconnectWatch:
     def cancel(self) -> None:
         self.task.cancel()
 
-    async def during(self, work: Awaitable[T], what: str) -> T:
-        """``await work``; a disconnect meanwhile cancels it and raises ``ClientGone`` (``what`` says when);
-        a cancellation from outside (the server's shutdown) stays a cancellation."""
+    def during(self, what: str) -> "DisconnectWatch":
+        self.what = what
+        return self
+
+    def __enter__(self) -> None:
         self.armed = True
-        try:
-            return await work
-        except asyncio.CancelledError:
-            if not self.fired:
-                raise
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.armed = False
+        if kind is not None and issubclass(kind, asyncio.CancelledError) and self.fired:
             if self.owner is not None:
                 self.owner.uncancel()
-            raise ClientGone(f"client disconnected {what}") from None
-        finally:
-            self.armed = False
+            raise ClientGone(f"client disconnected {self.what}") from None
