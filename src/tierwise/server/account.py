@@ -52,7 +52,7 @@ def failed(state: "ProxyState", call: Call, status: int, error_type: str, upstre
 
 
 async def settle(state: "ProxyState", rt: "Runtime", call: Call, total: int) -> None:
-    """Settle the budget reservation, if any, at what the call cost."""
+    """Settle the budget reservation, if any, at what the call cost (callers skip the await without one)."""
     if call.reservation is None:
         return
     try:

@@ -29,7 +29,8 @@ async def admit(state: "ProxyState", rt: "Runtime", call: Call, scope: dict[str,
     if qs:
         call.path = "/v1/messages?" + qs.decode("latin-1")
     call.retries = client_retries(headers)
-    call.key = key = await rt.authenticate(headers)  # the proxy key never travels upstream
+    # the proxy key never travels upstream (no coroutine at all when keys are off: the common case)
+    call.key = key = await rt.authenticate(headers) if rt.keys is not None else None
     if key is not None:
         call.key_id = key.id  # named in the row even when its rate limit refuses the call
         await rt.count_request(key)

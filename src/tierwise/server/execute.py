@@ -47,10 +47,7 @@ async def execute(state: "ProxyState", rt: "Runtime", call: Call, watch: Disconn
     try:
         msg = orjson.loads(answer.data)
         answer.usage = Usage.from_api(msg.get("usage"))
-        if b"fallback" in answer.data:  # a server-side fallback block names the model that answered
-            answer.answered = answered_model(msg) or answer.answered
-        elif isinstance(msg.get("model"), str) and msg["model"]:
-            answer.answered = msg["model"]
+        answer.answered = answered_model(msg) or answer.answered
         answer.stop_reason = msg.get("stop_reason")
         if state.dispatcher.affinity is not None and resp.status == 200:
             state.dispatcher.affinity.remember(message_thinking_keys(msg), answer.answered)

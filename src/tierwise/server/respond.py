@@ -57,7 +57,8 @@ async def _whole(state: "ProxyState", rt: "Runtime", send: Send, call: Call, ans
     start = [*SSE, *headers] if answer.events else [JSON, (b"content-length", str(len(data)).encode()), *headers]
     await send({"type": "http.response.start", "status": answer.status, "headers": start})
     await send({"type": "http.response.body", "body": data})
-    await account.settle(state, rt, call, rec.cost_nanos or 0)
+    if call.reservation is not None:
+        await account.settle(state, rt, call, rec.cost_nanos or 0)
     account.offer_shadow(state, call, answer)
 
 
@@ -89,7 +90,8 @@ async def respond_failure(state: "ProxyState", rt: "Runtime", send: Send, call: 
         status, error_type = 500, "api_error"
         reply = InternalServerError(f"tierwise internal error ({type(exc).__name__}); request id {call.request_id}")
     paid = account.failed(state, call, status, error_type, upstream, disconnected=isinstance(exc, ClientGone))
-    await account.settle(state, rt, call, paid)
+    if call.reservation is not None:
+        await account.settle(state, rt, call, paid)
     if reply is None:
         return
     if reply is exc:

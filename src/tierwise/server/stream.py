@@ -69,7 +69,8 @@ class LiveStream:
         finally:
             await resp.aclose()
             self.finish()
-            await account.settle(self.state, rt, self.call, self.total)
+            if self.call.reservation is not None:
+                await account.settle(self.state, rt, self.call, self.total)
         account.offer_shadow(self.state, self.call, self.answer)
 
     def finish(self) -> None:
