@@ -44,9 +44,12 @@ class Usage:
             return cls()
         get = usage.get
         created = int(get("cache_creation_input_tokens") or 0)
-        detail = get("cache_creation") or {}
-        w5 = int(detail.get("ephemeral_5m_input_tokens") or 0) if isinstance(detail, Mapping) else 0
-        w1 = int(detail.get("ephemeral_1h_input_tokens") or 0) if isinstance(detail, Mapping) else 0
+        detail = get("cache_creation")
+        if detail and (type(detail) is dict or isinstance(detail, Mapping)):  # the ABC check only off the JSON path
+            w5 = int(detail.get("ephemeral_5m_input_tokens") or 0)
+            w1 = int(detail.get("ephemeral_1h_input_tokens") or 0)
+        else:
+            w5 = w1 = 0
         if w5 + w1 != created:
             # No (or inconsistent) breakdown: bill the unexplained part as 5-minute writes.
             w5 = max(created - w1, 0)
