@@ -23,6 +23,7 @@ from .config import Settings, load_settings
 from .cost import Usage
 from .dispatch import Dispatcher, Plan, validate_body
 from .ledger import Ledger
+from .record import CallRecord
 from .routing.base import Decision, RouteRequest
 
 __all__ = ["Client", "AsyncClient"]
@@ -32,7 +33,7 @@ def _offline_transport(async_: bool, settings: Settings) -> Any:
     import httpx2
 
     from .cachesim import CacheSim  # the per-model prompt caches the offline upstream simulates
-    from .upstream.offline import synthesize, stream_events
+    from .upstream.offline import stream_events, synthesize
     from .upstream.sse import format_event
 
     seen: set[str] = set()
@@ -105,9 +106,10 @@ class _Core:
         if self.ledger is None:
             return
         rid = "req_tw_lib_" + str(int(wall * 1e6))
-        self.ledger.record(self.dispatcher.row(plan=plan, requested=requested, request_id=rid, started=started, wall=wall,
-                                               usage=usage, answered_model=model, status=status, error_type=error_type,
-                                               stream=stream, upstream="sdk", stop_reason=stop_reason, prompt=prompt, ttft=ttft))
+        rec = CallRecord.new(rid, wall, requested=requested, upstream="sdk", stream=stream, prompt=prompt).route(plan)
+        rec.answer(self.dispatcher.book, model, usage)
+        self.ledger.record(rec.finish(status, started=started, error_type=error_type, stop_reason=stop_reason,
+                                      ttft=ttft).row())
 
     def record_error(self, plan: Plan, requested: str, started: float, wall: float, exc: Exception, stream: bool) -> None:
         status = getattr(exc, "status_code", None) or 502

@@ -8,14 +8,14 @@ whole number of nano-dollars and sums never drift.
 from __future__ import annotations
 
 import datetime as _dt
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from collections.abc import Mapping
 from typing import Any
 
 from .catalog import Catalog, Model
 
-__all__ = ["Usage", "cost_nanos", "cost_usd", "NANO"]
+__all__ = ["Usage", "price", "cost_nanos", "cost_usd", "utc_day", "NANO"]
 
 NANO = Decimal("1e9")
 
@@ -44,9 +44,12 @@ class Usage:
             return cls()
         get = usage.get
         created = int(get("cache_creation_input_tokens") or 0)
-        detail = get("cache_creation") or {}
-        w5 = int(detail.get("ephemeral_5m_input_tokens") or 0) if isinstance(detail, Mapping) else 0
-        w1 = int(detail.get("ephemeral_1h_input_tokens") or 0) if isinstance(detail, Mapping) else 0
+        detail = get("cache_creation")
+        if detail and (type(detail) is dict or isinstance(detail, Mapping)):  # the ABC check only off the JSON path
+            w5 = int(detail.get("ephemeral_5m_input_tokens") or 0)
+            w1 = int(detail.get("ephemeral_1h_input_tokens") or 0)
+        else:
+            w5 = w1 = 0
         if w5 + w1 != created:
             # No (or inconsistent) breakdown: bill the unexplained part as 5-minute writes.
             w5 = max(created - w1, 0)
@@ -57,6 +60,12 @@ class Usage:
             cache_write_1h_tokens=w1,
             cache_read_tokens=int(get("cache_read_input_tokens") or 0),
         )
+
+    def __add__(self, other: "Usage") -> "Usage":
+        return Usage(self.input_tokens + other.input_tokens, self.output_tokens + other.output_tokens,
+                     self.cache_write_5m_tokens + other.cache_write_5m_tokens,
+                     self.cache_write_1h_tokens + other.cache_write_1h_tokens,
+                     self.cache_read_tokens + other.cache_read_tokens)
 
     def merged(self, update: Mapping[str, Any]) -> "Usage":
         """Stream usage: ``message_delta`` carries cumulative counts that replace ``message_start``'s."""
@@ -96,9 +105,38 @@ def cost_nanos(model: Model, usage: Usage, *, when: _dt.datetime | _dt.date | No
     return (pico + 500) // 1000  # pico -> nano, half up
 
 
-def cost_usd(catalog: Catalog, model_id: str, usage: Usage, *, when: Any = None, batch: bool = False) -> Decimal | None:
-    """Cost in USD, or None when the model is not in the catalog."""
+def price(catalog: Catalog, model_id: str | None, usage: Usage | None, *, day: _dt.date | None,
+          batch: bool = False) -> int | None:
+    """What ``usage`` on ``model_id`` cost, in nano-USD, at the price in force on ``day`` (the call's UTC
+    day; None: today), with the catalog's batch discount when ``batch``.
+
+    The one place tierwise prices a call. A model the catalog does not know is **unpriced: None**
+    (never 0: nothing says it was free); a caller that must add it to a spend counts it as 0
+    explicitly (``or 0``)."""
+    if model_id is None or usage is None:
+        return None
     model = catalog.get(model_id)
     if model is None:
         return None
-    return Decimal(cost_nanos(model, usage, when=when, batch=batch, batch_discount=catalog.batch_discount)) / NANO
+    return cost_nanos(model, usage, when=day, batch=batch, batch_discount=catalog.batch_discount)
+
+
+def cost_usd(catalog: Catalog, model_id: str, usage: Usage, *, when: Any = None, batch: bool = False) -> Decimal | None:
+    """Cost in USD, or None when the model is not in the catalog."""
+    nanos = price(catalog, model_id, usage, day=when, batch=batch)
+    return None if nanos is None else Decimal(nanos) / NANO
+
+
+_DAY: list[Any] = [None, None, ""]
+
+
+def utc_day(wall: float) -> tuple[_dt.date, str]:
+    """The UTC date of ``wall`` (a ``time.time()``) and its ISO string, cached for the current day."""
+    n = int(wall // 86400)
+    cached = _DAY
+    if cached[0] != n:
+        d = _dt.datetime.fromtimestamp(wall, _dt.timezone.utc).date()
+        cached[:] = [n, d, d.isoformat()]
+    day: _dt.date = cached[1]
+    iso: str = cached[2]
+    return day, iso

@@ -1,26 +1,22 @@
-"""From a request to a target model, and from a finished call to a ledger row.
+"""From a request to a target model (its ledger row: ``tierwise.record``).
 
 Shared by the proxy and the in-process ``tierwise.Client`` so both route and account alike.
 """
 
 from __future__ import annotations
 
-import datetime as _dt
-import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Mapping
 
-import orjson
-
 from .adapt import adapt_request
+from .admission.limits import routing_view
 from .affinity import ThinkingAffinity
 from .capabilities import Needs, lacks, missing_betas, needs_of, serving_tier
 from .catalog import Model
 from .config import TASK_NAME
-from .cost import Usage, cost_nanos
 from .errors import AdaptationError, InvalidRequestError, NotFoundError
-from .admission.limits import routing_view
-from .routing.base import Decision, RouteRequest, Router, build_router
+from .record import Book
+from .routing.base import Decision, Router, RouteRequest, build_router
 
 if TYPE_CHECKING:
     from .config import Settings
@@ -85,6 +81,7 @@ class _Routed(RouteRequest):
     """A RouteRequest over the routing view, knowing the real prompt's size."""
 
     __slots__ = ("chars",)
+    chars: int
 
 
 class Dispatcher:
@@ -113,7 +110,7 @@ class Dispatcher:
         capacity = int(routing.get("thinking_affinity", 0) or 0)
         redis_url = (settings.raw.get("resilience") or {}).get("redis_url") or ""
         self.affinity = ThinkingAffinity(capacity, redis_url=redis_url) if capacity else None
-        self._tiers: dict[str, str | None] = {}  # model id -> tier, for ledger rows (the catalog never changes)
+        self.book = Book(self.catalog, self.default_model.id)  # what pricing a ledger row needs (tierwise.record)
         self.unknown_model_passthrough = routing.get("unknown_model", "error") == "passthrough"
         # messages are scanned for block types / system roles only when a model routed to refuses some
         tier_models = [self.catalog.model_for_tier(t) for t in self.catalog.tiers]
@@ -248,86 +245,6 @@ class Dispatcher:
                 return m
         return self.catalog.model_for_tier(decision.tier or self.settings.default_tier)
 
-    # -- accounting ---------------------------------------------------------------
-    def row(self, *, plan: Plan | None, requested: str | None, request_id: str, started: float, wall: float,
-            usage: Usage | None, answered_model: str | None, status: int, error_type: str | None = None,
-            stream: bool = False, ttft: float | None = None, upstream: str = "", stop_reason: str | None = None,
-            attempts: list[dict[str, Any]] | None = None, client_disconnected: bool = False,
-            prompt: str | None = None, key_id: str | None = None, arm: str | None = None,
-            escalations: int = 0, fallbacks: int = 0, prior_cost_nanos: int = 0,
-            prior_usage: Usage | None = None) -> dict[str, Any]:
-        """A ledger row; ``started`` is ``perf_counter()`` at arrival and ``wall`` the ``time.time()`` then.
-
-        ``usage``/``answered_model`` are the answer's; earlier attempts of the same call (cascade
-        escalations, fallbacks) add ``prior_usage`` to the token columns and ``prior_cost_nanos`` (each
-        attempt priced on its own model) to the cost, so the row says what the call really cost. The
-        default-tier comparison prices the answer's usage alone: one call on the default tier."""
-        now = time.perf_counter()
-        usage = usage or Usage()
-        model_id = answered_model or (plan.model_id if plan else None)
-        model = self.catalog.get(model_id) if model_id else None
-        when, day = _utc_day(wall)
-        cost = cost_nanos(model, usage, when=when) if model is not None else None
-        default_cost = cost_nanos(self.default_model, usage, when=when)
-        if prior_cost_nanos and cost is not None:
-            cost += prior_cost_nanos
-        if prior_usage is not None:
-            usage = Usage(usage.input_tokens + prior_usage.input_tokens, usage.output_tokens + prior_usage.output_tokens,
-                          usage.cache_write_5m_tokens + prior_usage.cache_write_5m_tokens,
-                          usage.cache_write_1h_tokens + prior_usage.cache_write_1h_tokens,
-                          usage.cache_read_tokens + prior_usage.cache_read_tokens)
-        d = plan.decision if plan else None
-        return {
-            "ts": wall,
-            "day": day,
-            "request_id": request_id,
-            "task": plan.task if plan else None,
-            "router": d.router if d else None,
-            "reasons": d.reason_text()[:2000] if d else None,
-            "confidence": d.confidence if d else None,
-            "tier": (self._tier_of(model_id) if model_id else None) or (d.tier if d else None),
-            # caller- and upstream-supplied text is cut to its column's size: one over-long value
-            # would otherwise fail the whole ledger batch on a database that enforces lengths
-            "model": model_id[:128] if model_id else model_id,
-            "requested_model": requested[:128] if requested else requested,
-            "upstream": upstream[:32],
-            "stream": stream,
-            "batch": False,
-            "input_tokens": usage.input_tokens,
-            "output_tokens": usage.output_tokens,
-            "cache_write_5m_tokens": usage.cache_write_5m_tokens,
-            "cache_write_1h_tokens": usage.cache_write_1h_tokens,
-            "cache_read_tokens": usage.cache_read_tokens,
-            "cost_nanos": cost,
-            "default_cost_nanos": default_cost,
-            "latency_ms": (now - started) * 1000.0,
-            "ttft_ms": (ttft - started) * 1000.0 if ttft is not None else None,
-            "status": status,
-            "error_type": error_type[:64] if error_type else error_type,
-            "stop_reason": str(stop_reason)[:32] if stop_reason is not None else None,
-            "escalations": escalations,
-            "fallbacks": fallbacks,
-            "attempts": orjson.dumps(attempts).decode() if attempts else None,
-            "adapted": ",".join(plan.adapted) if plan and plan.adapted else None,
-            "arm": arm if arm is not None else (plan.arm if plan else None),
-            "key_id": key_id,
-            "client_disconnected": client_disconnected,
-            "prompt": prompt,
-        }
-
-
-    def _tier_of(self, model_id: str) -> str | None:
-        try:
-            return self._tiers[model_id]
-        except KeyError:
-            tier = self.catalog.tier_of(model_id)
-            if len(self._tiers) < 4096:  # answered model ids come from upstreams: keep it bounded
-                self._tiers[model_id] = tier
-            return tier
-
-
-_DAY: list[Any] = [None, None, ""]
-
 
 def unservable(catalog: Any, needs: Needs, why: str, pool: str = "") -> InvalidRequestError:
     """The 400 for a routed request no tier (of ``pool``, when a key restricts it) can serve."""
@@ -337,15 +254,6 @@ def unservable(catalog: Any, needs: Needs, why: str, pool: str = "") -> InvalidR
         return InvalidRequestError('messages: Unexpected role "system". The Messages API accepts a top-level `system` '
                                    f'parameter, not "system" as an input message role ({why}, and so do {where})')
     return AdaptationError(f"{why}, and none of {where} serves the request; send it to a model by id or change it")
-
-
-def _utc_day(wall: float) -> tuple[_dt.date, str]:
-    """The UTC date of ``wall`` and its ISO string, cached for the current day."""
-    n = int(wall // 86400)
-    if _DAY[0] != n:
-        d = _dt.datetime.fromtimestamp(wall, _dt.timezone.utc).date()
-        _DAY[:] = [n, d, d.isoformat()]
-    return _DAY[1], _DAY[2]
 
 
 def prompt_text(body: Mapping[str, Any]) -> str:

@@ -3,7 +3,7 @@
 orjson writes JSON nested at most 255 levels deep, but reads up to 1,024 (and the API accepts
 bodies deeper than 255): a body orjson read and cannot write again is written by the standard
 library instead, slower and only for such bodies, so a deep body is forwarded, never a 500.
-A body the proxy did not change is forwarded as the bytes it came in (server/messages.py).
+A body the proxy did not change is forwarded as the bytes it came in (server/admit.py).
 """
 
 from __future__ import annotations

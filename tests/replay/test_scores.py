@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from tierwise.cascade.evaluate import cascade_curve, cascade_point
 from tierwise.outcomes import parse_record
 from tierwise.replay import scores as M
-from tierwise.replay.cascade_eval import cascade_curve, cascade_point
 from tierwise.replay.curves import build_matrix, metric_row, oracle_curve, random_curve, sweep_by_score
 
 

@@ -6,6 +6,7 @@ import pytest
 
 from tierwise.config import load_settings
 from tierwise.dispatch import Dispatcher
+from tierwise.record import CallRecord
 from tierwise.reports.ab import ab_report, record_experiment, verdict_text
 
 from ..evidence_helpers import feedback, flushed, send
@@ -67,8 +68,8 @@ def test_report_counts_only_its_own_experiment(tmp_path):
     d = Dispatcher(settings)
     rows = []
     for i, arm in enumerate(["exp_1/A", "exp_1/B", "exp-1/A", "exp-1/B", "exp-1/B"]):
-        row = d.row(plan=None, requested="claude-haiku-4-5", request_id=f"r{i}", started=_time.perf_counter(),
-                    wall=_time.time(), usage=None, answered_model=None, status=200, upstream="offline")
+        row = CallRecord.new(f"r{i}", _time.time(), requested="claude-haiku-4-5", upstream="offline").answer(
+            d.book, None, None).finish(200, started=_time.perf_counter()).row()
         row.update(arm=arm, cost_nanos=1000, default_cost_nanos=2000, latency_ms=10.0)
         rows.append(row)
     with engine.begin() as conn:

@@ -73,8 +73,8 @@ async def test_retry_then_success_records_every_attempt():
     atts: list = []
     out = await loop().run([target(up)], path="/v1/messages", headers={}, stream=False, attempts=atts)
     assert out.index == 0 and out.resp.status == 200
-    assert [a["status"] for a in atts] == [529, 200] and atts[0]["error_type"] == "overloaded_error"
-    assert set(atts[0]) == {"model", "upstream", "status", "error_type", "latency_ms", "cost_nanos"}
+    assert [a.status for a in atts] == [529, 200] and atts[0].error_type == "overloaded_error"
+    assert set(atts[0].as_json()) == {"model", "upstream", "status", "error_type", "latency_ms", "cost_nanos"}
 
 
 async def test_non_retryable_fails_at_once():
@@ -96,7 +96,7 @@ async def test_fallback_refusal_does_not_mask_the_primary_error(refusal):
         await loop(retries_per_target=0).run([target(a), target(b, kind="bedrock")], path="/v1/messages", headers={},
                                              stream=False, attempts=atts)
     assert exc.value.message == "Overloaded"
-    assert [(x["upstream"], x["status"], x["error_type"]) for x in atts] == [
+    assert [(x.upstream, x.status, x.error_type) for x in atts] == [
         ("anthropic", 529, "overloaded_error"), ("bedrock", refusal.status, refusal.error_type)]
 
 
@@ -108,7 +108,7 @@ async def test_fallback_refusal_moves_on_down_the_chain():
     out = await loop(retries_per_target=0).run([target(a), target(b, kind="bedrock"),
                                                 target(c, "claude-sonnet-5-5", kind="tier")],
                                                path="/v1/messages", headers={}, stream=False, attempts=atts)
-    assert out.index == 2 and [x["status"] for x in atts] == [529, 403, 200]
+    assert out.index == 2 and [x.status for x in atts] == [529, 403, 200]
     # ...but never past max_attempts: a refusal uses up a call too
     a, b, c = Scripted("anthropic", [OverloadedError("o")]), Scripted("bedrock", [NotFoundError("nf")]), Scripted("x", [])
     with pytest.raises(OverloadedError):
@@ -138,7 +138,7 @@ async def test_open_primary_circuit_and_refusing_fallback_is_a_529():
     with pytest.raises(OverloadedError) as exc:
         await lp.run([target(a), target(b, kind="bedrock")], path="/v1/messages", headers={}, stream=False, attempts=atts)
     assert int(exc.value.headers["retry-after"]) >= 29
-    assert [x["error_type"] for x in atts] == ["circuit_open", "permission_error"]
+    assert [x.error_type for x in atts] == ["circuit_open", "permission_error"]
 
 
 async def test_single_deployment_is_not_hammered():
@@ -162,7 +162,7 @@ async def test_retry_after_past_cap_falls_back_without_waiting():
     atts: list = []
     lp = AttemptLoop(policy=RetryPolicy(max_retry_after=5), breaker=None, catalog=CATALOG, sleep=sleep)
     out = await lp.run([target(a), target(b, kind="bedrock")], path="/v1/messages", headers={}, stream=False, attempts=atts)
-    assert out.index == 1 and slept == [] and [x["upstream"] for x in atts] == ["a", "bedrock"]
+    assert out.index == 1 and slept == [] and [x.upstream for x in atts] == ["a", "bedrock"]
 
 
 async def test_total_retry_time_is_capped():
@@ -186,7 +186,7 @@ async def test_open_breaker_is_skipped_and_reported():
     with pytest.raises(OverloadedError) as exc:
         await lp.run([target(up)], path="/v1/messages", headers={}, stream=False, attempts=atts)
     assert len(up.calls) == calls  # not called at all
-    assert atts[0]["error_type"] == "circuit_open" and int(exc.value.headers["retry-after"]) >= 29
+    assert atts[0].error_type == "circuit_open" and int(exc.value.headers["retry-after"]) >= 29
     # with a fallback, the open circuit is skipped and the fallback answers
     b = Scripted("bedrock", [])
     out = await lp.run([target(up), target(b, kind="bedrock")], path="/v1/messages", headers={}, stream=False, attempts=[])
@@ -204,7 +204,7 @@ async def test_unexpected_error_frees_the_half_open_probe_and_is_recorded():
     atts: list = []
     with pytest.raises(RuntimeError):
         await lp.run([target(up)], path="/v1/messages", headers={}, stream=False, attempts=atts)
-    assert [a["error_type"] for a in atts] == ["api_error"]  # the call is in the ledger row
+    assert [a.error_type for a in atts] == ["api_error"]  # the call is in the ledger row
     # the probe slot is free again: the circuit is not stuck half-open, refusing every call
     out = await lp.run([target(up)], path="/v1/messages", headers={}, stream=False, attempts=[])
     assert out.resp.status == 200 and br.state(target(up).key) == "closed"
@@ -216,7 +216,7 @@ async def test_stream_retried_only_before_first_byte():
     out = await loop(max_attempts=3, retries_per_target=2).run([target(up)], path="/v1/messages", headers={}, stream=True,
                                                                attempts=atts)
     assert out.first and b"message_start" in out.first and out.meter is not None
-    assert [a["status"] for a in atts] == [529, 502, 200]
+    assert [a.status for a in atts] == [529, 502, 200]
 
 
 def test_chain_from_config_respects_pool_and_routing():

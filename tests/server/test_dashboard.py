@@ -17,6 +17,7 @@ from tierwise.evaluation.charts import fmt_usd
 from tierwise.evaluation.graders import load_items
 from tierwise.evaluation.runner import EvalRunner, RunOptions, make_judge
 from tierwise.ledger.schema import calls
+from tierwise.record import CallRecord
 from tierwise.registry_history import RegistryHistory
 from tierwise.reports.ab import record_experiment
 from tierwise.reports.evaluation import build_report
@@ -41,9 +42,9 @@ def _history_rows(state, days=14):
             for i in range(per_day + (day % 4) * 2):
                 model = state.settings.catalog.tiers[tier]
                 ts = now - day * 86400 + i * 37.0
-                row = d.row(plan=None, requested="auto" if task is None else f"tierwise/{task}", request_id=f"h{day}-{task}-{i}",
-                            started=time.perf_counter(), wall=ts, usage=Usage(900 + 13 * i, out_tokens + 3 * i),
-                            answered_model=model, status=200 if i % 41 else 529, upstream="offline")
+                row = CallRecord.new(f"h{day}-{task}-{i}", ts, requested="auto" if task is None else f"tierwise/{task}",
+                                     upstream="offline").answer(d.book, model, Usage(900 + 13 * i, out_tokens + 3 * i)).finish(
+                    200 if i % 41 else 529, started=time.perf_counter()).row()
                 row.update(task=task, tier=tier, router="registry" if task else "heuristic",
                            latency_ms={"fast": 420, "balanced": 1900, "deep": 5200}[tier] * (0.7 + (i % 9) / 10),
                            escalations=1 if task is None and i % 5 == 0 else 0)
@@ -172,8 +173,8 @@ def test_savings_leave_out_unpriced_calls_like_the_report(settings):
     d = Dispatcher(settings)
     rows = []
     for i, model in enumerate([settings.catalog.tiers["fast"], settings.catalog.tiers["fast"], "claude-unknown-9"]):
-        row = d.row(plan=None, requested=model, request_id=f"u{i}", started=time.perf_counter(), wall=time.time(),
-                    usage=Usage(1000, 500), answered_model=model, status=200, upstream="offline")
+        row = CallRecord.new(f"u{i}", time.time(), requested=model, upstream="offline").answer(
+            d.book, model, Usage(1000, 500)).finish(200, started=time.perf_counter()).row()
         rows.append(row)
     assert rows[2]["cost_nanos"] is None and rows[2]["default_cost_nanos"]
     with engine.begin() as conn:

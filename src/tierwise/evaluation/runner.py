@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Protocol
 
-from ..cost import Usage, cost_nanos
+from ..cost import Usage, price
 from ..errors import APIError, ConfigError
+from ..record import Book, CallRecord
 from .graders import EvalItem, Grade, grade_checks
 from .judge import Judge, LLMJudge, OfflineJudge, answer_hash, judge_identity
 from .store import EvalStore
@@ -98,35 +99,29 @@ def make_judge(settings: "Settings", upstream: "Upstream") -> Judge:
 class EvalRunner:
     def __init__(self, settings: "Settings", upstream: "Upstream", engine: "sa.Engine", *,
                  batches: BatchBackend | None = None) -> None:
-        from ..dispatch import Dispatcher
-
         self.settings = settings
         self.catalog = settings.catalog
         self.upstream = upstream
         self.store = EvalStore(engine)
         self.batches = batches
-        self._dispatcher = Dispatcher(settings)
+        self._book = Book(settings.catalog, settings.catalog.model_for_tier(settings.default_tier).id)
 
     # -- helpers ----------------------------------------------------------------------
     def _estimate(self, item: EvalItem, model_id: str, batch: bool) -> int:
         text = (item.system or "") + "".join(str(m.get("content")) for m in item.messages)
         usage = Usage(input_tokens=len(text) // 3 + 16, output_tokens=item.max_tokens)
-        return cost_nanos(self.catalog.get(model_id), usage, batch=batch, batch_discount=self.catalog.batch_discount)  # type: ignore[arg-type]
+        return price(self.catalog, model_id, usage, day=None, batch=batch) or 0
 
     def _calls_row(self, *, run_id: str, item: EvalItem | None, model: str, usage: Usage | None, status: int,
                    started: float, wall: float, error_type: str | None, batch: bool, router: str,
                    stop_reason: str | None = None) -> dict[str, Any]:
         rid = "eval_" + hashlib.blake2b(f"{run_id}:{item.id if item else ''}:{model}:{router}:{wall}".encode(),
                                         digest_size=10).hexdigest()
-        row = self._dispatcher.row(plan=None, requested=model, request_id=rid, started=started, wall=wall, usage=usage,
-                                   answered_model=model, status=status, error_type=error_type,
-                                   upstream=self.upstream.name, stop_reason=stop_reason)
-        row.update(task=item.task if item and router == "eval" else None, router=router, batch=batch,
-                   reasons=f"tierwise eval run {run_id}")
-        if batch and usage is not None:
-            m = self.catalog.get(model)
-            if m is not None:
-                row["cost_nanos"] = cost_nanos(m, usage, batch=True, batch_discount=self.catalog.batch_discount)
+        rec = CallRecord.new(rid, wall, requested=model, upstream=self.upstream.name, batch=batch)
+        rec.task = item.task if item and router == "eval" else None
+        rec.router, rec.reasons = router, f"tierwise eval run {run_id}"
+        rec.answer(self._book, model, usage).finish(status, started=started, error_type=error_type, stop_reason=stop_reason)
+        row = rec.row()
         row.pop("prompt", None)
         return row
 
@@ -381,7 +376,7 @@ class EvalRunner:
             return 0
         text_len = len(item.prompt) + sum(len(t or "") for t in texts) + 800
         usage = Usage(input_tokens=text_len // 3, output_tokens=200 + 80 * len(texts))
-        return cost_nanos(self.catalog.get(self._judge_model()), usage)  # type: ignore[arg-type]
+        return price(self.catalog, self._judge_model(), usage, day=None) or 0
 
     def _judge_model(self) -> str | None:
         if getattr(self.upstream, "name", "") == "offline":

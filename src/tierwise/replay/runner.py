@@ -18,7 +18,7 @@ import numpy as np
 
 from ..outcomes import Record, fold_of
 from ..routing.features import FeatureSpec
-from .cascade_eval import cascade_curve, verifier_matrix
+from ..cascade.evaluate import cascade_curve, verifier_matrix
 from .curves import (Curve, OutcomeMatrix, always_curves, build_matrix, choice_point, choices_curve, metric_row,
                      oracle_curve, random_curve, sweep_by_score)
 

@@ -24,13 +24,15 @@ cancellation) with its model, upstream, status, error type, latency and cost.
 from __future__ import annotations
 
 import asyncio
+import datetime as _dt
 import math
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, Awaitable, Callable, Mapping
 
-from ..cost import cost_nanos
+from ..cost import price
 from ..errors import APIError, OverloadedError, UpstreamConnectionError
+from ..record import Attempt
 from ..upstream.sse import StreamMeter
 from .breaker import CircuitBreaker, counts_as_failure
 from .retry import RetryPolicy, retry_delay
@@ -40,7 +42,7 @@ if TYPE_CHECKING:
     from ..upstream.base import UpstreamResponse
     from .fallback import Target
 
-__all__ = ["AttemptLoop", "Outcome", "attempt_cost"]
+__all__ = ["AttemptLoop", "Outcome"]
 
 _STREAM_ERROR_STATUS = {"overloaded_error": 529, "rate_limit_error": 429, "timeout_error": 504, "api_error": 500}
 
@@ -52,11 +54,6 @@ class Outcome:
     index: int                     # position of the answering target in the chain (0 = primary)
     first: bytes | None = None     # streams: the first chunk, already read (and fed to ``meter``)
     meter: StreamMeter | None = None
-
-
-def attempt_cost(catalog: "Catalog", model_id: str, usage: Any) -> int:
-    model = catalog.get(model_id)
-    return cost_nanos(model, usage) if model is not None and usage is not None else 0
 
 
 class AttemptLoop:
@@ -72,8 +69,9 @@ class AttemptLoop:
         self.sleep = sleep
 
     async def run(self, chain: list["Target"], *, path: str, headers: Mapping[str, str], stream: bool,
-                  attempts: list[dict[str, Any]], max_calls: int | None = None) -> Outcome:
-        """``max_calls`` lowers ``max_attempts`` for this request (what is left of a client's retry budget)."""
+                  attempts: list[Attempt], max_calls: int | None = None, day: _dt.date | None = None) -> Outcome:
+        """``max_calls`` lowers ``max_attempts`` for this request (what is left of a client's retry budget);
+        ``day`` is the call's UTC day (a paid failure is priced on it)."""
         breaker = self.breaker
         limit = self.max_attempts if max_calls is None else max(1, min(self.max_attempts, max_calls))
         calls = 0
@@ -94,23 +92,19 @@ class AttemptLoop:
                 status: int | None
                 try:
                     resp = await target.upstream.send(path, target.body, headers=headers, stream=stream, model=target.model_id)
-                    if not stream:
-                        attempts.append(_row(target, resp.status, None, (time.perf_counter() - t0) * 1000.0, 0))
-                        if breaker is not None:
-                            breaker.record(key, True)
-                        return Outcome(resp, target, index)
-                    meter = StreamMeter()
-                    first = await _first_chunk(resp)
-                    meter.feed(first)
-                    if meter.error_type is None:
-                        attempts.append(_row(target, 200, None, (time.perf_counter() - t0) * 1000.0, 0))
+                    first, meter = (await _first_chunk(resp), StreamMeter()) if stream else (None, None)
+                    if meter is not None:
+                        meter.feed(first or b"")
+                    if meter is None or meter.error_type is None:  # an answer (a stream: its first chunk is no error)
+                        attempts.append(_row(target, 200 if stream else resp.status, None,
+                                             (time.perf_counter() - t0) * 1000.0, 0))
                         if breaker is not None:
                             breaker.record(key, True)
                         return Outcome(resp, target, index, first=first, meter=meter)
                     await resp.aclose()
                     status = _STREAM_ERROR_STATUS.get(meter.error_type, 500)
                     err: APIError = _stream_error(status, meter, resp.headers)
-                    cost = attempt_cost(self.catalog, meter.priced_model or target.model_id, meter.usage)
+                    cost = price(self.catalog, meter.priced_model or target.model_id, meter.usage, day=day) or 0
                 except asyncio.CancelledError:
                     attempts.append(_row(target, 499, "client_disconnected", (time.perf_counter() - t0) * 1000.0, 0))
                     if breaker is not None:
@@ -187,6 +181,5 @@ def _stream_error(status: int, meter: StreamMeter, headers: Mapping[str, str] | 
                             headers)
 
 
-def _row(target: "Target", status: int | None, error_type: str | None, latency_ms: float, cost: int) -> dict[str, Any]:
-    return {"model": target.model_id, "upstream": target.upstream.name, "status": status, "error_type": error_type,
-            "latency_ms": round(latency_ms, 3), "cost_nanos": cost}
+def _row(target: "Target", status: int | None, error_type: str | None, latency_ms: float, cost: int) -> Attempt:
+    return Attempt(target.model_id, target.upstream.name, status, error_type, round(latency_ms, 3), cost)

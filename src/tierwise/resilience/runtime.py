@@ -87,9 +87,16 @@ class Runtime:
 
     # -- keys and pools ---------------------------------------------------------------
     async def admit(self, headers: dict[str, str]) -> KeyRecord | None:
-        """For side endpoints, the rules ``/v1/messages`` applies before reading a body: check the
-        caller's proxy key (when keys are enforced), strip it from ``headers``, and count the call
-        against the key's requests per minute. The key, or None when keys are off."""
+        """The rules every route applies to a caller before reading a body: check its proxy key
+        (when keys are enforced), strip it from ``headers``, and count the call against the key's
+        requests per minute. The key, or None when keys are off."""
+        key = await self.authenticate(headers)
+        if key is not None:
+            await self.count_request(key)
+        return key
+
+    async def authenticate(self, headers: dict[str, str]) -> KeyRecord | None:
+        """The caller's proxy key (None when keys are off or not enforced), stripped from ``headers``."""
         if self.keys is None:
             return None
         await self.keys.fresh()
@@ -98,9 +105,12 @@ class Runtime:
         key = self.keys.authenticate(headers)
         headers.pop("x-api-key", None)
         headers.pop("authorization", None)
+        return key
+
+    async def count_request(self, key: KeyRecord) -> None:
+        """Count one call against ``key``'s requests per minute (a 429 past it)."""
         if key.rpm:
             await self.limiter.check(key.id, key.rpm)
-        return key
 
     def clamp_to_pool(self, plan: "Plan", body: dict[str, Any], key: KeyRecord) -> "Plan":
         """A routed plan moved into the key's allowed tiers; an explicit model outside them is a 403."""

@@ -129,7 +129,7 @@ STRATEGIES: dict[str, str | Callable[..., Router]] = {
     "heuristic": "tierwise.routing.heuristic:HeuristicRouter",
     "learned": "tierwise.routing.learned:LearnedRouter",
     "llm": "tierwise.routing.llm:LLMRouter",
-    "cascade": "tierwise.routing.cascade:CascadeRouter",
+    "cascade": "tierwise.cascade.router:CascadeRouter",
     "prior": "tierwise.routing.prior:PriorRouter",
 }
 

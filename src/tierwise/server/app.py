@@ -22,7 +22,7 @@ from ..jsonbody import dumps as dumps_body
 from ..ledger import Ledger
 from ..upstream import Upstream, build_upstream
 from ..upstream.base import FORWARD_RESPONSE_HEADERS, HOP_HEADER, HOP_ID, MAX_HOPS, RATELIMIT_PREFIX
-from .messages import _hdr, error_headers, handle_messages, new_request_id, read_body, send_error
+from .messages import error_headers, handle_messages, header_value, new_request_id, read_body, send_error
 from .batches import batch_routes
 from .access import CALLER, OPERATOR
 from .feedback_routes import EvidenceState, evidence_routes
@@ -126,11 +126,11 @@ def create_app(settings: Settings, *, upstream: Upstream | None = None, ledger: 
             resp = await state.upstream.send(path, dumps_body(body), headers=headers, stream=False, model=plan.model_id)
         except APIError as exc:
             return _error_response(exc, rid)
-        out = {k: _hdr(v).decode("latin-1") for k, v in resp.headers.items()
+        out = {k: header_value(v).decode("latin-1") for k, v in resp.headers.items()
                if k in FORWARD_RESPONSE_HEADERS or k.startswith(RATELIMIT_PREFIX)}  # the upstream's request-id...
         out.setdefault("request-id", rid)
-        out.update({"x-tierwise-model": _hdr(plan.model_id).decode("latin-1"), "x-tierwise-request-id": rid,
-                    "x-tierwise-upstream": _hdr(resp.headers.get("x-tierwise-upstream", state.upstream.name)).decode("latin-1")})
+        out.update({"x-tierwise-model": header_value(plan.model_id).decode("latin-1"), "x-tierwise-request-id": rid,
+                    "x-tierwise-upstream": header_value(resp.headers.get("x-tierwise-upstream", state.upstream.name)).decode("latin-1")})
         return Response(resp.body, status_code=resp.status, media_type="application/json", headers=out)
 
     async def openapi(request: Request) -> Response:

@@ -15,7 +15,6 @@
 from __future__ import annotations
 
 import asyncio
-import datetime as _dt
 import logging
 import time
 from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Iterable
@@ -25,12 +24,13 @@ import sqlalchemy as sa
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from ..cost import Usage, cost_nanos
+from ..admission.keys import check_model_allowed
+from ..cost import Usage
 from ..dispatch import AUTO, TASK_PREFIX, validate_body
 from ..errors import APIError, InvalidRequestError, NotFoundError
-from ..admission.keys import check_model_allowed
 from ..ledger.batches_schema import batch_requests
 from ..ledger.schema import calls
+from ..record import CallRecord
 from .messages import read_body
 
 if TYPE_CHECKING:
@@ -131,8 +131,6 @@ def _store_mappings(engine: sa.Engine, batch_id: str, rows: list[dict[str, Any]]
 
 
 def _result_row(state: "ProxyState", batch_id: str, m: Any, res: dict[str, Any], fallback_upstream: str) -> dict[str, Any]:
-    catalog = state.settings.catalog
-    dispatcher = state.dispatcher
     result = res.get("result") if isinstance(res.get("result"), dict) else {}
     kind = result.get("type")
     msg = result.get("message") if kind == "succeeded" and isinstance(result.get("message"), dict) else None
@@ -152,23 +150,17 @@ def _result_row(state: "ProxyState", batch_id: str, m: Any, res: dict[str, Any],
         error_type = f"batch_{kind}" if isinstance(kind, str) else "batch_unknown"
         status = 499 if kind == "canceled" else 408
     wall = float(m["created_at"]) if m else time.time()
-    row = dispatcher.row(plan=None, requested=m["requested_model"] if m else None,
-                         request_id=f"{batch_id}:{res.get('custom_id')}"[:64], started=time.perf_counter(), wall=wall,
-                         usage=usage, answered_model=answered if status == 200 else None, status=status,
-                         error_type=error_type, upstream=(m["upstream"] if m else None) or fallback_upstream,
-                         stop_reason=msg.get("stop_reason") if msg is not None else None,
+    rec = CallRecord.new(f"{batch_id}:{res.get('custom_id')}"[:64], wall, requested=m["requested_model"] if m else None,
+                         upstream=(m["upstream"] if m else None) or fallback_upstream, batch=True,
                          key_id=m["key_id"] if m else None)
-    model = catalog.get(answered) if answered and status == 200 else None
-    day = _dt.date.fromisoformat(row["day"])
-    row.update(batch=True, latency_ms=None, task=m["task"] if m else None, router=m["router"] if m else None,
-               reasons=m["reasons"] if m else None, adapted=m["adapted"] if m else None,
-               tier=row["tier"] or (m["tier"] if m else None),
-               model=(answered or (m["model"] if m else None)),
-               cost_nanos=cost_nanos(model, usage, when=day, batch=True, batch_discount=catalog.batch_discount)
-               if model is not None else (0 if status != 200 else None),
-               default_cost_nanos=cost_nanos(dispatcher.default_model, usage, when=day, batch=True,
-                                             batch_discount=catalog.batch_discount))
-    return row
+    if m:  # where the batch request was routed when the batch was created
+        rec.task, rec.router, rec.reasons, rec.adapted = m["task"], m["router"], m["reasons"], m["adapted"]
+        rec.tier, rec.model = m["tier"], m["model"]
+    rec.answer(state.dispatcher.book, answered if status == 200 else None, usage)  # at the batch discount
+    if status != 200:  # never run, or failed: never billed
+        rec.cost_nanos = rec.cost_nanos or 0
+    return rec.finish(status, started=None, error_type=error_type,
+                      stop_reason=msg.get("stop_reason") if msg is not None else None).row()
 
 
 def _insert_new(conn: sa.Connection) -> Any:

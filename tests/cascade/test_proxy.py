@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import anthropic
 
-from .test_sdk_end_to_end import ledger_rows, sdk
+from ..server.test_sdk_end_to_end import ledger_rows, sdk
 
 CASCADE = {
     "routing": {

@@ -20,7 +20,7 @@ from typing import Any, Callable, Mapping, Protocol
 
 import orjson
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 __all__ = ["Verdict", "Verifier", "build_verifiers", "message_text", "VERIFIERS", "answer_score"]
 
@@ -69,7 +69,7 @@ class JsonSchema:
     name = "json_schema"
 
     def __init__(self, schema: Mapping[str, Any] | None = None, **_: Any) -> None:
-        import jsonschema
+        import jsonschema  # type: ignore[import-untyped]  # no stubs installed (types-jsonschema)
 
         self.schema = dict(schema or {})
         try:
@@ -122,7 +122,8 @@ class ToolFields:
             if tool is None:
                 return Verdict(False, self.name, f"tool_use names an unknown tool {block.get('name')!r}")
             required = (tool.get("input_schema") or {}).get("required") or ()
-            given = block.get("input") if isinstance(block.get("input"), dict) else {}
+            raw_input = block.get("input")
+            given: Mapping[str, Any] = raw_input if isinstance(raw_input, dict) else {}
             missing = [f for f in required if f not in given]
             if missing:
                 return Verdict(False, self.name, f"tool_use {block.get('name')} is missing required field(s) {', '.join(missing)}")
@@ -192,8 +193,8 @@ class LLMGrader:
         self.threshold = threshold
 
     async def check(self, message: Mapping[str, Any], request: Mapping[str, Any]) -> Verdict:
-        from .routing.base import RouteRequest
-        from .upstream.base import call_json
+        from ..routing.base import RouteRequest
+        from ..upstream.base import call_json
 
         prompt = GRADER_PROMPT.format(rubric=self.rubric, request=RouteRequest(dict(request)).text[:8000],
                                       answer=message_text(message)[:8000])

@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import pytest
 
+from tierwise.cascade.verify import answer_score, build_verifiers
 from tierwise.errors import ConfigError
 from tierwise.upstream.offline import OfflineUpstream
-from tierwise.verify import answer_score, build_verifiers
 
 
 def msg(text="", stop="end_turn", content=None):

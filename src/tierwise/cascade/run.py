@@ -8,31 +8,36 @@ nowhere higher to go); the verdicts say so.
 from __future__ import annotations
 
 import copy
+import datetime as _dt
 import time
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
 
 import orjson
 
-from .adapt import adapt_request
-from .catalog import Catalog
-from .cost import Usage, cost_nanos
-from .jsonbody import dumps as dumps_body
-from .routing.cascade import CascadePlan
+from ..adapt import adapt_request
+from ..catalog import Catalog
+from ..cost import Usage, price
+from ..jsonbody import dumps as dumps_body
+from ..record import Attempt
+from .router import CascadePlan
 
 __all__ = ["run_cascade", "CascadeResult", "escalation_note"]
 
 SendFn = Callable[[bytes, str], Awaitable[Any]]  # (body, model id) -> UpstreamResponse (non-streaming)
 
 
-@dataclass
+@dataclass(slots=True)
 class CascadeResult:
+    """The answer of the rung that passed (or of the last rung), with one ``Attempt`` per rung
+    (tokens, cost, verdict) and what the rungs below it used and cost."""
+
     message: dict[str, Any]
     body: bytes
     model: str
     tier: str
     escalations: int
-    attempts: list[dict[str, Any]] = field(default_factory=list)
+    attempts: list[Attempt] = field(default_factory=list)
     prior_usage: Usage = field(default_factory=Usage)
     prior_cost_nanos: int = 0
     headers: dict[str, str] = field(default_factory=dict)
@@ -54,9 +59,12 @@ def _with_note(body: dict[str, Any], note: str) -> None:
 
 
 async def run_cascade(send: SendFn, catalog: Catalog, plan: CascadePlan, original: dict[str, Any],
-                      first_body: dict[str, Any]) -> CascadeResult:
-    """``original`` is the request before adaptation; ``first_body`` the one adapted to the first rung."""
-    attempts: list[dict[str, Any]] = []
+                      first_body: dict[str, Any], *, day: _dt.date | None = None,
+                      rungs: list[Attempt] | None = None) -> CascadeResult:
+    """``original`` is the request before adaptation; ``first_body`` the one adapted to the first rung;
+    ``day`` the call's UTC day (each rung is priced on it); ``rungs`` (kept by the caller, so it
+    survives a failing rung) gets one ``Attempt`` per answered rung."""
+    attempts: list[Attempt] = [] if rungs is None else rungs
     prior = Usage()
     prior_cost = 0
     failures: list[str] = []
@@ -77,24 +85,24 @@ async def run_cascade(send: SendFn, catalog: Catalog, plan: CascadePlan, origina
         raw = resp.body or b"{}"
         message = orjson.loads(raw)
         usage = Usage.from_api(message.get("usage"))
-        cost = cost_nanos(model, usage)
-        failed = []
+        cost = price(catalog, model.id, usage, day=day) or 0
+        rung = Attempt(model.id, getattr(resp, "upstream", None) or "", 200, None, 0.0, cost,
+                       input_tokens=usage.input_tokens, output_tokens=usage.output_tokens)
+        attempts.append(rung)  # paid for, whatever the verifiers say (or if one of them fails)
+        failed: list[str] = []
         for verifier in plan.verifiers:
             verdict = await verifier.check(message, body)
             if not verdict.ok:
                 failed.append(f"{verdict.verifier}: {verdict.reason}")
                 break
-        attempts.append({"tier": tier, "model": model.id, "status": 200, "input_tokens": usage.input_tokens,
-                         "output_tokens": usage.output_tokens, "cost_nanos": cost, "verified": not failed,
-                         "failed": failed[0] if failed else None, "latency_ms": round((time.perf_counter() - t0) * 1000, 2)})
+        rung.verified = not failed
+        rung.failed_check = failed[0] if failed else None
+        rung.latency_ms = round((time.perf_counter() - t0) * 1000, 2)
         if not failed or i == len(ladder) - 1:
             return CascadeResult(message=message, body=raw, model=message.get("model") or model.id, tier=tier,
                                  escalations=i, attempts=attempts, prior_usage=prior, prior_cost_nanos=prior_cost,
                                  headers=dict(resp.headers))
         failures.extend(failed)
-        prior = Usage(prior.input_tokens + usage.input_tokens, prior.output_tokens + usage.output_tokens,
-                      prior.cache_write_5m_tokens + usage.cache_write_5m_tokens,
-                      prior.cache_write_1h_tokens + usage.cache_write_1h_tokens,
-                      prior.cache_read_tokens + usage.cache_read_tokens)
+        prior = prior + usage
         prior_cost += cost
     raise AssertionError("unreachable: the ladder has at least two rungs")

@@ -12,7 +12,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .curves import Curve, OutcomeMatrix
+from ..replay.curves import Curve, OutcomeMatrix
 
 __all__ = ["cascade_curve", "cascade_point", "verifier_matrix"]
 

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError
-from ..verify import build_verifiers
-from .base import Decision, RouteRequest
+from ..routing.base import Decision, RouteRequest
+from .verify import build_verifiers
 
 if TYPE_CHECKING:
     from ..config import Settings

@@ -1,0 +1,25 @@
+"""Cascades have one home: ``tierwise.cascade`` (the strategy, verifiers, running, offline evaluation)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+PKG = Path(__file__).resolve().parents[2] / "src" / "tierwise"
+
+
+@pytest.mark.parametrize("old", ["cascade.py", "routing/cascade.py", "verify.py", "replay/cascade_eval.py"])
+def test_no_second_home(old):
+    assert not (PKG / old).exists(), f"src/tierwise/{old} moved into src/tierwise/cascade/"
+
+
+def test_the_strategy_is_registered_from_its_home():
+    from tierwise.routing.base import STRATEGY_MODULES
+
+    assert STRATEGY_MODULES["cascade"].startswith("tierwise.cascade.router")
+
+
+def test_the_proxy_runs_cascades_through_the_package():
+    server = "".join(p.read_text(encoding="utf-8") for p in (PKG / "server").glob("*.py"))
+    assert "run_cascade" not in server and "cascade_through" in server
