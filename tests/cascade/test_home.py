@@ -15,9 +15,9 @@ def test_no_second_home(old):
 
 
 def test_the_strategy_is_registered_from_its_home():
-    from tierwise.routing.base import STRATEGY_MODULES
+    from tierwise.routing.base import STRATEGIES
 
-    assert STRATEGY_MODULES["cascade"].startswith("tierwise.cascade.router")
+    assert STRATEGIES["cascade"].startswith("tierwise.cascade.router")
 
 
 def test_the_proxy_runs_cascades_through_the_package():
