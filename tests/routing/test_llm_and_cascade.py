@@ -3,7 +3,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from tierwise.cascade import run_cascade
+from tierwise.cascade.run import run_cascade
 from tierwise.errors import ConfigError, OverloadedError
 from tierwise.routing import RouteRequest, build_router
 from tierwise.upstream.offline import OfflineUpstream

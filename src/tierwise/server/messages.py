@@ -558,7 +558,7 @@ async def _cascade(state: "ProxyState", rt: "Runtime", send: Send, call: _Call, 
 
     The client gets the verified answer (as JSON, or re-told as an SSE stream); the row lists every
     rung and counts the cost of every failed one."""
-    from ..cascade import run_cascade
+    from ..cascade.run import run_cascade
     from ..resilience.fallback import Target
     from ..upstream.sse import message_events
 

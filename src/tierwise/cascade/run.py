@@ -14,11 +14,11 @@ from typing import Any, Awaitable, Callable
 
 import orjson
 
-from .adapt import adapt_request
-from .catalog import Catalog
-from .cost import Usage, cost_nanos
-from .jsonbody import dumps as dumps_body
-from .routing.cascade import CascadePlan
+from ..adapt import adapt_request
+from ..catalog import Catalog
+from ..cost import Usage, cost_nanos
+from ..jsonbody import dumps as dumps_body
+from ..routing.cascade import CascadePlan
 
 __all__ = ["run_cascade", "CascadeResult", "escalation_note"]
 
