@@ -2,8 +2,8 @@
 
 A cascade calls the cheapest rung first and asks a verifier whether its answer is good enough
 (else it escalates). The verifier is a logistic regression on :func:`answer_features` (is there a
-well-formed final answer, do its ``<<a*b=c>>`` calculations check out, does it hedge...) and the
-prompt's structural signals (:func:`tierwise.routing.features.dense_signals`), fitted by
+well-formed final answer, do its ``<<a*b=c>>`` calculations check out, does it hedge...), the
+checks of its written-out arithmetic (:func:`check_features`) and the prompt's structural signals (:func:`tierwise.routing.features.dense_signals`), fitted by
 :func:`fit_verifier` on recorded outcomes and stored in the learned router's artifact
 (:class:`tierwise.routing.learned.Verifier` evaluates it at run time). The answer features are only
 ever read *after* the cheap model has answered, never as a routing input.
@@ -24,7 +24,8 @@ if TYPE_CHECKING:
     from ..outcomes import Record
     from ..routing.learned import Verifier
 
-__all__ = ["ANSWER_NAMES", "VERIFIER_NAMES", "answer_features", "verifier_features", "fit_verifier"]
+__all__ = ["ANSWER_NAMES", "CHECK_NAMES", "VERIFIER_NAMES", "answer_features", "check_features", "verifier_features",
+           "fit_verifier"]
 
 _NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")  # a number, as :mod:`tierwise.routing.features` counts them
 ANSWER_NAMES = ("has_final", "final_is_number", "final_matches_last_calc", "calc_count", "calc_errors",
@@ -101,12 +102,47 @@ def answer_features(answer: str | None, prompt: str = "") -> np.ndarray:
     ], dtype=np.float64)
 
 
-VERIFIER_NAMES = ANSWER_NAMES + DENSE_NAMES
+# arithmetic written out in the text ("20 - 12 - 4 = 4", outside GSM8K's <<a*b=c>> annotations):
+# operands and operators, "=", a number
+_PLAIN_CALC = re.compile(r"((?:\(?\s*\$?-?\d[\d,]*(?:\.\d+)?\s*%?\s*\)?\s*[-+*/×x]\s*)+"
+                         r"\(?\s*\$?-?\d[\d,]*(?:\.\d+)?\s*\)?)\s*=\s*\$?\s*(-?[\d,]*\.?\d+)")
+_ANNOTATION = re.compile(r"<<[^<>]*>>")
+_APPROX = re.compile(r"≈|\bround(?:ed|ing)?\b|\bapprox", re.IGNORECASE)
+CHECK_NAMES = ("plain_calc_count", "plain_calc_errors", "plain_calc_error_any", "approximation", "negative_final")
 
 
-def verifier_features(answer: str | None, prompt: str) -> np.ndarray:
-    """The verifier's inputs (order: VERIFIER_NAMES): the answer's features, then the prompt's signals."""
-    return np.concatenate([answer_features(answer, prompt), dense_signals(prompt)])
+def check_features(answer: str | None) -> np.ndarray:
+    """Checks of the answer's written-out arithmetic (order: CHECK_NAMES): how many ``a op b = c``
+    steps outside the ``<<...>>`` annotations, how many do not check out, rounding or approximation
+    markers, a negative final answer."""
+    a = answer or ""
+    body = _ANNOTATION.sub("", a)
+    n = bad = 0
+    for expr, res in _PLAIN_CALC.findall(body):
+        got, want = _eval_expr(expr.replace("$", "").replace("%", "")), _to_float(res)
+        if got is None or want is None:
+            continue
+        n += 1
+        if abs(got - want) > 1e-6 * max(1.0, abs(want)) + 0.01:  # a cent of rounding is not an error
+            bad += 1
+    finals = _FINAL.findall(a)
+    final = _to_float(finals[-1]) if finals else None
+    return np.array([min(n, 10) / 10.0, min(bad, 3) / 3.0, float(bad > 0), min(len(_APPROX.findall(a)), 3) / 3.0,
+                     float(final is not None and final < 0)], dtype=np.float64)
+
+
+# the answer's features, the prompt's signals, then the written-out checks (appended last: a verifier
+# fitted before they existed reads the first len(w) of these, which are what it was fitted on)
+VERIFIER_NAMES = ANSWER_NAMES + DENSE_NAMES + CHECK_NAMES
+
+
+def verifier_features(answer: str | None, prompt: str, n: int | None = None) -> np.ndarray:
+    """The verifier's inputs (order: VERIFIER_NAMES; the first ``n`` of them when given)."""
+    parts = [answer_features(answer, prompt), dense_signals(prompt)]
+    if n is None or n > len(ANSWER_NAMES) + len(DENSE_NAMES):
+        parts.append(check_features(answer))
+    x = np.concatenate(parts)
+    return x if n is None else x[:n]
 
 
 def fit_verifier(records: Sequence["Record"], rungs: Sequence[Sequence[str]], rung: int = 0,

@@ -98,18 +98,23 @@ class Verifier:
     threshold: float = 0.5
 
     def features(self, answer: str | None, prompt: str) -> np.ndarray:
-        return verifier_features(answer, prompt)
+        # a verifier fitted on fewer features (an older artifact) reads the ones it was fitted on
+        return verifier_features(answer, prompt, None if len(self.w) == len(VERIFIER_NAMES) else len(self.w))
 
     def prob(self, answer: str | None, prompt: str) -> float:
         z = float(self.features(answer, prompt) @ self.w + self.b)
         return 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))
 
     def to_json(self) -> dict[str, Any]:
-        return {"rung": self.rung, "model": self.model, "names": list(VERIFIER_NAMES),
+        return {"rung": self.rung, "model": self.model, "names": list(VERIFIER_NAMES[:len(self.w)]),
                 "w": [round(float(x), 6) for x in self.w], "b": round(self.b, 6), "threshold": self.threshold}
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> "Verifier":
+        names = list(d.get("names", VERIFIER_NAMES[:len(d["w"])]))
+        if names != list(VERIFIER_NAMES[:len(names)]) or len(names) != len(d["w"]):
+            raise ConfigError("router artifact: a verifier's features are not this tierwise's "
+                              f"({len(names)} names, {len(d['w'])} weights)")
         return cls(rung=int(d["rung"]), model=str(d["model"]), w=np.array(d["w"], dtype=np.float64), b=float(d["b"]),
                    threshold=float(d.get("threshold", 0.5)))
 
