@@ -1,9 +1,9 @@
 """Prompt features for the learned router (the answer features of a cascade's verifier are in
 :mod:`tierwise.cascade.training`; the training matrix, :class:`SparseRows`, in :mod:`.solvers`).
 
-No downloaded weights: hashed word unigrams/bigrams, hashed character n-grams (of the
-UTF-8 bytes), and a few dense structural signals (the same signals as the heuristic router, plus
-counts of numbers, options and negations). Optionally (off by default, see ``DEFAULT_WEIGHTS``) a
+No downloaded weights: hashed word unigrams/bigrams, hashed character n-grams (of the UTF-8
+bytes), and dense structural signals (the heuristic router's, plus counts of numbers, options and
+negations). Optionally (off by default, see ``DEFAULT_WEIGHTS``) a
 hashed category token and the category crossed with the structural signals and with the words:
 only for a category that live requests carry too (the task type); a spec that does not use it never
 reads it, so the same prompt scores the same with or without one.
@@ -11,14 +11,13 @@ reads it, so the same prompt scores the same with or without one.
 Two hashing schemes exist. ``hash: 2`` (the default since artifact version 2) tokenises the UTF-8
 bytes of the (cut, lower-cased) prompt and hashes every word and bigram with one ``zlib.crc32`` call
 each (a bigram is the second word's CRC seeded with the first word's), so the decide-time path
-(:class:`FastScorer`, pure Python) costs a few C-level ``map`` steps per word and no numpy at all. ``hash: 1`` (artifact version 1) mixed the CRCs through a 64-bit
-multiply-xorshift in numpy; it is still read, through the numpy path. Character n-grams are
-hashed in numpy in both schemes (a polynomial hash with wrapping uint64 arithmetic).
+(:class:`FastScorer`, pure Python) costs a few C-level ``map`` steps per word and no numpy at all.
+``hash: 1`` (artifact version 1) mixed the CRCs through a 64-bit multiply-xorshift in numpy; it is
+still read, through the numpy path. Character n-grams are hashed in numpy in both schemes.
 
 Each hashed namespace is L2-normalised on its own and then scaled by a per-namespace weight;
 with sublinear term frequency ``sqrt(count)`` the squared norm of a namespace is just its token
 count, which is what lets the fast path skip building the vector.
-
 """
 
 from __future__ import annotations
@@ -40,7 +39,7 @@ from .signals import Signals, extract
 from .solvers import SparseRows
 
 __all__ = ["CATEGORY_NAMESPACES", "CATEGORY_WEIGHTS", "FeatureSpec", "Featurizer", "FastScorer", "SparseRows", "DENSE_NAMES",
-           "dense_signals", "dense_v2", "describe_prompt", "HASH_VERSION"]
+           "dense_signals", "dense_v2", "HASH_VERSION", "count_numbers", "count_options", "prompt_signals"]
 
 _MASK = np.uint64(0xFFFFFFFFFFFFFFFF)
 _P = np.uint64(1099511628211)          # FNV prime: odd, so wrapping multiplication mixes well
@@ -154,6 +153,20 @@ def _signals(text: str) -> Signals:
     return extract(RouteRequest.from_prompt(text))
 
 
+def prompt_signals(text: str) -> Signals:
+    """The heuristic router's signals of a bare prompt."""
+    return _signals(text)
+
+
+def count_numbers(text: str) -> int:
+    return len(_NUMBER.findall(text))
+
+
+def count_options(text: str) -> int:
+    """Lines that look like answer options ("A) ...", "b. ...")."""
+    return len(_OPTION.findall(text))
+
+
 def _count_digits(text: str) -> int:
     if text.isascii():  # the common case: ten C-level scans instead of a generator over every character
         return sum(map(text.count, _ASCII_DIGITS))
@@ -227,35 +240,6 @@ def dense_v2(raw: bytes, n_words: int, negations: int, chars: int, signals: Sign
         float(s.short_output),
         min(negations, 5) / 5.0,
     ], n_numbers, n_options
-
-
-def describe_prompt(text: str, signals: Signals | None = None, n_numbers: int | None = None,
-                    n_options: int | None = None) -> list[str]:
-    """A few human-readable phrases about a prompt (for Decision.reasons). ``n_numbers`` and
-    ``n_options`` (counts of ``_NUMBER`` / ``_OPTION`` matches in ``text``) skip recounting them."""
-    s = signals or _signals(text)
-    out: list[str] = []
-    if n_numbers is None:
-        n_numbers = len(_NUMBER.findall(text))
-    if n_options is None:
-        n_options = len(_OPTION.findall(text))
-    if s.math and (n_numbers >= 3 or s.multi_step):  # numbers alone (dates, prices, ids) are no math ask
-        out.append("multi-step math word problem" if len(text) > 150 else "arithmetic question")
-    elif s.math:
-        out.append("math or quantities")
-    if n_options >= 2:
-        out.append("multiple-choice question")
-    if s.code or s.code_task:
-        out.append("code")
-    if s.analysis:
-        out.append("comparison or analysis")
-    if s.stakes:
-        out.append("high-stakes domain")
-    if s.short_output:
-        out.append("short, schema-bound output")
-    if len(text) > 8000:
-        out.append(f"long prompt ({(len(text) + 3) // 4:,} tokens)")
-    return out
 
 
 class Hashed2:

@@ -50,13 +50,14 @@ import numpy as np
 from ..errors import ConfigError
 from .base import Decision, RouteRequest, register
 from ..cascade.training import VERIFIER_NAMES, verifier_features
-from .features import FastScorer, Featurizer, FeatureSpec, describe_prompt
+from .features import FastScorer, Featurizer, FeatureSpec, count_numbers, count_options, prompt_signals
 from .rules import (DEFAULT_MIX, argmax, blended_price, choose_rung, choose_rungs, difficulty_rung, difficulty_rungs,
                     mix_for, thresholds_for_mix)
 from .solvers import ridge_cg
 
 if TYPE_CHECKING:
     from ..config import Settings
+    from .signals import Signals
 
 # ridge_cg, the rules and the mix helpers are re-exported: the shadow learner, the replay and
 # ``tierwise calibrate`` read them from here (training itself lives in :mod:`.training`)
@@ -251,6 +252,35 @@ def _signals_of(text: str) -> Any:
 
 
 # ----------------------------------------------------------------------------- the router
+def describe_prompt(text: str, signals: "Signals | None" = None, n_numbers: int | None = None,
+                    n_options: int | None = None) -> list[str]:
+    """A few human-readable phrases about a prompt (for Decision.reasons). ``n_numbers`` and
+    ``n_options`` (:func:`.features.count_numbers` / :func:`.features.count_options` of ``text``) skip recounting."""
+    s = signals or prompt_signals(text)
+    out: list[str] = []
+    if n_numbers is None:
+        n_numbers = count_numbers(text)
+    if n_options is None:
+        n_options = count_options(text)
+    if s.math and (n_numbers >= 3 or s.multi_step):  # numbers alone (dates, prices, ids) are no math ask
+        out.append("multi-step math word problem" if len(text) > 150 else "arithmetic question")
+    elif s.math:
+        out.append("math or quantities")
+    if n_options >= 2:
+        out.append("multiple-choice question")
+    if s.code or s.code_task:
+        out.append("code")
+    if s.analysis:
+        out.append("comparison or analysis")
+    if s.stakes:
+        out.append("high-stakes domain")
+    if s.short_output:
+        out.append("short, schema-bound output")
+    if len(text) > 8000:
+        out.append(f"long prompt ({(len(text) + 3) // 4:,} tokens)")
+    return out
+
+
 def _pretty(model: str) -> str:
     for fam in ("haiku", "sonnet", "opus"):
         if fam in model:
