@@ -255,7 +255,8 @@ def _signals_of(text: str) -> Any:
 def describe_prompt(text: str, signals: "Signals | None" = None, n_numbers: int | None = None,
                     n_options: int | None = None) -> list[str]:
     """A few human-readable phrases about a prompt (for Decision.reasons). ``n_numbers`` and
-    ``n_options`` (:func:`.features.count_numbers` / :func:`.features.count_options` of ``text``) skip recounting."""
+    ``n_options`` (:func:`.features.count_numbers` / :func:`.features.count_options` of ``text``)
+    skip recounting them."""
     s = signals or prompt_signals(text)
     out: list[str] = []
     if n_numbers is None:
