@@ -3,8 +3,8 @@
 A cascade calls the cheapest rung first and asks a verifier whether its answer is good enough
 (else it escalates). The verifier is a logistic regression on :func:`answer_features` (is there a
 well-formed final answer, do its ``<<a*b=c>>`` calculations check out, does it hedge...), the
-checks of its written-out arithmetic (:func:`check_features`) and the prompt's structural signals (:func:`tierwise.routing.features.dense_signals`), fitted by
-:func:`fit_verifier` on recorded outcomes and stored in the learned router's artifact
+checks of its written-out arithmetic (:func:`check_features`) and the prompt's structural signals
+(:func:`tierwise.routing.features.dense_signals`), fitted by :func:`fit_verifier` on recorded outcomes and stored in the learned router's artifact
 (:class:`tierwise.routing.learned.Verifier` evaluates it at run time). The answer features are only
 ever read *after* the cheap model has answered, never as a routing input.
 """
