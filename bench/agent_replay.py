@@ -15,7 +15,8 @@ catalog's exact prices on the usage :class:`tierwise.cachesim.CacheSim` gives it
 prefix caches, 5m/1h lifetimes refreshed on read, 512-token minimum on the 5.5 models,
 20-block lookback).
 
-Policies: **always-Sonnet** (every request on the balanced tier), **naive per-turn** (the
+Policies: **always-Sonnet** (every request on the balanced tier), the **label oracle** (every
+request on the tier its task needs: the price of serving the labels, for reference), **naive per-turn** (the
 ``prior`` router without conversation state: each request routed on its own), **tierwise** (the
 ``prior`` router as ``auto`` runs it: conversation state, moves priced from the cache). Printed:
 total cost, model switches inside conversations, cache hit rate (cache reads / prompt tokens), and
@@ -278,7 +279,10 @@ def main() -> int:
                run("naive per-turn (previous default)", via(old_router), convs, catalog),
                run("naive per-turn (prior, no state)", via(naive_router), convs, catalog),
                run("tierwise (prior + conversation)", via(tierwise_router), convs, catalog),
-               run("tierwise, max_tier = balanced", via(capped_router), convs, catalog)]
+               run("tierwise, max_tier = balanced", via(capped_router), convs, catalog),
+               # the reference for quality: every request on the tier its task needs (the label), no state
+               run("label oracle (each on its need)",
+                   lambda r: (catalog.model_for_tier(r.need or settings.default_tier).id, ()), convs, catalog)]
     print(f"\n{'policy':<36}{'cost USD':>10}{'switches':>10}{'cache hit':>11}{'below need':>12}  requests by model")
     for res in results:
         hit = res.read_tokens / res.prompt_tokens if res.prompt_tokens else 0.0
@@ -312,6 +316,10 @@ def main() -> int:
               f"{'MET' if tw.cost_nanos < naive.cost_nanos else 'MISSED'}")
     print(f"target zero tierwise moves its own accounting shows did not pay: {len(tw.down) - own} "
           f"{'MET' if own == len(tw.down) else 'MISSED'}; re-simulated (stricter): {len(unpaid)} did not pay")
+    oracle = results[5]
+    print(f"reference: serving every request on the tier its task needs (label oracle, no state) costs "
+          f"${oracle.cost_nanos / 1e9:.4f}, {oracle.cost_nanos / s - 1:+.1%} against always-Sonnet, which serves "
+          f"{sum(1 for r, m, _ in results[0].decisions if r.need == 'deep')} deep-work requests on Sonnet")
     return 0
 
 

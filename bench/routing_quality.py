@@ -51,7 +51,8 @@ from tierwise.outcomes import fold_of, load_prices, read_outcomes  # noqa: E402
 from tierwise.replay.runner import LearnedConfig, replay  # noqa: E402
 from tierwise.reports.replay import format_table, save_plot  # noqa: E402
 from tierwise.routing.features import FeatureSpec  # noqa: E402
-from tierwise.routing.learned import blended_price, order_by_price, parse_ladder  # noqa: E402
+from tierwise.routing.rules import blended_price  # noqa: E402
+from tierwise.routing.training import order_by_price, parse_ladder  # noqa: E402
 
 LADDER = "mixtral-8x7b-instruct-v0.1,gpt-4-1106-preview"
 LAMBDAS = (3.0, 10.0, 30.0)

@@ -29,7 +29,8 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from tierwise.outcomes import load_prices, read_outcomes  # noqa: E402
 from tierwise.routing.features import FeatureSpec  # noqa: E402
-from tierwise.routing.learned import load_artifact, mix_for, thresholds_for_mix, train  # noqa: E402
+from tierwise.routing.learned import load_artifact, mix_for, thresholds_for_mix  # noqa: E402
+from tierwise.routing.training import train  # noqa: E402
 
 CAL_PER_DATASET = 500
 FILES = ["gsm8k.jsonl", "mmlu.jsonl", "mt_bench_t1.jsonl"]
@@ -56,7 +57,11 @@ def main() -> int:
                 provenance={"tool": "bench/train_default_router.py", "data": "router benchmark dev split (Apache-2.0 parts only)",
                             "sources": SOURCES, "excluded": "alpacaeval (CC BY-NC 4.0); routerarena (its model pair "
                             "is priced against the ladder order: the stronger model is the cheaper one)",
-                            "note": "difficulty learned from other models (a weak/strong pair); retrain on your own outcomes"})
+                            "note": "difficulty learned from other models (a weak/strong pair); retrain on your own outcomes",
+                            "command": ".venv/bin/python bench/train_default_router.py --data ../shared/bench",
+                            "verifiers": "logistic regression per cheap rung on the cheap answer's features, the "
+                            "prompt's signals and checks of the answer's written-out arithmetic "
+                            "(tierwise.cascade.training.VERIFIER_NAMES)"})
     # The knob: the threshold on the predicted cheap-rung score that puts the seeds' example mix
     # (70/25/5, folded onto two rungs: 70/30) on a balanced sample of the training prompts (at most
     # CAL_PER_DATASET per dataset, so MMLU does not dominate), scored as decide scores them.

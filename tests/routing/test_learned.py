@@ -13,9 +13,11 @@ from tierwise.config import load_settings
 from tierwise.errors import ConfigError
 from tierwise.outcomes import parse_record
 from tierwise.routing.base import RouteRequest, build_router
-from tierwise.routing.features import CATEGORY_WEIGHTS, Featurizer, FeatureSpec, answer_features, ANSWER_NAMES
+from tierwise.cascade.training import ANSWER_NAMES, answer_features
+from tierwise.routing.features import CATEGORY_WEIGHTS, Featurizer, FeatureSpec
 from tierwise.routing.learned import (ARTIFACT_VERSION, Artifact, choose_rung, difficulty_rung, difficulty_rungs,
-                                      load_artifact, logistic_fit, parse_ladder, ridge_cg, thresholds_for_mix, train)
+                                      load_artifact, thresholds_for_mix)
+from tierwise.routing.training import logistic_fit, parse_ladder, ridge_cg, train
 from tierwise.routing.features import SparseRows
 
 PRICES = {"small": {"input_per_mtok": 1.0, "output_per_mtok": 1.0},

@@ -271,3 +271,28 @@ def test_naive_mode_has_no_state(settings):
     assert r.conversations is None
     assert r.decide(RouteRequest(turn([{"role": "user", "text": "say hi"}, {"role": "assistant", "text": "hi"}],
                                       "thanks"))).tier == "fast"
+
+
+def test_a_conversation_moves_up_to_deep_only_for_a_confident_deep_task(settings):
+    hard = "find the root cause of the intermittent deadlocks across the billing worker and the API"
+    hist = [{"role": "user", "text": "say hi"}, {"role": "assistant", "text": "hi!"}]
+    for threshold, tier in ((0.0, "deep"), (0.99, "balanced")):
+        r = build_router("prior", settings, deep_confidence=threshold)
+        r.decide(RouteRequest(turn([], "say hi")))
+        d = r.decide(RouteRequest(turn(hist, hard)))
+        assert d.tier == tier and any("moves up for capability" in x for x in d.reasons)
+        assert any("deep task uncertain" in x for x in d.reasons) == (tier != "deep")
+    # a conversation's first turn is no move: the deep task goes deep whatever the option
+    assert build_router("prior", settings, deep_confidence=0.99).decide(RouteRequest(turn([], hard))).tier == "deep"
+
+
+def test_a_move_down_to_the_fast_tier_is_priced_over_the_task_at_hand(settings):
+    r = build_router("prior", settings)
+    hist = []
+    for k in range(12):  # a long conversation on the balanced tier
+        hist += [{"role": "user", "text": f"refactor handler {k} to share one validation helper"},
+                 {"role": "assistant", "text": "done " * 50}]
+    r.decide(RouteRequest(turn([], hist[0]["text"], system_tokens=20_000)))
+    d = r.decide(RouteRequest(turn(hist, "thanks, that's all", system_tokens=20_000)))
+    # 12 turns so far would price a stay over 6 more; a quick fast task is priced over horizon_turns (3)
+    assert any("3 turn(s)" in x for x in d.reasons), d.reasons

@@ -4,10 +4,8 @@
 - ``verify``: the verifiers (stop_reason, json_schema, regex, tool_fields, answer_score, llm_grader);
 - ``run``: ``run_cascade``, rung by rung, each rung an ``Attempt`` (tokens, cost, verdict);
 - ``proxy``: a cascade on the proxy's hot path, every rung through the attempt loop (retries, breaker);
-- ``evaluate``: cascades on recorded outcomes (``tierwise bench``: cost/quality curves).
-
-The learned verifier's training (answer features, ``fit_verifier``) lives in
-``tierwise.routing.features`` / ``tierwise.routing.learned`` for now.
+- ``evaluate``: cascades on recorded outcomes (``tierwise bench``: cost/quality curves);
+- ``training``: the learned verifier's answer features and ``fit_verifier``.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@ escalate to the next rung when the verifier doubts it. Every attempt is paid for
 failed cheap attempt is added to the escalated call), so cascades sit on the cost axis only.
 
 The verifier only reads the recorded answer *after* that rung answered; it is trained on the
-training split's recorded answers (``routing.learned.fit_verifier``) and never sees the test split.
+training split's recorded answers (``cascade.training.fit_verifier``) and never sees the test split.
 """
 
 from __future__ import annotations

@@ -41,7 +41,8 @@ def replay_cmd(
     from ..outcomes import load_prices, read_outcomes
     from ..replay.runner import LearnedConfig, replay
     from ..reports.replay import format_table, save_plot, write_json
-    from ..routing.learned import load_artifact, parse_ladder
+    from ..routing.learned import load_artifact
+    from ..routing.training import parse_ladder
     from ._common import settings_from
 
     try:

@@ -36,8 +36,8 @@ def train(
     from ..errors import ConfigError
     from ..outcomes import load_prices, read_outcomes
     from ..routing.features import FeatureSpec
-    from ..routing.learned import parse_ladder
-    from ..routing.learned import train as fit
+    from ..routing.training import parse_ladder
+    from ..routing.training import train as fit
     from .calibrate import parse_mix
 
     try:

@@ -42,7 +42,7 @@ class OutcomeMatrix:
 def build_matrix(records: Sequence[Record], rungs: Sequence[Sequence[str]], prices: Mapping[str, Mapping[str, float]]) -> OutcomeMatrix:
     """Rows for the records that have an outcome for every rung (alternatives: first one present).
     Costs use the rung's own model price when known, else the price of the model that stood in."""
-    from ..routing.learned import rung_outcomes
+    from ..routing.training import rung_outcomes
 
     ids, prompts, cats, Q, C, resp, recs = [], [], [], [], [], [], []
     for r in records:

@@ -53,7 +53,7 @@ class ReplayResult:
 
 def _train(train_m: OutcomeMatrix, rungs: Sequence[Sequence[str]], prices: Mapping[str, Any], cfg: LearnedConfig,
            verifiers: bool) -> Any:
-    from ..routing.learned import train
+    from ..routing.training import train
 
     lam = cfg.lam
     if cfg.lambdas:
@@ -201,7 +201,7 @@ def replay(train_records: Sequence[Record], rungs: Sequence[Sequence[str]], pric
            strategies: Sequence[str] = (), settings: Any = None, folds: int = 5, seed: int = 0,
            fixed_artifact: Any = None, rung_tiers: Sequence[str] | None = None) -> ReplayResult:
     """Evaluate every requested strategy plus always-each-rung, random mixing and the oracle."""
-    from ..routing.learned import order_by_price
+    from ..routing.training import order_by_price
 
     rungs = order_by_price(rungs, prices)  # as ``train`` orders them, so P's columns match the matrix
     train_m = build_matrix(train_records, rungs, prices)

@@ -1,8 +1,9 @@
-"""Prompt features for the learned router, and answer features for a cascade's verifier.
+"""Prompt features for the learned router (the answer features of a cascade's verifier are in
+:mod:`tierwise.cascade.training`; the training matrix, :class:`SparseRows`, in :mod:`.solvers`).
 
-No downloaded weights: hashed word unigrams/bigrams, hashed character n-grams (of the
-UTF-8 bytes), and a few dense structural signals (the same signals as the heuristic router, plus
-counts of numbers, options and negations). Optionally (off by default, see ``DEFAULT_WEIGHTS``) a
+No downloaded weights: hashed word unigrams/bigrams, hashed character n-grams (of the UTF-8
+bytes), and dense structural signals (the heuristic router's, plus counts of numbers, options and
+negations). Optionally (off by default, see ``DEFAULT_WEIGHTS``) a
 hashed category token and the category crossed with the structural signals and with the words:
 only for a category that live requests carry too (the task type); a spec that does not use it never
 reads it, so the same prompt scores the same with or without one.
@@ -10,17 +11,13 @@ reads it, so the same prompt scores the same with or without one.
 Two hashing schemes exist. ``hash: 2`` (the default since artifact version 2) tokenises the UTF-8
 bytes of the (cut, lower-cased) prompt and hashes every word and bigram with one ``zlib.crc32`` call
 each (a bigram is the second word's CRC seeded with the first word's), so the decide-time path
-(:class:`FastScorer`, pure Python) costs a few C-level ``map`` steps per word and no numpy at all. ``hash: 1`` (artifact version 1) mixed the CRCs through a 64-bit
-multiply-xorshift in numpy; it is still read, through the numpy path. Character n-grams are
-hashed in numpy in both schemes (a polynomial hash with wrapping uint64 arithmetic).
+(:class:`FastScorer`, pure Python) costs a few C-level ``map`` steps per word and no numpy at all.
+``hash: 1`` (artifact version 1) mixed the CRCs through a 64-bit multiply-xorshift in numpy; it is
+still read, through the numpy path. Character n-grams are hashed in numpy in both schemes.
 
 Each hashed namespace is L2-normalised on its own and then scaled by a per-namespace weight;
 with sublinear term frequency ``sqrt(count)`` the squared norm of a namespace is just its token
 count, which is what lets the fast path skip building the vector.
-
-:func:`answer_features` describes a recorded/cheap answer (is there a well-formed final
-answer, do its ``<<a*b=c>>`` calculations check out, does it hedge...). It is only ever used
-*after* the cheap model has answered (cascade verification), never as a routing input.
 """
 
 from __future__ import annotations
@@ -39,9 +36,10 @@ import numpy as np
 
 from .base import RouteRequest
 from .signals import Signals, extract
+from .solvers import SparseRows
 
-__all__ = ["CATEGORY_NAMESPACES", "CATEGORY_WEIGHTS", "FeatureSpec", "Featurizer", "FastScorer", "SparseRows", "DENSE_NAMES", "ANSWER_NAMES", "answer_features",
-           "dense_signals", "dense_v2", "describe_prompt", "HASH_VERSION"]
+__all__ = ["CATEGORY_NAMESPACES", "CATEGORY_WEIGHTS", "FeatureSpec", "Featurizer", "FastScorer", "SparseRows", "DENSE_NAMES",
+           "dense_signals", "dense_v2", "HASH_VERSION", "count_numbers", "count_options", "prompt_signals"]
 
 _MASK = np.uint64(0xFFFFFFFFFFFFFFFF)
 _P = np.uint64(1099511628211)          # FNV prime: odd, so wrapping multiplication mixes well
@@ -155,6 +153,20 @@ def _signals(text: str) -> Signals:
     return extract(RouteRequest.from_prompt(text))
 
 
+def prompt_signals(text: str) -> Signals:
+    """The heuristic router's signals of a bare prompt."""
+    return _signals(text)
+
+
+def count_numbers(text: str) -> int:
+    return len(_NUMBER.findall(text))
+
+
+def count_options(text: str) -> int:
+    """Lines that look like answer options ("A) ...", "b. ...")."""
+    return len(_OPTION.findall(text))
+
+
 def _count_digits(text: str) -> int:
     if text.isascii():  # the common case: ten C-level scans instead of a generator over every character
         return sum(map(text.count, _ASCII_DIGITS))
@@ -228,70 +240,6 @@ def dense_v2(raw: bytes, n_words: int, negations: int, chars: int, signals: Sign
         float(s.short_output),
         min(negations, 5) / 5.0,
     ], n_numbers, n_options
-
-
-def describe_prompt(text: str, signals: Signals | None = None, n_numbers: int | None = None,
-                    n_options: int | None = None) -> list[str]:
-    """A few human-readable phrases about a prompt (for Decision.reasons). ``n_numbers`` and
-    ``n_options`` (counts of ``_NUMBER`` / ``_OPTION`` matches in ``text``) skip recounting them."""
-    s = signals or _signals(text)
-    out: list[str] = []
-    if n_numbers is None:
-        n_numbers = len(_NUMBER.findall(text))
-    if n_options is None:
-        n_options = len(_OPTION.findall(text))
-    if s.math and (n_numbers >= 3 or s.multi_step):  # numbers alone (dates, prices, ids) are no math ask
-        out.append("multi-step math word problem" if len(text) > 150 else "arithmetic question")
-    elif s.math:
-        out.append("math or quantities")
-    if n_options >= 2:
-        out.append("multiple-choice question")
-    if s.code or s.code_task:
-        out.append("code")
-    if s.analysis:
-        out.append("comparison or analysis")
-    if s.stakes:
-        out.append("high-stakes domain")
-    if s.short_output:
-        out.append("short, schema-bound output")
-    if len(text) > 8000:
-        out.append(f"long prompt ({(len(text) + 3) // 4:,} tokens)")
-    return out
-
-
-class SparseRows:
-    """A minimal CSR matrix (rows = prompts) with the two products ridge regression needs."""
-
-    def __init__(self, indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, n_cols: int) -> None:
-        self.indptr, self.indices, self.data, self.n_cols = indptr, indices, data, n_cols
-        self.n_rows = len(indptr) - 1
-        self._row_of = np.repeat(np.arange(self.n_rows), np.diff(indptr))
-
-    @classmethod
-    def from_rows(cls, rows: Sequence[tuple[np.ndarray, np.ndarray]], n_cols: int) -> "SparseRows":
-        lens = np.array([len(i) for i, _ in rows], dtype=np.int64)
-        indptr = np.concatenate([[0], np.cumsum(lens)]).astype(np.int64)
-        indices = np.concatenate([i for i, _ in rows]) if rows else np.zeros(0, np.int64)
-        data = np.concatenate([v for _, v in rows]) if rows else np.zeros(0)
-        return cls(indptr, indices.astype(np.int64), data.astype(np.float64), n_cols)
-
-    def subset(self, rows: np.ndarray) -> "SparseRows":
-        return SparseRows.from_rows([(self.indices[self.indptr[r]:self.indptr[r + 1]],
-                                      self.data[self.indptr[r]:self.indptr[r + 1]]) for r in rows], self.n_cols)
-
-    def dot(self, w: np.ndarray) -> np.ndarray:
-        """X @ w for w of shape (n_cols,) or (n_cols, k)."""
-        if w.ndim == 1:
-            return np.bincount(self._row_of, weights=self.data * w[self.indices], minlength=self.n_rows)
-        return np.stack([np.bincount(self._row_of, weights=self.data * w[self.indices, j], minlength=self.n_rows)
-                         for j in range(w.shape[1])], axis=1)
-
-    def tdot(self, u: np.ndarray) -> np.ndarray:
-        """X.T @ u for u of shape (n_rows,) or (n_rows, k)."""
-        if u.ndim == 1:
-            return np.bincount(self.indices, weights=self.data * u[self._row_of], minlength=self.n_cols)
-        return np.stack([np.bincount(self.indices, weights=self.data * u[self._row_of, j], minlength=self.n_cols)
-                         for j in range(u.shape[1])], axis=1)
 
 
 class Hashed2:
@@ -538,78 +486,3 @@ class FastScorer:
                 self._add(acc, hash2_catwords(h.words, ccrc, self.mask), h.word_counts, n,
                           self.w_catword / math.sqrt(n))
         return [0.0 if a < 0.0 else 1.0 if a > 1.0 else a for a in acc], n_numbers, n_options
-
-
-# ------------------------------------------------------------------ answer (verifier) features
-ANSWER_NAMES = ("has_final", "final_is_number", "final_matches_last_calc", "calc_count", "calc_errors",
-                "calc_error_any", "log_len", "hedge", "question_numbers_used", "answer_numbers", "repeats",
-                "empty", "final_in_body", "multiple_finals", "long_final", "decimal_final")
-_FINAL = re.compile(r"####\s*\$?\s*(-?[\d,]*\.?\d+)")
-_FINAL_ANY = re.compile(r"(?:####|the answer is|final answer:?)\s*([^\n]*)", re.IGNORECASE)
-_CALC = re.compile(r"<<([^<>=]+)=([^<>]+)>>")
-_HEDGE = re.compile(r"\b(approximately|assum\w+|not sure|unclear|cannot be determined|it seems|might|perhaps|"
-                    r"however|wait|mistake|let me re|actually|error)\b", re.IGNORECASE)
-_SAFE_EXPR = re.compile(r"^[\d\s.+\-*/()%]+$")
-
-
-def _to_float(s: str) -> float | None:
-    try:
-        return float(s.replace(",", "").replace("$", "").strip())
-    except ValueError:
-        return None
-
-
-def _eval_expr(expr: str) -> float | None:
-    expr = expr.replace(",", "").replace("x", "*").replace("×", "*")
-    if not _SAFE_EXPR.match(expr) or "**" in expr or len(expr) > 80:
-        return None
-    try:
-        return float(eval(expr, {"__builtins__": {}}, {}))  # noqa: S307 - digits and operators only
-    except Exception:  # noqa: BLE001
-        return None
-
-
-def answer_features(answer: str | None, prompt: str = "") -> np.ndarray:
-    """Verifier features of a cheap model's answer (order: ANSWER_NAMES)."""
-    a = answer or ""
-    finals = _FINAL.findall(a)
-    final = _to_float(finals[-1]) if finals else None
-    if final is None:
-        m = _FINAL_ANY.findall(a)
-        if m:
-            nums = _NUMBER.findall(m[-1])
-            final = _to_float(nums[0]) if nums else None
-    calcs = _CALC.findall(a)
-    errors = 0
-    last_calc = None
-    for expr, res in calcs:
-        got, want = _eval_expr(expr), _to_float(res)
-        if want is not None:
-            last_calc = want
-        if got is not None and want is not None and abs(got - want) > 1e-6 * max(1.0, abs(want)) + 1e-9:
-            errors += 1
-    body = a.split("####")[0]
-    body_nums = {_to_float(n) for n in _NUMBER.findall(body)}
-    q_nums = {_to_float(n) for n in _NUMBER.findall(prompt)} - {None}
-    a_nums = {_to_float(n) for n in _NUMBER.findall(a)} - {None}
-    used = len(q_nums & a_nums) / len(q_nums) if q_nums else 1.0
-    lines = [ln.strip() for ln in a.splitlines() if ln.strip()]
-    repeats = 1.0 - len(set(lines)) / len(lines) if lines else 0.0
-    return np.array([
-        float(bool(finals)),
-        float(final is not None),
-        float(final is not None and last_calc is not None and abs(final - last_calc) < 1e-6),
-        min(len(calcs), 10) / 10.0,
-        min(errors, 3) / 3.0,
-        float(errors > 0),
-        math.log1p(len(a)) / 8.0,
-        min(len(_HEDGE.findall(a)), 3) / 3.0,
-        used,
-        min(len(a_nums), 30) / 30.0,
-        repeats,
-        float(not a.strip()),
-        float(final is not None and final in body_nums),
-        float(len(finals) > 1),
-        float(final is not None and abs(final) >= 1e6),
-        float(final is not None and final != int(final)),
-    ], dtype=np.float64)

@@ -1,22 +1,18 @@
-"""The ``learned`` strategy: predicted score of every rung of a ladder; a low predicted score for
-the cheapest rung means a harder prompt, which escalates.
+"""The ``learned`` strategy at decide time: predicted score of every rung of a ladder; a low
+predicted score for the cheapest rung means a harder prompt, which escalates.
 
-Training (``tierwise train``) fits one ridge regression per rung of the ladder on recorded
-outcomes (hashed words, optionally bigrams / char n-grams, structural signals; see
-``features.py``), solved with conjugate gradients in numpy. By default no feature depends on the
-record's category: a live request does not carry an MMLU subject, so what ``train`` uses is exactly
-what ``decide`` sees (``--category`` is for a category that *is* the live task type).
-
-The ladder is ordered by **price** (the blended list price per million tokens of each rung's model,
-from the prices given to ``train``; never the mean cost measured on the training prompts, which
-depends on how long each model's answers were). At decide time the router featurises the prompt and
-predicts each rung's expected score. The **difficulty rule** (artifact version 3): the predicted
-score of the cheapest rung is compared with ``thresholds`` (one per step up the ladder, non-
-increasing): at or above the first, the cheapest rung; below it, one rung up; below the second,
-two rungs up... The thresholds are calibrated so a sample of prompts lands on a target tier mix
-(the seeds' 70/25/5 by default; ``tierwise calibrate``). A hard prompt that every rung is predicted
-to find hard therefore escalates; it is never sent down because the predicted gap between the rungs
-is small (the ``gap`` rule of artifact versions 1-2, "cheapest rung within ``tolerance`` of the best
+The artifact (:class:`Artifact`) comes from ``tierwise train`` (:mod:`.training`: one ridge
+regression per rung on recorded outcomes, features in :mod:`.features`; by default no feature
+depends on the record's category, so what ``train`` uses is exactly what ``decide`` sees). Its
+ladder is ordered by **price** (the blended list price per million tokens of each rung's model).
+At decide time the router featurises the prompt and predicts each rung's expected score. The
+**difficulty rule** (artifact version 3): the predicted score of the cheapest rung is compared
+with ``thresholds`` (one per step up the ladder, non-increasing): at or above the first, the
+cheapest rung; below it, one rung up; below the second, two rungs up... The thresholds are
+calibrated so a sample of prompts lands on a target tier mix (the seeds' 70/25/5 by default;
+``tierwise calibrate``). A hard prompt that every rung is predicted to find hard therefore
+escalates; it is never sent down because the predicted gap between the rungs is small (the
+``gap`` rule of artifact versions 1-2, "cheapest rung within ``tolerance`` of the best
 prediction", which those artifacts still use unless ``thresholds`` are configured).
 
 Decide time is on the proxy's hot path: for hash-2 features prediction goes through ``FastScorer``
@@ -26,7 +22,8 @@ computes the same numbers and is what training uses.
 
 The artifact is JSON (arrays as base64 little-endian float32), never pickle. It records the
 ladder, the prices, the training-set hash, the version and the provenance; it may also carry
-a verifier per cheap rung (logistic regression on the cheap answer's features) for cascades.
+a verifier per cheap rung (logistic regression on the cheap answer's features, fitted by
+:func:`tierwise.cascade.training.fit_verifier`) for cascades.
 
 Ladders of non-Claude models (e.g. the benchmark's mixtral -> gpt-4) are served by mapping
 ladder positions to tiers: the ``rungs`` option (``{"0": "fast", "1": "balanced"}`` or a list)
@@ -39,7 +36,6 @@ ladder).
 from __future__ import annotations
 
 import base64
-import datetime as _dt
 import hashlib
 import json
 import math
@@ -52,20 +48,23 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 import numpy as np
 
 from ..errors import ConfigError
+from ..cascade.training import VERIFIER_NAMES, verifier_features
 from .base import Decision, RouteRequest
-from .features import (ANSWER_NAMES, DENSE_NAMES, FastScorer, Featurizer, FeatureSpec, answer_features,
-                       dense_signals, describe_prompt)
+from .features import FastScorer, Featurizer, FeatureSpec, count_numbers, count_options, prompt_signals
 from .rules import (DEFAULT_MIX, argmax, blended_price, choose_rung, choose_rungs, difficulty_rung, difficulty_rungs,
                     mix_for, thresholds_for_mix)
-from .solvers import logistic_fit, ridge_cg
+from .solvers import ridge_cg
 
 if TYPE_CHECKING:
     from ..config import Settings
-    from ..outcomes import Record
+    from .signals import Signals
 
-__all__ = ["Artifact", "LearnedRouter", "train", "load_artifact", "parse_ladder", "ridge_cg", "logistic_fit",
-           "choose_rung", "choose_rungs", "difficulty_rung", "difficulty_rungs", "thresholds_for_mix", "mix_for",
-           "blended_price", "order_by_price", "DEFAULT_ARTIFACT", "ARTIFACT_VERSION", "DEFAULT_MIX", "Verifier"]
+# ridge_cg, the rules and the mix helpers are re-exported: the shadow learner, the replay and
+# ``tierwise calibrate`` read them from here (training itself lives in :mod:`.training`)
+__all__ = ["Artifact", "LearnedRouter", "load_artifact", "ridge_cg", "choose_rung", "choose_rungs",
+           "difficulty_rung", "difficulty_rungs", "thresholds_for_mix", "mix_for", "blended_price",
+           "DEFAULT_ARTIFACT", "ARTIFACT_VERSION", "DEFAULT_MIX", "DEFAULT_LAMBDA", "DEFAULT_TOLERANCE", "Verifier",
+           "artifact_digest"]
 
 # 3: the difficulty rule (thresholds on the cheapest rung's predicted score), rungs in price order;
 # 2: hash-2 features (fast decide path); 1: numpy-only features. Versions 1-2 still load (gap rule).
@@ -75,36 +74,6 @@ DEFAULT_ARTIFACT = "data/router.json"
 DEFAULT_LAMBDA = 10.0
 DEFAULT_TOLERANCE = 0.05
 RULES = ("difficulty", "gap")
-
-
-# ----------------------------------------------------------------------------- ladders
-def parse_ladder(spec: str | Sequence[str] | Sequence[Sequence[str]]) -> list[list[str]]:
-    """``"a,b|b2,c"`` -> ``[["a"], ["b", "b2"], ["c"]]``: rungs cheapest first; ``|`` lists alternative
-    models whose outcomes stand in for that rung (e.g. other datasets' weak/strong models)."""
-    items = spec.split(",") if isinstance(spec, str) else list(spec)
-    rungs: list[list[str]] = []
-    for item in items:
-        models = [m.strip() for m in (item.split("|") if isinstance(item, str) else item) if m.strip()]
-        if not models:
-            raise ConfigError(f"ladder {spec!r}: empty rung")
-        rungs.append(models)
-    if len(rungs) < 2:
-        raise ConfigError(f"ladder {spec!r}: a ladder needs at least 2 models (cheapest first)")
-    names = [r[0] for r in rungs]
-    if len(set(names)) != len(names):
-        raise ConfigError(f"ladder {spec!r}: a model appears twice")
-    return rungs
-
-
-def rung_outcomes(record: "Record", rungs: Sequence[Sequence[str]]) -> list[str] | None:
-    """For each rung, the model whose outcome the record has (first alternative present), or None."""
-    out = []
-    for alts in rungs:
-        m = next((a for a in alts if a in record.outcomes), None)
-        if m is None:
-            return None
-        out.append(m)
-    return out
 
 
 # ----------------------------------------------------------------------------- (de)serialisation
@@ -130,40 +99,25 @@ class Verifier:
     threshold: float = 0.5
 
     def features(self, answer: str | None, prompt: str) -> np.ndarray:
-        return np.concatenate([answer_features(answer, prompt), dense_signals(prompt)])
+        # a verifier fitted on fewer features (an older artifact) reads the ones it was fitted on
+        return verifier_features(answer, prompt, None if len(self.w) == len(VERIFIER_NAMES) else len(self.w))
 
     def prob(self, answer: str | None, prompt: str) -> float:
         z = float(self.features(answer, prompt) @ self.w + self.b)
         return 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))
 
     def to_json(self) -> dict[str, Any]:
-        return {"rung": self.rung, "model": self.model, "names": list(ANSWER_NAMES + DENSE_NAMES),
+        return {"rung": self.rung, "model": self.model, "names": list(VERIFIER_NAMES[:len(self.w)]),
                 "w": [round(float(x), 6) for x in self.w], "b": round(self.b, 6), "threshold": self.threshold}
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> "Verifier":
+        names = list(d.get("names", VERIFIER_NAMES[:len(d["w"])]))
+        if names != list(VERIFIER_NAMES[:len(names)]) or len(names) != len(d["w"]):
+            raise ConfigError("router artifact: a verifier's features are not this tierwise's "
+                              f"({len(names)} names, {len(d['w'])} weights)")
         return cls(rung=int(d["rung"]), model=str(d["model"]), w=np.array(d["w"], dtype=np.float64), b=float(d["b"]),
                    threshold=float(d.get("threshold", 0.5)))
-
-
-def fit_verifier(records: Sequence["Record"], rungs: Sequence[Sequence[str]], rung: int = 0,
-                 lam: float = 1.0) -> Verifier | None:
-    """Train on records whose rung-``rung`` outcome has a response; target = that answer scored at
-    least as well as the strongest rung's (i.e. escalating would not have helped)."""
-    X, y = [], []
-    for r in records:
-        models = rung_outcomes(r, rungs)
-        if models is None:
-            continue
-        o = r.outcomes[models[rung]]
-        if o.response is None:
-            continue
-        X.append(np.concatenate([answer_features(o.response, r.prompt), dense_signals(r.prompt)]))
-        y.append(1.0 if o.score >= r.outcomes[models[-1]].score - 1e-9 else 0.0)
-    if len(y) < 20 or min(sum(y), len(y) - sum(y)) < 3:
-        return None
-    w, b = logistic_fit(np.array(X), np.array(y), lam=lam)
-    return Verifier(rung=rung, model=rungs[rung][0], w=w, b=b)
 
 
 # ----------------------------------------------------------------------------- the artifact
@@ -293,101 +247,41 @@ def load_artifact(path: str | os.PathLike[str] | None = None) -> Artifact:
     return Artifact.from_json(data, where)
 
 
-def order_by_price(rungs: Sequence[Sequence[str]], prices: Mapping[str, Mapping[str, Any]]) -> list[list[str]]:
-    """The rungs sorted by the blended list price of their (first) model, cheapest first; a rung
-    without a price keeps its place relative to the others (stable sort on the given position)."""
-    bp = [blended_price(prices.get(r[0])) for r in rungs]
-    if any(b is None for b in bp):
-        return [list(r) for r in rungs]
-    return [list(rungs[i]) for i in sorted(range(len(rungs)), key=lambda i: (bp[i], i))]
-
-
-def train(records: Sequence["Record"], ladder: str | Sequence[Any], prices: Mapping[str, Mapping[str, float]], *,
-          lam: float = DEFAULT_LAMBDA, spec: FeatureSpec | None = None, tolerance: float = DEFAULT_TOLERANCE,
-          sources: Sequence[str] = (), provenance: Mapping[str, Any] | None = None, verifiers: bool = True,
-          use_category: bool = False, mix: Sequence[float] = DEFAULT_MIX) -> Artifact:
-    """Fit the per-rung score predictors on every record that has an outcome for each rung.
-
-    The rungs are put in price order (blended list price of each rung's model). A record whose
-    stand-in models (``a|a2``) are priced against that order (the "strong" stand-in cheaper than the
-    "weak" one) is skipped: it says nothing about when paying more helps. ``use_category=False``
-    (the default) switches off every category-dependent feature. The difficulty thresholds are set
-    so the training prompts land on ``mix``; recalibrate on your own prompts (``tierwise calibrate``)."""
-    from ..outcomes import outcome_cost, records_hash
-
-    given = parse_ladder(ladder)
-    rungs = order_by_price(given, prices)
-    spec = FeatureSpec.from_json(spec.to_json()) if spec is not None else FeatureSpec()
-    if not use_category:
-        spec = spec.without_category()
-    rows, Y, costs = [], [], []
-    skipped = 0
-    for r in records:
-        models = rung_outcomes(r, rungs)
-        if models is None:
-            continue
-        bp = [blended_price(prices.get(m)) for m in models]
-        if all(b is not None for b in bp) and any(bp[j] > bp[j + 1] for j in range(len(bp) - 1)):  # type: ignore[operator]
-            skipped += 1
-            continue
-        rows.append(r)
-        Y.append([r.outcomes[m].score for m in models])
-        costs.append([outcome_cost(r.outcomes[m], rung[0] if rung[0] in prices else m, prices)
-                      for m, rung in zip(models, rungs)])
-    if len(rows) < 2:
-        raise ConfigError(f"training: only {len(rows)} record(s) have an outcome for every rung of "
-                          f"{','.join('|'.join(r) for r in rungs)}"
-                          + (f" ({skipped} skipped: stand-in models priced against the ladder order)" if skipped else ""))
-    fz = Featurizer(spec)
-    X = fz.transform([r.prompt for r in rows], [r.category for r in rows] if spec.uses_category else None)
-    W, mu = ridge_cg(X, np.array(Y), lam)
-    Yarr, Carr = np.array(Y), np.array(costs)
-    datasets: dict[str, int] = {}
-    for r in rows:
-        datasets[r.dataset or "?"] = datasets.get(r.dataset or "?", 0) + 1
-    names = [r[0] for r in rungs]
-    rung_price = [blended_price(prices.get(m)) for m in names]
-    ordered = "by price (blended list price per Mtok, 3 input : 1 output, from the prices given to train)" \
-        if all(b is not None for b in rung_price) else "as given (not every rung has a price)"
-    used = [k for k, v in spec.weights.items() if v and spec.uses(k)]
-    art = Artifact(
-        ladder=names, rung_models=rungs, spec=spec, W=W, mu=mu,
-        prices={m: dict(prices[m]) for m in {a for r in rungs for a in r} if m in prices},
-        rung_cost=[float(c) for c in Carr.mean(0)], lam=lam, tolerance=tolerance,
-        rung_price=[round(float(b), 6) for b in rung_price] if all(b is not None for b in rung_price) else [],
-        training={"records": len(rows), "sha256": records_hash(rows), "files": [os.path.basename(str(s)) for s in sources],
-                  "datasets": datasets, "mean_score": [round(float(x), 4) for x in Yarr.mean(0)],
-                  "mean_cost_usd": [float(f"{c:.6g}") for c in Carr.mean(0)],
-                  **({"skipped_price_order": skipped} if skipped else {})},
-        provenance={"created": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-                    "tool": "tierwise train", "method": "per-rung ridge regression (conjugate gradients) on hashed "
-                    "words (" + ", ".join(used) + f"; hash scheme {spec.hash}) and structural signals",
-                    "features": "prompt text only: no category-dependent feature" if not spec.uses_category else
-                    "prompt text and the category, which live requests must carry as their task type",
-                    "ladder_order": ordered + ("" if names == [r[0] for r in given] else
-                                               f"; given as {' -> '.join(r[0] for r in given)}"),
-                    **dict(provenance or {})},
-    )
-    shares = mix_for(len(names), mix)
-    art.mix = [round(x, 6) for x in shares]
-    P = art.predict([r.prompt for r in rows], [r.category for r in rows] if spec.uses_category else None)
-    art.thresholds = thresholds_for_mix(P[:, art.cheap], shares)
-    art.provenance.setdefault("rule", "difficulty: thresholds on the cheapest rung's predicted score, set so the "
-                              "training prompts land " + "/".join(f"{100 * x:.0f}" for x in shares)
-                              + " cheapest first; recalibrate with `tierwise calibrate --mix`")
-    if verifiers:
-        for i in range(len(rungs) - 1):
-            v = fit_verifier(rows, rungs, i)
-            if v is not None:
-                art.verifiers.append(v)
-    return art
-
-
 def _signals_of(text: str) -> Any:
     return RouteRequest.from_prompt(text).signals
 
 
 # ----------------------------------------------------------------------------- the router
+def describe_prompt(text: str, signals: "Signals | None" = None, n_numbers: int | None = None,
+                    n_options: int | None = None) -> list[str]:
+    """A few human-readable phrases about a prompt (for Decision.reasons). ``n_numbers`` and
+    ``n_options`` (:func:`.features.count_numbers` / :func:`.features.count_options` of ``text``)
+    skip recounting them."""
+    s = signals or prompt_signals(text)
+    out: list[str] = []
+    if n_numbers is None:
+        n_numbers = count_numbers(text)
+    if n_options is None:
+        n_options = count_options(text)
+    if s.math and (n_numbers >= 3 or s.multi_step):  # numbers alone (dates, prices, ids) are no math ask
+        out.append("multi-step math word problem" if len(text) > 150 else "arithmetic question")
+    elif s.math:
+        out.append("math or quantities")
+    if n_options >= 2:
+        out.append("multiple-choice question")
+    if s.code or s.code_task:
+        out.append("code")
+    if s.analysis:
+        out.append("comparison or analysis")
+    if s.stakes:
+        out.append("high-stakes domain")
+    if s.short_output:
+        out.append("short, schema-bound output")
+    if len(text) > 8000:
+        out.append(f"long prompt ({(len(text) + 3) // 4:,} tokens)")
+    return out
+
+
 def _pretty(model: str) -> str:
     for fam in ("haiku", "sonnet", "opus"):
         if fam in model:

@@ -1,13 +1,47 @@
 """The two solvers the learned router trains with: ridge regression by conjugate gradients on a
-sparse design matrix, and a small dense L2-regularised logistic regression (cascade verifiers)."""
+sparse design matrix (:class:`SparseRows`, what :class:`.features.Featurizer` builds), and a small
+dense L2-regularised logistic regression (cascade verifiers)."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from .features import SparseRows
+__all__ = ["SparseRows", "ridge_cg", "logistic_fit"]
 
-__all__ = ["ridge_cg", "logistic_fit"]
+
+class SparseRows:
+    """A minimal CSR matrix (rows = prompts) with the two products ridge regression needs."""
+
+    def __init__(self, indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, n_cols: int) -> None:
+        self.indptr, self.indices, self.data, self.n_cols = indptr, indices, data, n_cols
+        self.n_rows = len(indptr) - 1
+        self._row_of = np.repeat(np.arange(self.n_rows), np.diff(indptr))
+
+    @classmethod
+    def from_rows(cls, rows: Sequence[tuple[np.ndarray, np.ndarray]], n_cols: int) -> "SparseRows":
+        lens = np.array([len(i) for i, _ in rows], dtype=np.int64)
+        indptr = np.concatenate([[0], np.cumsum(lens)]).astype(np.int64)
+        indices = np.concatenate([i for i, _ in rows]) if rows else np.zeros(0, np.int64)
+        data = np.concatenate([v for _, v in rows]) if rows else np.zeros(0)
+        return cls(indptr, indices.astype(np.int64), data.astype(np.float64), n_cols)
+
+    def subset(self, rows: np.ndarray) -> "SparseRows":
+        return SparseRows.from_rows([(self.indices[self.indptr[r]:self.indptr[r + 1]],
+                                      self.data[self.indptr[r]:self.indptr[r + 1]]) for r in rows], self.n_cols)
+
+    def dot(self, w: np.ndarray) -> np.ndarray:
+        """X @ w for w of shape (n_cols,) or (n_cols, k)."""
+        if w.ndim == 1:
+            return np.bincount(self._row_of, weights=self.data * w[self.indices], minlength=self.n_rows)
+        return np.stack([np.bincount(self._row_of, weights=self.data * w[self.indices, j], minlength=self.n_rows)
+                         for j in range(w.shape[1])], axis=1)
+
+    def tdot(self, u: np.ndarray) -> np.ndarray:
+        """X.T @ u for u of shape (n_rows,) or (n_rows, k)."""
+        if u.ndim == 1:
+            return np.bincount(self.indices, weights=self.data * u[self._row_of], minlength=self.n_cols)
+        return np.stack([np.bincount(self.indices, weights=self.data * u[self._row_of, j], minlength=self.n_cols)
+                         for j in range(u.shape[1])], axis=1)
 
 
 def ridge_cg(X: SparseRows, Y: np.ndarray, lam: float, iters: int = 200, tol: float = 1e-5,
