@@ -310,11 +310,48 @@ def _build() -> tuple[dict[str, list[tuple[str, float]]], dict[tuple[str, str], 
 
 _UNI, _BI, _LONG = _build()
 _UNI_KEYS = frozenset(_UNI)
-_LONG_RX = re.compile("|".join(re.escape(p) for p, _, _ in sorted(_LONG, key=lambda x: -len(x[0])))) if _LONG else None
-_LONG_BY = {}
+_LONG_BY: dict[str, list[tuple[str, float]]] = {}
 for _p, _c, _w in _LONG:
     _LONG_BY.setdefault(_p, []).append((_c, _w))
 _BI_KEYS = frozenset(_BI)
+
+
+def _anchors() -> dict[str, tuple[str, ...]]:
+    """Phrases of 3+ words by an interior word (the longest). An interior word of a phrase that
+    occurs in the text is surrounded by spaces there, so it is one of the text's words: a phrase
+    whose anchor is not among them cannot occur, and is not looked for."""
+    by: dict[str, list[str]] = {}
+    for phrase in sorted(_LONG_BY):
+        interior = phrase.split(" ")[1:-1]
+        by.setdefault(max(interior, key=len), []).append(phrase)
+    return {w: tuple(ps) for w, ps in by.items()}
+
+
+_ANCHOR = _anchors()
+_ANCHOR_KEYS = frozenset(_ANCHOR)
+
+
+def _long_phrases(low: str, ws: list[str]) -> list[str]:
+    """The 3+-word phrases found in ``low``, sorted: the distinct matches of one alternation of all
+    of them, longest first, scanned left to right without overlap (``re.findall``), computed from
+    the few phrases whose anchor word is in the text."""
+    found = [p for w in _ANCHOR_KEYS.intersection(ws) for p in _ANCHOR[w] if p in low]
+    if len(found) <= 1:
+        return found
+    occurrences = []
+    for p in found:
+        j = low.find(p)
+        while j >= 0:
+            occurrences.append((j, -len(p), p))
+            j = low.find(p, j + 1)
+    occurrences.sort()  # by position, the longest first where several start at one place
+    out = set()
+    end = 0
+    for j, neg_len, p in occurrences:
+        if j >= end:
+            out.add(p)
+            end = j - neg_len
+    return sorted(out)
 
 
 @dataclass(frozen=True, slots=True)
@@ -367,9 +404,9 @@ def categorize(text: str, words: list[str] | None = None, *, short_output: bool 
             scores[cat] = scores.get(cat, 0.0) + v
             if v > best_cue.get(cat, (0.0, ""))[0]:
                 best_cue[cat] = (v, f"{pair[0]} {pair[1]}")
-    if _LONG_RX is not None and n >= 3:
+    if _LONG_BY and n >= 3:
         low = text.lower() if words is None else " ".join(ws)
-        for phrase in sorted(set(_LONG_RX.findall(low))):
+        for phrase in _long_phrases(low, ws):
             for cat, wt in _LONG_BY[phrase]:
                 scores[cat] = scores.get(cat, 0.0) + wt * 1.5
                 if wt * 1.5 > best_cue.get(cat, (0.0, ""))[0]:
@@ -405,11 +442,37 @@ _SHORT_OUT = re.compile(
     r"\bunder \d+ words\b|\b\d+ sentences max\b|\bas json\b|\breturn json\b|\bjson (?:object|array|list)\b|"
     r"\bas csv\b|\b[a-z_]+: ?[a-z]+/[a-z]+(?:/[a-z]+)*\b|\b[a-z]+ or [a-z]+\?|\bone per line\b|\bas a list\b|"
     r"\breply [A-Za-z_]+ or [A-Za-z_]+\b|\banswer [A-Za-z_]+ or [A-Za-z_]+\b|\breturn the (?:path|label|category)\b")
+# The same alternatives, grouped by a piece of text every match of the group contains: a group's
+# expression is searched only where that text occurs (the answer is whether any alternative matches,
+# so the groups may be searched in any order).
+_SHORT_GROUPS = tuple((needle, re.compile(rx)) for needle, rx in (
+    ("json", r"\bas json\b|\breturn json\b|\bjson (?:object|array|list)\b"),
+    ("one", r"\bone word\b|\bone of\b|\bone-line\b|\bone sentence\b|\bone per line\b"),
+    (" words", r"\bin \d+ words\b|\bmax \d+ words\b|\bunder \d+ words\b"),
+    (" only", r"\blabel only\b|\bnumber only\b"),
+    ("single word", r"\bsingle word\b"),
+    (" sentences max", r"\b\d+ sentences max\b"),
+    ("as ", r"\bas csv\b|\bas a list\b"),
+    ("return the ", r"\breturn the (?:path|label|category)\b"),
+    ("/", r"\byes/no\b|\b[a-z_]+: ?[a-z]+/[a-z]+(?:/[a-z]+)*\b"),
+    (" or ", r"\byes or no\b|\btrue or false\b|\b\d+ words or fewer\b|\b[a-z]+ or [a-z]+\?|"
+             r"\breply [A-Za-z_]+ or [A-Za-z_]+\b|\banswer [A-Za-z_]+ or [A-Za-z_]+\b"),
+))
+
+
+def _short_in(text: str, pos: int, endpos: int) -> bool:
+    """``_SHORT_OUT.search(text, pos, endpos) is not None``, searching only the groups whose text occurs."""
+    part = text[pos:endpos]
+    for needle, rx in _SHORT_GROUPS:
+        if needle in part and rx.search(text, pos, endpos) is not None:
+            return True
+    return False
 
 
 def short_output(text: str) -> bool:
     """The request bounds its answer's format (yes/no, one word, a label, N words, JSON): looked for
     where instructions are, the first 800 and the last 400 characters."""
-    if len(text) > 1200:
-        return _SHORT_OUT.search(text, 0, 800) is not None or _SHORT_OUT.search(text, len(text) - 400) is not None
-    return _SHORT_OUT.search(text) is not None
+    n = len(text)
+    if n > 1200:
+        return _short_in(text, 0, 800) or _short_in(text, n - 400, n)
+    return _short_in(text, 0, n)
