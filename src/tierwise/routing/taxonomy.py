@@ -335,7 +335,10 @@ def _long_phrases(low: str, ws: list[str]) -> list[str]:
     """The 3+-word phrases found in ``low``, sorted: the distinct matches of one alternation of all
     of them, longest first, scanned left to right without overlap (``re.findall``), computed from
     the few phrases whose anchor word is in the text."""
-    found = [p for w in _ANCHOR_KEYS.intersection(ws) for p in _ANCHOR[w] if p in low]
+    found: list[str] = []
+    contains = low.__contains__
+    for w in _ANCHOR_KEYS.intersection(ws):
+        found.extend(filter(contains, _ANCHOR[w]))
     if len(found) <= 1:
         return found
     occurrences = []
@@ -376,41 +379,58 @@ def categorize(text: str, words: list[str] | None = None, *, short_output: bool 
     ws = words if words is not None else words_of(text)
     scores: dict[str, float] = {}
     best_cue: dict[str, tuple[float, str]] = {}
+    get, cue_of = scores.get, best_cue.get
     n = len(ws)
     # each cue counts once, at the weight of its most prominent place: the opening instruction
     # (double), the edges (the instruction is at the start or the end), the middle of a long
-    # input (half: mostly the data the instruction is about)
-    lead = set(ws[:LEAD])
-    edge = set(ws[:EDGE])
-    edge.update(ws[-EDGE:])
+    # input (half: mostly the data the instruction is about). A text of at most 2 x EDGE words is
+    # all edge; of at most LEAD words, all opening instruction.
     hits = _UNI_KEYS.intersection(ws)
-    pairs = set(zip(ws, ws[1:]))
-    bihits = _BI_KEYS.intersection(pairs)
-    if bihits:
-        lead_pairs = set(zip(ws[:LEAD], ws[1:LEAD + 1]))
-        edge_pairs = set(zip(ws[:EDGE], ws[1:EDGE + 1]))
-        edge_pairs.update(zip(ws[-EDGE - 1:], ws[-EDGE:]))
-    for w in sorted(hits):  # a fixed order: the same reason whatever the process's hash seed
-        mult = 2.0 if w in lead else 1.0 if w in edge else 0.5
-        for cat, wt in _UNI[w]:
-            v = wt * mult
-            scores[cat] = scores.get(cat, 0.0) + v
-            if v > best_cue.get(cat, (0.0, ""))[0]:
-                best_cue[cat] = (v, w)
-    for pair in sorted(bihits):
-        mult = 2.0 if pair in lead_pairs else 1.0 if pair in edge_pairs else 0.5
-        for cat, wt in _BI[pair]:
-            v = wt * mult
-            scores[cat] = scores.get(cat, 0.0) + v
-            if v > best_cue.get(cat, (0.0, ""))[0]:
-                best_cue[cat] = (v, f"{pair[0]} {pair[1]}")
-    if _LONG_BY and n >= 3:
+    if hits:
+        lead = set(ws[:LEAD]) if n > LEAD else None
+        edge = None
+        if n > 2 * EDGE:
+            edge = set(ws[:EDGE])
+            edge.update(ws[-EDGE:])
+        for w in sorted(hits):  # a fixed order: the same reason whatever the process's hash seed
+            if lead is None or w in lead:
+                mult = 2.0
+            else:
+                mult = 1.0 if edge is None or w in edge else 0.5
+            for cat, wt in _UNI[w]:
+                v = wt * mult
+                scores[cat] = get(cat, 0.0) + v
+                b = cue_of(cat)
+                if b is None or v > b[0]:
+                    best_cue[cat] = (v, w)
+    if n > 1:
+        bihits = _BI_KEYS.intersection(zip(ws, ws[1:]))
+        if bihits:
+            lead_pairs = set(zip(ws[:LEAD], ws[1:LEAD + 1])) if n > LEAD + 1 else None
+            edge_pairs = None
+            if n > 2 * EDGE + 1:
+                edge_pairs = set(zip(ws[:EDGE], ws[1:EDGE + 1]))
+                edge_pairs.update(zip(ws[-EDGE - 1:], ws[-EDGE:]))
+            for pair in sorted(bihits):
+                if lead_pairs is None or pair in lead_pairs:
+                    mult = 2.0
+                else:
+                    mult = 1.0 if edge_pairs is None or pair in edge_pairs else 0.5
+                for cat, wt in _BI[pair]:
+                    v = wt * mult
+                    scores[cat] = get(cat, 0.0) + v
+                    b = cue_of(cat)
+                    if b is None or v > b[0]:
+                        best_cue[cat] = (v, f"{pair[0]} {pair[1]}")
+    if n >= 3:
         low = text.lower() if words is None else " ".join(ws)
         for phrase in _long_phrases(low, ws):
             for cat, wt in _LONG_BY[phrase]:
-                scores[cat] = scores.get(cat, 0.0) + wt * 1.5
-                if wt * 1.5 > best_cue.get(cat, (0.0, ""))[0]:
-                    best_cue[cat] = (wt * 1.5, phrase)
+                v = wt * 1.5
+                scores[cat] = get(cat, 0.0) + v
+                b = cue_of(cat)
+                if b is None or v > b[0]:
+                    best_cue[cat] = (v, phrase)
     if short_output:
         for cat in FAST:
             if cat in scores:
@@ -423,13 +443,17 @@ def categorize(text: str, words: list[str] | None = None, *, short_output: bool 
                 if cat in scores and cat != "simple_faq":
                     scores[cat] *= 0.5
         for cat in CODE:
-            scores[cat] = scores.get(cat, 0.0) + HARNESS_CODE_PRIOR
+            scores[cat] = get(cat, 0.0) + HARNESS_CODE_PRIOR
             best_cue.setdefault(cat, (0.0, "coding agent"))
     if not scores:
         return Category(None, 0.0, 0.0, None, ())
-    ranked = sorted(scores.items(), key=lambda kv: (-round(kv[1], 6), kv[0]))
-    top, s1 = ranked[0]
-    runner, s2 = ranked[1] if len(ranked) > 1 else (None, 0.0)
+    if len(scores) == 1:
+        (top, s1), = scores.items()
+        runner, s2 = None, 0.0
+    else:
+        ranked = sorted([(-round(v, 6), c) for c, v in scores.items()])  # by score, then name
+        top, runner = ranked[0][1], ranked[1][1]
+        s1, s2 = scores[top], scores[runner]
     if s1 < _MIN_SCORE:
         return Category(None, 0.0, s1, top, ())
     confidence = round(min(0.95, 0.35 + 0.6 * (s1 - s2) / s1), 2)
