@@ -162,6 +162,11 @@ def _instructions_child(n: int, sync: Path) -> None:
         warm.decide(RouteRequest(b))
     phases = [[RouteRequest(b) for b in bodies], [RouteRequest(b) for b in bodies if "tools" in b]]
     routers = [build_router("prior", settings), build_router("prior", settings)]
+    # the set-up's objects (1,000 bodies, 30k-token system prompts) are frozen out of the collector:
+    # a full collection walking them would land in one phase or the other by allocation count and
+    # move the figure by more than the code does; collections of what decide allocates still count
+    gc.collect()
+    gc.freeze()
     (sync / "ready").write_text(" ".join(str(len(p)) for p in phases))
     for k, (router, reqs) in enumerate(zip(routers, phases)):
         while not (sync / f"go{k}").exists():  # the parent has counting on (and zeroed), then says go
@@ -171,7 +176,7 @@ def _instructions_child(n: int, sync: Path) -> None:
         (sync / f"done{k}").write_text("")
 
 
-def instructions(n: int) -> int:
+def instructions(n: int, keep: str | None = None) -> int:
     """Instructions per ``decide`` of the prior router on the bench's requests, counted by callgrind."""
     import re
     import shutil
@@ -223,6 +228,8 @@ def instructions(n: int) -> int:
     finally:
         if proc.poll() is None:
             proc.kill()
+        if keep:
+            shutil.copytree(tmp, keep, dirs_exist_ok=True)
         shutil.rmtree(tmp, ignore_errors=True)
     print(f"prior router decide, instructions per call (callgrind, tierwise from {SRC}):")
     for what, count, per in figures:
@@ -239,13 +246,15 @@ def main() -> int:
     ap.add_argument("--prior-only", action="store_true", help="skip the learned router's figures")
     ap.add_argument("--instructions", action="store_true",
                     help="count the prior router's instructions per decide with callgrind (deterministic; slow)")
+    ap.add_argument("--keep", default=None, help="with --instructions: keep the callgrind files in this directory "
+                    "(callgrind_annotate DIR/callgrind.out.1)")
     ap.add_argument("--instructions-child", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.instructions_child:
         _instructions_child(args.n, Path(args.instructions_child))
         return 0
     if args.instructions:
-        return instructions(args.n)
+        return instructions(args.n, args.keep)
 
     def timed(fn, reqs, clock=time.perf_counter) -> list[float]:
         out = []

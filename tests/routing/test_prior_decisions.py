@@ -40,11 +40,13 @@ BAD_SHAPES = [
     [{"role": "user", "content": [{"type": "text", "text": "\ud800 surrogate and \x00 nul"}]}],
     [{"role": "user", "content": "x" * 1_000_000}],
     [{"role": "user", "content": [{"type": "text", "text": "word "}] * 5000}],
+    [{"role": "user", "content": "fix the bug"}, {"role": "assistant", "content": [{"type": "tool_use", "input": 5}]},
+     {"role": "user", "content": [{"type": "tool_result", "content": [{"type": "text", "text": 7}]}]}],
 ]
 
 
 @pytest.mark.parametrize("messages", BAD_SHAPES)
-@pytest.mark.parametrize("shape", ["chat", "agent", "odd-fields"])
+@pytest.mark.parametrize("shape", ["chat", "agent", "odd-fields", "odd-tools"])
 def test_bad_input_gets_a_decision_with_a_reason_never_an_exception(messages, shape):
     body = {"model": "auto", "max_tokens": 100, "messages": messages}
     if shape == "agent":
@@ -53,6 +55,9 @@ def test_bad_input_gets_a_decision_with_a_reason_never_an_exception(messages, sh
     elif shape == "odd-fields":
         body.update(system=[3, None, {"type": "text", "text": ["not", "text"]}], tools=[None, "t", {"name": 3}],
                     max_tokens=True, metadata="nope")
+    elif shape == "odd-tools":  # descriptions that are not text: measured as nothing, never an exception
+        body.update(tools=[{"name": "a", "description": 5}, {"name": "b", "description": ["x"]}, {"description": None}] * 3,
+                    metadata={"user_id": "u_session_odd"})
     router = build_router("prior", load_settings(None, environ={}))
     for _ in range(2):  # a first turn and a repeat (conversation state in the way)
         d = router.decide(RouteRequest(body))
