@@ -349,27 +349,23 @@ def _neighbours() -> dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]]:
 _NEIGHBOURS = _neighbours()
 
 
-def _near(low: str, spaced: str, prevs: tuple[str, ...], nexts: tuple[str, ...]) -> bool:
-    """Whether ``spaced`` (an anchor between spaces) occurs in ``low`` right after one of ``prevs``
-    and right before one of ``nexts``: a necessary condition for any of the anchor's phrases."""
-    j = low.find(spaced)
-    while j >= 0:
-        if low.endswith(prevs, 0, j) and low.startswith(nexts, j + len(spaced)):
-            return True
-        j = low.find(spaced, j + 1)
-    return False
-
-
 def _long_phrases(low: str, ws: list[str]) -> list[str]:
     """The 3+-word phrases found in ``low``, sorted: the distinct matches of one alternation of all
     of them, longest first, scanned left to right without overlap (``re.findall``), computed from
     the few phrases whose anchor word is in the text."""
     found: list[str] = []
     contains = low.__contains__
+    find, before, after = low.find, low.endswith, low.startswith
     for w in _ANCHOR_KEYS.intersection(ws):
         nb = _NEIGHBOURS.get(w)
-        if nb is None or _near(low, *nb):  # an anchor of several phrases: first where it stands
-            found.extend(filter(contains, _ANCHOR[w]))
+        if nb is not None:  # an anchor of several phrases: first, does it stand between fitting words?
+            spaced, prevs, nexts = nb
+            j = find(spaced)
+            while j >= 0 and not (before(prevs, 0, j) and after(nexts, j + len(spaced))):
+                j = find(spaced, j + 1)
+            if j < 0:
+                continue
+        found.extend(filter(contains, _ANCHOR[w]))
     if len(found) <= 1:
         return found
     occurrences = []
@@ -500,30 +496,31 @@ _SHORT_OUT = re.compile(
 # The same alternatives, grouped by a piece of text every match of the group contains: a group's
 # expression is searched only where that text occurs (the answer is whether any alternative matches,
 # so the groups may be searched in any order).
-_SHORT_GROUPS = tuple((needles, re.compile(rx)) for needles, rx in (
-    (("json",), r"\bas json\b|\breturn json\b|\bjson (?:object|array|list)\b"),
-    (("one ",), r"\bone word\b|\bone of\b|\bone sentence\b|\bone per line\b"),
-    (("one-line",), r"\bone-line\b"),
-    ((" words",), r"\bin \d+ words\b|\bmax \d+ words\b|\bunder \d+ words\b"),
-    ((" only",), r"\blabel only\b|\bnumber only\b"),
-    (("single word",), r"\bsingle word\b"),
-    ((" sentences max",), r"\b\d+ sentences max\b"),
-    (("as csv",), r"\bas csv\b"),
-    (("as a list",), r"\bas a list\b"),
-    (("return the ",), r"\breturn the (?:path|label|category)\b"),
-    (("yes/no",), r"\byes/no\b"),
-    (("/", ":"), r"\b[a-z_]+: ?[a-z]+/[a-z]+(?:/[a-z]+)*\b"),
-    ((" or ", "?"), r"\b[a-z]+ or [a-z]+\?"),
-    ((" or ",), r"\byes or no\b|\btrue or false\b|\b\d+ words or fewer\b|"
-                r"\breply [A-Za-z_]+ or [A-Za-z_]+\b|\banswer [A-Za-z_]+ or [A-Za-z_]+\b"),
+_SHORT_GROUPS = tuple((needle, also, re.compile(rx)) for needle, also, rx in (
+    ("json", "", r"\bas json\b|\breturn json\b|\bjson (?:object|array|list)\b"),
+    ("one ", "", r"\bone word\b|\bone of\b|\bone sentence\b|\bone per line\b"),
+    ("one-line", "", r"\bone-line\b"),
+    (" words", "", r"\bin \d+ words\b|\bmax \d+ words\b|\bunder \d+ words\b"),
+    (" only", "", r"\blabel only\b|\bnumber only\b"),
+    ("single word", "", r"\bsingle word\b"),
+    (" sentences max", "", r"\b\d+ sentences max\b"),
+    ("as csv", "", r"\bas csv\b"),
+    ("as a list", "", r"\bas a list\b"),
+    ("return the ", "", r"\breturn the (?:path|label|category)\b"),
+    ("yes/no", "", r"\byes/no\b"),
+    ("/", ":", r"\b[a-z_]+: ?[a-z]+/[a-z]+(?:/[a-z]+)*\b"),
+    (" or ", "?", r"\b[a-z]+ or [a-z]+\?"),
+    (" or ", "", r"\byes or no\b|\btrue or false\b|\b\d+ words or fewer\b|"
+                 r"\breply [A-Za-z_]+ or [A-Za-z_]+\b|\banswer [A-Za-z_]+ or [A-Za-z_]+\b"),
 ))
 
 
 def _short_in(text: str, pos: int, endpos: int) -> bool:
-    """``_SHORT_OUT.search(text, pos, endpos) is not None``, searching only the groups whose texts occur."""
+    """``_SHORT_OUT.search(text, pos, endpos) is not None``, searching only the groups whose texts
+    (``needle`` and ``also``; "" is in every text) occur."""
     part = text[pos:endpos]
-    for needles, rx in _SHORT_GROUPS:
-        if all(map(part.__contains__, needles)) and rx.search(text, pos, endpos) is not None:
+    for needle, also, rx in _SHORT_GROUPS:
+        if needle in part and also in part and rx.search(text, pos, endpos) is not None:
             return True
     return False
 
