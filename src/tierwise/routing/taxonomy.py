@@ -347,6 +347,7 @@ def _neighbours() -> dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]]:
 
 
 _NEIGHBOURS = _neighbours()
+_SINGLE = {w: ps[0] for w, ps in _ANCHOR.items() if len(ps) == 1}
 
 
 def _long_phrases(low: str, ws: list[str]) -> list[str]:
@@ -357,6 +358,11 @@ def _long_phrases(low: str, ws: list[str]) -> list[str]:
     contains = low.__contains__
     find, before, after = low.find, low.endswith, low.startswith
     for w in _ANCHOR_KEYS.intersection(ws):
+        one = _SINGLE.get(w)
+        if one is not None:  # the anchor of one phrase: a substring test
+            if one in low:
+                found.append(one)
+            continue
         nb = _NEIGHBOURS.get(w)
         if nb is not None:  # an anchor of several phrases: first, does it stand between fitting words?
             spaced, prevs, nexts = nb

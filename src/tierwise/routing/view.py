@@ -128,16 +128,22 @@ def view_of(body: dict[str, Any]) -> View:
     system = body.get("system")
     if isinstance(system, str):
         sys_chars, sys_blocks = len(system), [system]
-    elif isinstance(system, list):
-        sys_blocks = [b.get("text") for b in system[:16] if isinstance(b, dict) and isinstance(b.get("text"), str)]
-        sys_chars = sum(map(len, sys_blocks))
-    else:
+    ttl = 0.0
+    if isinstance(system, list):  # its first 16 blocks: their text (measured) and cache breakpoints
+        sys_blocks = []
+        sys_chars = 0
+        for b in system[:16]:
+            if isinstance(b, dict):
+                t = b.get("text")
+                if isinstance(t, str):
+                    sys_blocks.append(t)
+                    sys_chars += len(t)
+                cc = b.get("cache_control")
+                if isinstance(cc, dict):
+                    ttl = max(ttl, 3600.0 if cc.get("ttl") == "1h" else 300.0)
+    elif not isinstance(system, str):
         sys_chars, sys_blocks = 0, []
     harness = n_tools >= HARNESS_TOOLS or sys_chars >= HARNESS_SYSTEM_CHARS
-    ttl = 0.0
-    if isinstance(system, list):
-        for b in system[:16]:
-            ttl = max(ttl, _ttl(b))
     tool_chars = 0
     if n_tools:  # measured from a sample of 8: the tool list is never read whole
         sample = tools_raw[:8]  # type: ignore[index]
