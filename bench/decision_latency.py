@@ -165,10 +165,13 @@ def _instructions_child(n: int, sync: Path) -> None:
     # the set-up's objects (1,000 bodies, 30k-token system prompts) are frozen out of the collector:
     # a full collection walking them would land in one phase or the other by allocation count and
     # move the figure by more than the code does; collections of what decide allocates still count
-    gc.collect()
-    gc.freeze()
-    (sync / "ready").write_text(" ".join(str(len(p)) for p in phases))
+    (sync / "counts").write_text(" ".join(str(len(p)) for p in phases))
     for k, (router, reqs) in enumerate(zip(routers, phases)):
+        while k and not (sync / f"dumped{k - 1}").exists():
+            time.sleep(0.01)
+        gc.collect()  # before each phase, outside the counted window (the parent zeroes after "ready")
+        gc.freeze()
+        (sync / f"ready{k}").write_text("")
         while not (sync / f"go{k}").exists():  # the parent has counting on (and zeroed), then says go
             time.sleep(0.01)
         for r in reqs:
@@ -206,10 +209,11 @@ def instructions(n: int, keep: str | None = None) -> int:
 
     figures = []
     try:
-        wait_for(tmp / "ready")
-        counts = [int(x) for x in (tmp / "ready").read_text().split()]
+        wait_for(tmp / "counts")
+        counts = [int(x) for x in (tmp / "counts").read_text().split()]
         ctl("-i", "on")
         for k, what in enumerate(("all", "agent")):
+            wait_for(tmp / f"ready{k}")
             ctl("-z")  # zero: only the decide loop that follows is counted
             (tmp / f"go{k}").write_text("")
             wait_for(tmp / f"done{k}")
@@ -224,6 +228,7 @@ def instructions(n: int, keep: str | None = None) -> int:
             else:
                 raise RuntimeError(f"no totals in {dump}")
             figures.append((what, counts[k], int(m.group(1)) / counts[k]))
+            (tmp / f"dumped{k}").write_text("")
         proc.wait(timeout=600)
     finally:
         if proc.poll() is None:
