@@ -263,7 +263,10 @@ EDGE = 60            # beyond this many words from either end, a cue counts half
 _MIN_SCORE = 2.0     # below this no category is recognised
 
 
-_WORD = re.compile(r"[a-z0-9][a-z0-9_'/.+-]*[a-z0-9+]|[a-z0-9]|```|\[1\]|\(1\)|\?")
+# A word: a letter or digit, then as far as letters, digits and _'/.+- go, ending on a letter, digit or
+# "+" (written without backtracking: the same words as [a-z0-9][a-z0-9_'/.+-]*[a-z0-9+]|[a-z0-9]);
+# or one of ```, [1], (1), ?.
+_WORD = re.compile(r"[a-z0-9][a-z0-9+]*+(?:[_'/.-]+[a-z0-9+]++)*+|```|\[1\]|\(1\)|\?")
 
 
 def words_of(text: str) -> list[str]:
