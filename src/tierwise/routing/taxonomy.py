@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterable
 
 __all__ = ["TIERS", "LABELS", "Category", "categorize", "words_of", "short_output"]
 
@@ -332,6 +332,7 @@ def _anchors() -> dict[str, tuple[str, ...]]:
 
 _ANCHOR = _anchors()
 _ANCHOR_KEYS = frozenset(_ANCHOR)
+_KEYS = _UNI_KEYS | _ANCHOR_KEYS
 def _neighbours() -> dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]]:
     """Per anchor of several phrases: the anchor with a space either side, and the words its
     phrases have just before and just after it."""
@@ -353,14 +354,14 @@ _NEIGHBOURS = _neighbours()
 _SINGLE = {w: ps[0] for w, ps in _ANCHOR.items() if len(ps) == 1}
 
 
-def _long_phrases(low: str, ws: list[str]) -> list[str]:
+def _long_phrases(low: str, ws: Iterable[str]) -> list[str]:
     """The 3+-word phrases found in ``low``, sorted: the distinct matches of one alternation of all
     of them, longest first, scanned left to right without overlap (``re.findall``), computed from
     the few phrases whose anchor word is in the text."""
     found: list[str] = []
     contains = low.__contains__
     find, before, after = low.find, low.endswith, low.startswith
-    for w in _ANCHOR_KEYS.intersection(ws):
+    for w in _ANCHOR_KEYS.intersection(ws):  # ws: the text's words, or those of them that are keys
         one = _SINGLE.get(w)
         if one is not None:  # the anchor of one phrase: a substring test
             if one in low:
@@ -421,7 +422,8 @@ def categorize(text: str, words: list[str] | None = None, *, short_output: bool 
     # (double), the edges (the instruction is at the start or the end), the middle of a long
     # input (half: mostly the data the instruction is about). A text of at most 2 x EDGE words is
     # all edge; of at most LEAD words, all opening instruction.
-    hits = _UNI_KEYS.intersection(ws)
+    keyed = _KEYS.intersection(ws)  # one pass over the words for both indexes
+    hits = keyed.intersection(_UNI_KEYS) if keyed else keyed
     if hits:
         lead = set(ws[:LEAD]) if n > LEAD else None
         edge = None
@@ -460,7 +462,7 @@ def categorize(text: str, words: list[str] | None = None, *, short_output: bool 
                         best_cue[cat] = (v, f"{pair[0]} {pair[1]}")
     if n >= 3:
         low = text.lower() if words is None else " ".join(ws)
-        for phrase in _long_phrases(low, ws):
+        for phrase in _long_phrases(low, keyed):
             for cat, wt in _LONG_BY[phrase]:
                 v = wt * 1.5
                 scores[cat] = get(cat, 0.0) + v
