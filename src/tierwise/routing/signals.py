@@ -117,8 +117,9 @@ def extract(request: "RouteRequest") -> Signals:
     n_docs = len(_DOCS.findall(low_all)) if any(map(low_all.__contains__, _DOC_HINTS)) else 0
     n_docs += _attached(messages)
     # the conditional words among the tokens, counted (a C-level filter, not a Python loop per token)
-    conditionals = (len(list(filter(CONDITIONAL_WORDS.__contains__, tokens_list))) if not words.isdisjoint(CONDITIONAL_WORDS)
-                    else 0) + sum(map(last.count, CONDITIONAL_PHRASES))
+    conditionals = sum(map(last.count, CONDITIONAL_PHRASES))
+    if not words.isdisjoint(CONDITIONAL_WORDS):
+        conditionals += len(list(filter(CONDITIONAL_WORDS.__contains__, tokens_list)))
     first_then = "first" in words and "then" in words
     return Signals(
         chars=len(text),

@@ -333,6 +333,8 @@ def _anchors() -> dict[str, tuple[str, ...]]:
 _ANCHOR = _anchors()
 _ANCHOR_KEYS = frozenset(_ANCHOR)
 _KEYS = _UNI_KEYS | _ANCHOR_KEYS
+
+
 def _neighbours() -> dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]]:
     """Per anchor of several phrases: the anchor with a space either side, and the words its
     phrases have just before and just after it."""
