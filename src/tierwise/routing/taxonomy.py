@@ -415,7 +415,12 @@ def categorize(text: str, words: list[str] | None = None, *, short_output: bool 
                coding_harness: bool = False) -> Category:
     """The task category of ``text`` (already bounded by the caller). Each cue counts once (at
     double weight when it is in the opening instruction)."""
-    ws = words if words is not None else words_of(text)
+    if words is None:
+        low = text.lower()
+        ws = _WORD.findall(low)  # words_of(text), lowering the text once
+    else:
+        ws = words
+        low = " ".join(ws)
     scores: dict[str, float] = {}
     best_cue: dict[str, tuple[float, str]] = {}
     get, cue_of = scores.get, best_cue.get
@@ -463,7 +468,6 @@ def categorize(text: str, words: list[str] | None = None, *, short_output: bool 
                     if b is None or v > b[0]:
                         best_cue[cat] = (v, f"{pair[0]} {pair[1]}")
     if n >= 3:
-        low = text.lower() if words is None else " ".join(ws)
         for phrase in _long_phrases(low, keyed):
             for cat, wt in _LONG_BY[phrase]:
                 v = wt * 1.5
