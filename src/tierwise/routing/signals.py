@@ -83,7 +83,23 @@ class Signals:
 
 
 def _has(words: set[str], text: str, vocab: frozenset[str], phrases: tuple[str, ...]) -> bool:
-    return not words.isdisjoint(vocab) or any(p in text for p in phrases)
+    return not words.isdisjoint(vocab) or any(map(text.__contains__, phrases))
+
+
+_DOC_HINTS = ("doc", "source", "paper", "exhibit", "appendix", "attachment")
+_BLOCK_DOCS = ("document", "image")  # a tuple: a block type may be any JSON value, hashable or not
+
+
+def _attached(messages: object) -> int:
+    """Document and image blocks in the messages."""
+    n = 0
+    for msg in messages if isinstance(messages, (list, tuple)) else ():
+        content = msg.get("content") if isinstance(msg, dict) else None
+        if isinstance(content, list):
+            for b in content:
+                if isinstance(b, dict) and b.get("type") in _BLOCK_DOCS:
+                    n += 1
+    return n
 
 
 def extract(request: "RouteRequest") -> Signals:
@@ -98,13 +114,12 @@ def extract(request: "RouteRequest") -> Signals:
     # an agent harness (many tools) sends its long system prompt on every turn: it describes the
     # harness, not the task, so code markers and documents are looked for in the latest user turn only
     low_all = last if n_tools >= HARNESS_TOOLS or len(text) == len(last) else text.lower()
-    n_docs = len(_DOCS.findall(low_all)) if ("doc" in low_all or "source" in low_all or "paper" in low_all
-                                             or "exhibit" in low_all or "appendix" in low_all or "attachment" in low_all) else 0
-    for msg in messages:
-        content = msg.get("content") if isinstance(msg, dict) else None
-        if isinstance(content, list):
-            n_docs += sum(1 for b in content if isinstance(b, dict) and b.get("type") in ("document", "image"))
-    conditionals = sum(1 for w in tokens_list if w in CONDITIONAL_WORDS) + sum(last.count(p) for p in CONDITIONAL_PHRASES)
+    n_docs = len(_DOCS.findall(low_all)) if any(map(low_all.__contains__, _DOC_HINTS)) else 0
+    n_docs += _attached(messages)
+    # the conditional words among the tokens, counted (a C-level filter, not a Python loop per token)
+    conditionals = sum(map(last.count, CONDITIONAL_PHRASES))
+    if not words.isdisjoint(CONDITIONAL_WORDS):
+        conditionals += len(list(filter(CONDITIONAL_WORDS.__contains__, tokens_list)))
     first_then = "first" in words and "then" in words
     return Signals(
         chars=len(text),
@@ -113,7 +128,7 @@ def extract(request: "RouteRequest") -> Signals:
         multi_step=first_then or _has(words, last, MULTI_STEP_WORDS, MULTI_STEP_PHRASES),
         analysis=_has(words, last, ANALYSIS_WORDS, ANALYSIS_PHRASES),
         documents=n_docs,
-        code=any(m in low_all for m in CODE_MARKERS),
+        code=any(map(low_all.__contains__, CODE_MARKERS)),
         code_task=not words.isdisjoint(CODE_VERBS) and not words.isdisjoint(CODE_NOUNS),
         turns=len(messages),
         tools=n_tools,

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterable
 
 __all__ = ["TIERS", "LABELS", "Category", "categorize", "words_of", "short_output"]
 
@@ -263,7 +263,10 @@ EDGE = 60            # beyond this many words from either end, a cue counts half
 _MIN_SCORE = 2.0     # below this no category is recognised
 
 
-_WORD = re.compile(r"[a-z0-9][a-z0-9_'/.+-]*[a-z0-9+]|[a-z0-9]|```|\[1\]|\(1\)|\?")
+# A word: a letter or digit, then as far as letters, digits and _'/.+- go, ending on a letter, digit or
+# "+" (written without backtracking: the same words as [a-z0-9][a-z0-9_'/.+-]*[a-z0-9+]|[a-z0-9]);
+# or one of ```, [1], (1), ?.
+_WORD = re.compile(r"[a-z0-9][a-z0-9+]*+(?:[_'/.-]+[a-z0-9+]++)*+|```|\[1\]|\(1\)|\?")
 
 
 def words_of(text: str) -> list[str]:
@@ -310,11 +313,87 @@ def _build() -> tuple[dict[str, list[tuple[str, float]]], dict[tuple[str, str], 
 
 _UNI, _BI, _LONG = _build()
 _UNI_KEYS = frozenset(_UNI)
-_LONG_RX = re.compile("|".join(re.escape(p) for p, _, _ in sorted(_LONG, key=lambda x: -len(x[0])))) if _LONG else None
-_LONG_BY = {}
+_LONG_BY: dict[str, list[tuple[str, float]]] = {}
 for _p, _c, _w in _LONG:
     _LONG_BY.setdefault(_p, []).append((_c, _w))
 _BI_KEYS = frozenset(_BI)
+
+
+def _anchors() -> dict[str, tuple[str, ...]]:
+    """Phrases of 3+ words by an interior word (the longest). An interior word of a phrase that
+    occurs in the text is surrounded by spaces there, so it is one of the text's words: a phrase
+    whose anchor is not among them cannot occur, and is not looked for."""
+    by: dict[str, list[str]] = {}
+    for phrase in sorted(_LONG_BY):
+        interior = phrase.split(" ")[1:-1]
+        by.setdefault(max(interior, key=len), []).append(phrase)
+    return {w: tuple(ps) for w, ps in by.items()}
+
+
+_ANCHOR = _anchors()
+_ANCHOR_KEYS = frozenset(_ANCHOR)
+_KEYS = _UNI_KEYS | _ANCHOR_KEYS
+
+
+def _neighbours() -> dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]]:
+    """Per anchor of several phrases: the anchor with a space either side, and the words its
+    phrases have just before and just after it."""
+    out: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {}
+    for w, phrases in _ANCHOR.items():
+        if len(phrases) < 3:
+            continue
+        prevs, nexts = [], []
+        for phrase in phrases:
+            ws = phrase.split(" ")
+            a = ws.index(w, 1)
+            prevs.append(ws[a - 1])
+            nexts.append(ws[a + 1] + " " if a + 2 < len(ws) else ws[a + 1])
+        out[w] = (f" {w} ", tuple(prevs), tuple(nexts))
+    return out
+
+
+_NEIGHBOURS = _neighbours()
+_SINGLE = {w: ps[0] for w, ps in _ANCHOR.items() if len(ps) == 1}
+
+
+def _long_phrases(low: str, ws: Iterable[str]) -> list[str]:
+    """The 3+-word phrases found in ``low``, sorted: the distinct matches of one alternation of all
+    of them, longest first, scanned left to right without overlap (``re.findall``), computed from
+    the few phrases whose anchor word is in the text."""
+    found: list[str] = []
+    contains = low.__contains__
+    find, before, after = low.find, low.endswith, low.startswith
+    for w in _ANCHOR_KEYS.intersection(ws):  # ws: the text's words, or those of them that are keys
+        one = _SINGLE.get(w)
+        if one is not None:  # the anchor of one phrase: a substring test
+            if one in low:
+                found.append(one)
+            continue
+        nb = _NEIGHBOURS.get(w)
+        if nb is not None:  # an anchor of several phrases: first, does it stand between fitting words?
+            spaced, prevs, nexts = nb
+            j = find(spaced)
+            while j >= 0 and not (before(prevs, 0, j) and after(nexts, j + len(spaced))):
+                j = find(spaced, j + 1)
+            if j < 0:
+                continue
+        found.extend(filter(contains, _ANCHOR[w]))
+    if len(found) <= 1:
+        return found
+    occurrences = []
+    for p in found:
+        j = low.find(p)
+        while j >= 0:
+            occurrences.append((j, -len(p), p))
+            j = low.find(p, j + 1)
+    occurrences.sort()  # by position, the longest first where several start at one place
+    out = set()
+    end = 0
+    for j, neg_len, p in occurrences:
+        if j >= end:
+            out.add(p)
+            end = j - neg_len
+    return sorted(out)
 
 
 @dataclass(frozen=True, slots=True)
@@ -336,44 +415,66 @@ def categorize(text: str, words: list[str] | None = None, *, short_output: bool 
                coding_harness: bool = False) -> Category:
     """The task category of ``text`` (already bounded by the caller). Each cue counts once (at
     double weight when it is in the opening instruction)."""
-    ws = words if words is not None else words_of(text)
+    if words is None:
+        low = text.lower()
+        ws = _WORD.findall(low)  # words_of(text), lowering the text once
+    else:
+        ws = words
+        low = " ".join(ws)
     scores: dict[str, float] = {}
     best_cue: dict[str, tuple[float, str]] = {}
+    get, cue_of = scores.get, best_cue.get
     n = len(ws)
     # each cue counts once, at the weight of its most prominent place: the opening instruction
     # (double), the edges (the instruction is at the start or the end), the middle of a long
-    # input (half: mostly the data the instruction is about)
-    lead = set(ws[:LEAD])
-    edge = set(ws[:EDGE])
-    edge.update(ws[-EDGE:])
-    hits = _UNI_KEYS.intersection(ws)
-    pairs = set(zip(ws, ws[1:]))
-    bihits = _BI_KEYS.intersection(pairs)
-    if bihits:
-        lead_pairs = set(zip(ws[:LEAD], ws[1:LEAD + 1]))
-        edge_pairs = set(zip(ws[:EDGE], ws[1:EDGE + 1]))
-        edge_pairs.update(zip(ws[-EDGE - 1:], ws[-EDGE:]))
-    for w in sorted(hits):  # a fixed order: the same reason whatever the process's hash seed
-        mult = 2.0 if w in lead else 1.0 if w in edge else 0.5
-        for cat, wt in _UNI[w]:
-            v = wt * mult
-            scores[cat] = scores.get(cat, 0.0) + v
-            if v > best_cue.get(cat, (0.0, ""))[0]:
-                best_cue[cat] = (v, w)
-    for pair in sorted(bihits):
-        mult = 2.0 if pair in lead_pairs else 1.0 if pair in edge_pairs else 0.5
-        for cat, wt in _BI[pair]:
-            v = wt * mult
-            scores[cat] = scores.get(cat, 0.0) + v
-            if v > best_cue.get(cat, (0.0, ""))[0]:
-                best_cue[cat] = (v, f"{pair[0]} {pair[1]}")
-    if _LONG_RX is not None and n >= 3:
-        low = text.lower() if words is None else " ".join(ws)
-        for phrase in sorted(set(_LONG_RX.findall(low))):
+    # input (half: mostly the data the instruction is about). A text of at most 2 x EDGE words is
+    # all edge; of at most LEAD words, all opening instruction.
+    keyed = _KEYS.intersection(ws)  # one pass over the words for both indexes
+    hits = keyed.intersection(_UNI_KEYS) if keyed else keyed
+    if hits:
+        lead = set(ws[:LEAD]) if n > LEAD else None
+        edge = None
+        if n > 2 * EDGE:
+            edge = set(ws[:EDGE])
+            edge.update(ws[-EDGE:])
+        for w in sorted(hits):  # a fixed order: the same reason whatever the process's hash seed
+            if lead is None or w in lead:
+                mult = 2.0
+            else:
+                mult = 1.0 if edge is None or w in edge else 0.5
+            for cat, wt in _UNI[w]:
+                v = wt * mult
+                scores[cat] = get(cat, 0.0) + v
+                b = cue_of(cat)
+                if b is None or v > b[0]:
+                    best_cue[cat] = (v, w)
+    if n > 1:
+        bihits = _BI_KEYS.intersection(zip(ws, ws[1:]))
+        if bihits:
+            lead_pairs = set(zip(ws[:LEAD], ws[1:LEAD + 1])) if n > LEAD + 1 else None
+            edge_pairs = None
+            if n > 2 * EDGE + 1:
+                edge_pairs = set(zip(ws[:EDGE], ws[1:EDGE + 1]))
+                edge_pairs.update(zip(ws[-EDGE - 1:], ws[-EDGE:]))
+            for pair in sorted(bihits):
+                if lead_pairs is None or pair in lead_pairs:
+                    mult = 2.0
+                else:
+                    mult = 1.0 if edge_pairs is None or pair in edge_pairs else 0.5
+                for cat, wt in _BI[pair]:
+                    v = wt * mult
+                    scores[cat] = get(cat, 0.0) + v
+                    b = cue_of(cat)
+                    if b is None or v > b[0]:
+                        best_cue[cat] = (v, f"{pair[0]} {pair[1]}")
+    if n >= 3:
+        for phrase in _long_phrases(low, keyed):
             for cat, wt in _LONG_BY[phrase]:
-                scores[cat] = scores.get(cat, 0.0) + wt * 1.5
-                if wt * 1.5 > best_cue.get(cat, (0.0, ""))[0]:
-                    best_cue[cat] = (wt * 1.5, phrase)
+                v = wt * 1.5
+                scores[cat] = get(cat, 0.0) + v
+                b = cue_of(cat)
+                if b is None or v > b[0]:
+                    best_cue[cat] = (v, phrase)
     if short_output:
         for cat in FAST:
             if cat in scores:
@@ -386,13 +487,17 @@ def categorize(text: str, words: list[str] | None = None, *, short_output: bool 
                 if cat in scores and cat != "simple_faq":
                     scores[cat] *= 0.5
         for cat in CODE:
-            scores[cat] = scores.get(cat, 0.0) + HARNESS_CODE_PRIOR
+            scores[cat] = get(cat, 0.0) + HARNESS_CODE_PRIOR
             best_cue.setdefault(cat, (0.0, "coding agent"))
     if not scores:
         return Category(None, 0.0, 0.0, None, ())
-    ranked = sorted(scores.items(), key=lambda kv: (-round(kv[1], 6), kv[0]))
-    top, s1 = ranked[0]
-    runner, s2 = ranked[1] if len(ranked) > 1 else (None, 0.0)
+    if len(scores) == 1:
+        (top, s1), = scores.items()
+        runner, s2 = None, 0.0
+    else:
+        ranked = sorted([(-round(v, 6), c) for c, v in scores.items()])  # by score, then name
+        top, runner = ranked[0][1], ranked[1][1]
+        s1, s2 = scores[top], scores[runner]
     if s1 < _MIN_SCORE:
         return Category(None, 0.0, s1, top, ())
     confidence = round(min(0.95, 0.35 + 0.6 * (s1 - s2) / s1), 2)
@@ -405,11 +510,42 @@ _SHORT_OUT = re.compile(
     r"\bunder \d+ words\b|\b\d+ sentences max\b|\bas json\b|\breturn json\b|\bjson (?:object|array|list)\b|"
     r"\bas csv\b|\b[a-z_]+: ?[a-z]+/[a-z]+(?:/[a-z]+)*\b|\b[a-z]+ or [a-z]+\?|\bone per line\b|\bas a list\b|"
     r"\breply [A-Za-z_]+ or [A-Za-z_]+\b|\banswer [A-Za-z_]+ or [A-Za-z_]+\b|\breturn the (?:path|label|category)\b")
+# The same alternatives, grouped by a piece of text every match of the group contains: a group's
+# expression is searched only where that text occurs (the answer is whether any alternative matches,
+# so the groups may be searched in any order).
+_SHORT_GROUPS = tuple((needle, also, re.compile(rx)) for needle, also, rx in (
+    ("json", "", r"\bas json\b|\breturn json\b|\bjson (?:object|array|list)\b"),
+    ("one ", "", r"\bone word\b|\bone of\b|\bone sentence\b|\bone per line\b"),
+    ("one-line", "", r"\bone-line\b"),
+    (" words", "", r"\bin \d+ words\b|\bmax \d+ words\b|\bunder \d+ words\b"),
+    (" only", "", r"\blabel only\b|\bnumber only\b"),
+    ("single word", "", r"\bsingle word\b"),
+    (" sentences max", "", r"\b\d+ sentences max\b"),
+    ("as csv", "", r"\bas csv\b"),
+    ("as a list", "", r"\bas a list\b"),
+    ("return the ", "", r"\breturn the (?:path|label|category)\b"),
+    ("yes/no", "", r"\byes/no\b"),
+    ("/", ":", r"\b[a-z_]+: ?[a-z]+/[a-z]+(?:/[a-z]+)*\b"),
+    (" or ", "?", r"\b[a-z]+ or [a-z]+\?"),
+    (" or ", "", r"\byes or no\b|\btrue or false\b|\b\d+ words or fewer\b|"
+                 r"\breply [A-Za-z_]+ or [A-Za-z_]+\b|\banswer [A-Za-z_]+ or [A-Za-z_]+\b"),
+))
+
+
+def _short_in(text: str, pos: int, endpos: int) -> bool:
+    """``_SHORT_OUT.search(text, pos, endpos) is not None``, searching only the groups whose texts
+    (``needle`` and ``also``; "" is in every text) occur."""
+    part = text[pos:endpos]
+    for needle, also, rx in _SHORT_GROUPS:
+        if needle in part and also in part and rx.search(text, pos, endpos) is not None:
+            return True
+    return False
 
 
 def short_output(text: str) -> bool:
     """The request bounds its answer's format (yes/no, one word, a label, N words, JSON): looked for
     where instructions are, the first 800 and the last 400 characters."""
-    if len(text) > 1200:
-        return _SHORT_OUT.search(text, 0, 800) is not None or _SHORT_OUT.search(text, len(text) - 400) is not None
-    return _SHORT_OUT.search(text) is not None
+    n = len(text)
+    if n > 1200:
+        return _short_in(text, 0, 800) or _short_in(text, n - 400, n)
+    return _short_in(text, 0, n)

@@ -92,7 +92,8 @@ def _block_chars(block: Any) -> int:
         return sum(len(b.get("text") or "") if isinstance(b, dict) and isinstance(b.get("text"), str) else 0
                    for b in c[:32])
     if block.get("type") == "tool_use":
-        return 64 + 8 * len(block.get("input") or ())
+        inp = block.get("input")
+        return 64 + 8 * (len(inp) if isinstance(inp, (dict, list, str)) else 0)
     if block.get("type") in ("thinking", "redacted_thinking"):
         s = block.get("thinking") or block.get("data") or ""
         return len(s) if isinstance(s, str) else 0
@@ -105,24 +106,6 @@ def _content_chars(content: Any) -> int:
     if isinstance(content, list):
         return sum(_block_chars(b) for b in content[:64])
     return 0
-
-
-def _texts(content: Any) -> tuple[list[str], int]:
-    """The text blocks of a user message and how many tool results it carries."""
-    if isinstance(content, str):
-        return [content], 0
-    texts: list[str] = []
-    results = 0
-    if isinstance(content, list):
-        for b in content[:64]:
-            if not isinstance(b, dict):
-                continue
-            kind = b.get("type")
-            if kind == "text" and isinstance(b.get("text"), str):
-                texts.append(b["text"])
-            elif kind == "tool_result":
-                results += 1
-    return texts, results
 
 
 def _messages_chars(body: Any) -> int:
@@ -145,21 +128,31 @@ def view_of(body: dict[str, Any]) -> View:
     system = body.get("system")
     if isinstance(system, str):
         sys_chars, sys_blocks = len(system), [system]
-    elif isinstance(system, list):
-        sys_blocks = [b.get("text") for b in system[:16] if isinstance(b, dict) and isinstance(b.get("text"), str)]
-        sys_chars = sum(map(len, sys_blocks))
-    else:
+    ttl = 0.0
+    if isinstance(system, list):  # its first 16 blocks: their text (measured) and cache breakpoints
+        sys_blocks = []
+        sys_chars = 0
+        for b in system[:16]:
+            if isinstance(b, dict):
+                t = b.get("text")
+                if isinstance(t, str):
+                    sys_blocks.append(t)
+                    sys_chars += len(t)
+                cc = b.get("cache_control")
+                if isinstance(cc, dict):
+                    ttl = max(ttl, 3600.0 if cc.get("ttl") == "1h" else 300.0)
+    elif not isinstance(system, str):
         sys_chars, sys_blocks = 0, []
     harness = n_tools >= HARNESS_TOOLS or sys_chars >= HARNESS_SYSTEM_CHARS
-    ttl = 0.0
-    if isinstance(system, list):
-        for b in system[:16]:
-            ttl = max(ttl, _ttl(b))
     tool_chars = 0
-    if n_tools:
+    if n_tools:  # measured from a sample of 8: the tool list is never read whole
         sample = tools_raw[:8]  # type: ignore[index]
-        per = sum(len(t.get("description") or "") + 160 for t in sample if isinstance(t, dict)) / max(1, len(sample))
-        tool_chars = int(per * n_tools)
+        total = 0
+        for t in sample:
+            if isinstance(t, dict):
+                d = t.get("description")
+                total += (len(d) if isinstance(d, (str, list, dict)) else 0) + 160
+        tool_chars = int(total / len(sample) * n_tools)
 
     # the latest user text, walking back from the end (bounded), and what followed it
     user_text = ""
@@ -176,19 +169,31 @@ def view_of(body: dict[str, Any]) -> View:
         role = msg.get("role")
         content = msg.get("content")
         if role == "user":
-            texts, results = _texts(content)
-            if isinstance(content, list):
-                for b in content[:64]:
-                    if isinstance(b, dict):
-                        kind = b.get("type")
-                        if kind == "image":
-                            images += 1
-                        elif kind == "document":
-                            documents += 1
+            # its text blocks, tool results, images and documents, in one pass over its blocks
+            results = 0
+            if isinstance(content, str):
+                texts = [content]
+            else:
+                texts = []
+                if isinstance(content, list):
+                    for b in content[:64]:
+                        if isinstance(b, dict):
+                            kind = b.get("type")
+                            if kind == "text":
+                                t = b.get("text")
+                                if isinstance(t, str):
+                                    texts.append(t)
+                            elif kind == "tool_result":
+                                results += 1
+                            elif kind == "image":
+                                images += 1
+                            elif kind == "document":
+                                documents += 1
             tool_results += results
-            if idx == n - 1 and results and not any(t.strip() for t in texts):
+            has_text = any(t.strip() for t in texts)
+            if idx == n - 1 and results and not has_text:
                 continuation = True
-            if any(t.strip() for t in texts):
+            if has_text:
                 user_text = "\n".join(texts)
                 break
         elif role == "assistant":
