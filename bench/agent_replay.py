@@ -41,11 +41,11 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from tierwise import evaldata  # noqa: E402
-from tierwise.cachesim import CacheSim, blocks_of  # noqa: E402
-from tierwise.config import load_settings  # noqa: E402
-from tierwise.cost import Usage, cost_nanos  # noqa: E402
-from tierwise.routing.base import RouteRequest, build_router  # noqa: E402
+from tierwise import evaldata
+from tierwise.cachesim import CacheSim, blocks_of
+from tierwise.config import load_settings
+from tierwise.cost import Usage, cost_nanos
+from tierwise.routing.base import RouteRequest, build_router
 
 TOOLS = ("Read", "Bash", "Grep", "Edit", "Glob", "Bash", "Read")
 # the human tasks' mix: the seeds' split of production traffic (Opus for "typically 5-15%" of requests,

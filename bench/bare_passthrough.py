@@ -26,7 +26,7 @@ _SKIP = {b"host", b"content-length", b"connection", b"accept-encoding"}
 _session: aiohttp.ClientSession | None = None
 
 
-async def read(receive) -> bytes:  # noqa: ANN001
+async def read(receive) -> bytes:
     body, more = b"", True
     while more:
         msg = await receive()
@@ -35,7 +35,7 @@ async def read(receive) -> bytes:  # noqa: ANN001
     return body
 
 
-async def app(scope, receive, send):  # noqa: ANN001, ANN201 - raw ASGI on purpose
+async def app(scope, receive, send):
     global _session
     if scope["type"] != "http":
         return
@@ -60,7 +60,7 @@ async def app(scope, receive, send):  # noqa: ANN001, ANN201 - raw ASGI on purpo
 _client = None
 
 
-async def app_reqwest(scope, receive, send):  # noqa: ANN001, ANN201 - the same with pyreqwest
+async def app_reqwest(scope, receive, send):
     global _client
     if scope["type"] != "http":
         return

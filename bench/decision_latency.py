@@ -45,8 +45,8 @@ ROOT = Path(__file__).resolve().parents[1]
 SRC = Path(sys.argv[sys.argv.index("--src") + 1]).resolve() if "--src" in sys.argv[:-1] else ROOT / "src"
 sys.path.insert(0, str(SRC))
 
-from tierwise.config import load_settings  # noqa: E402
-from tierwise.routing.base import RouteRequest  # noqa: E402
+from tierwise.config import load_settings
+from tierwise.routing.base import RouteRequest
 
 TARGET_P50, TARGET_P99 = 0.5, 2.0     # ms: the targets
 BUDGET_P50, BUDGET_P99 = 0.08, 0.5    # ms: the proxy's 0.5 ms budget minus ~0.4 ms for everything else

@@ -37,10 +37,10 @@ import orjson
 import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests/tcp_gate.py
-from fault_soak import classify, free_port  # noqa: E402
+from fault_soak import classify, free_port
 
-from tests.tcp_gate import TcpGate  # noqa: E402
-from tierwise.upstream.fakeserver import FakeAnthropic  # noqa: E402
+from tests.tcp_gate import TcpGate
+from tierwise.upstream.fakeserver import FakeAnthropic
 
 PG = os.environ.get("TIERWISE_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 REDIS = os.environ.get("TIERWISE_TEST_REDIS", "redis://127.0.0.1:6379/15")
@@ -438,7 +438,7 @@ def replicas(tmp: Path, fake: FakeAnthropic, ci: bool) -> None:
         for p in procs:
             p.stop()
         r = redis.Redis.from_url(REDIS)
-        day = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d")
+        day = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d")
         reserved = [int(r.hget(f"tierwise:budget:{s}:{day}", "reserved") or 0) for s in (f"key:{kid}",)]
         r.close()
         ids = ledger_ids(url)
@@ -454,7 +454,7 @@ def replicas(tmp: Path, fake: FakeAnthropic, ci: bool) -> None:
 
 
 class _BigUsage(BaseHTTPRequestHandler):
-    def do_POST(self):  # noqa: N802
+    def do_POST(self):
         self.rfile.read(int(self.headers.get("content-length") or 0))
         b = orjson.dumps({"id": "msg_big", "type": "message", "role": "assistant", "model": "claude-haiku-5-5",
                           "content": [{"type": "text", "text": "summary"}], "stop_reason": "end_turn",
@@ -465,7 +465,7 @@ class _BigUsage(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(b)
 
-    def log_message(self, *a):  # noqa: D401
+    def log_message(self, *a):
         pass
 
 

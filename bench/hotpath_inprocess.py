@@ -10,13 +10,20 @@ of the window), 50 warm-up requests, then N counted ones. Run under callgrind; R
 Deterministic: no background thread does timed work in the window (unlike the whole-process figure of
 bench/hotpath_instructions.py, whose ledger/metrics threads make it depend on wall time).
 """
-import sys, asyncio, os, tempfile, subprocess
+import asyncio
+import os
+import subprocess
+import sys
+import tempfile
+
 ROOT = sys.argv[1]; N = int(sys.argv[2])
 sys.path.insert(0, ROOT + "/src")
 import orjson
+
 from tierwise.config import load_settings
 from tierwise.server import create_app
 from tierwise.upstream.offline import OfflineUpstream
+
 tmp = tempfile.mkdtemp(); os.chdir(tmp)
 settings = load_settings(None, environ={}, overrides={"ledger": {"url": f"sqlite:///{tmp}/l.db", "flush_interval": 100000}, "routing": {"auto": "learned"}})
 app = create_app(settings, upstream=OfflineUpstream(latency_scale=0))

@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from proxy_overhead import HEADERS, PY, ROOT, body, free_port, stop, wait_port  # noqa: E402
+from proxy_overhead import HEADERS, PY, ROOT, body, free_port, stop, wait_port
 
 
 def drive(port: int, payload: bytes, n: int) -> None:

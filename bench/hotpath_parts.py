@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from fast_upstream import MESSAGE, SSE  # noqa: E402
-from proxy_overhead import HEADERS, body  # noqa: E402
+from fast_upstream import MESSAGE, SSE
+from proxy_overhead import HEADERS, body
 
 
 class StubUpstream:

@@ -23,9 +23,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from tierwise import evaldata  # noqa: E402
-from tierwise.config import load_settings  # noqa: E402
-from tierwise.routing.base import RouteRequest, build_router  # noqa: E402
+from tierwise import evaldata
+from tierwise.config import load_settings
+from tierwise.routing.base import RouteRequest, build_router
 
 TIERS = ("fast", "balanced", "deep")
 TARGET_AGREEMENT = 0.90

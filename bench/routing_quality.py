@@ -45,14 +45,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from tierwise.outcomes import fold_of, load_prices, read_outcomes  # noqa: E402
-from tierwise.replay.runner import LearnedConfig, replay  # noqa: E402
-from tierwise.reports.replay import format_table, save_plot  # noqa: E402
-from tierwise.routing.features import FeatureSpec  # noqa: E402
-from tierwise.routing.rules import blended_price  # noqa: E402
-from tierwise.routing.training import order_by_price, parse_ladder  # noqa: E402
+from tierwise.outcomes import fold_of, load_prices, read_outcomes
+from tierwise.replay.runner import LearnedConfig, replay
+from tierwise.reports.replay import format_table, save_plot
+from tierwise.routing.features import FeatureSpec
+from tierwise.routing.rules import blended_price
+from tierwise.routing.training import order_by_price, parse_ladder
 
 LADDER = "mixtral-8x7b-instruct-v0.1,gpt-4-1106-preview"
 LAMBDAS = (3.0, 10.0, 30.0)

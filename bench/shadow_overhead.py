@@ -30,7 +30,7 @@ from pathlib import Path
 import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from proxy_overhead import HEADERS, PY, ROOT, body, free_port, pct, stop, wait_port  # noqa: E402
+from proxy_overhead import HEADERS, PY, ROOT, body, free_port, pct, stop, wait_port
 
 
 async def rounds3(urls: dict[str, str], payload: bytes, n: int) -> dict[str, list[float]]:

@@ -144,7 +144,7 @@ async def attacker(port: int, conns: int, stats_path: str) -> None:
         samples.append(len(live))
         try:
             await asyncio.wait_for(stop.wait(), 1.0)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
     reopener.cancel()
     Path(stats_path).write_text(f"{opened[0]} {max(samples or [0])} {sum(samples) / max(len(samples), 1):.0f}")

@@ -94,7 +94,7 @@ def trace_one_request(router: str, stream: bool) -> tuple[Counter[str], Counter[
     def module_of(filename: str) -> str | None:
         return filename[len(pkg):] if filename.startswith(pkg) else None
 
-    def profile(frame, event, arg):  # noqa: ANN001, ANN202
+    def profile(frame, event, arg):
         if event not in ("call", "return"):
             return
         here = module_of(frame.f_code.co_filename)

@@ -27,10 +27,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from tierwise.outcomes import load_prices, read_outcomes  # noqa: E402
-from tierwise.routing.features import FeatureSpec  # noqa: E402
-from tierwise.routing.learned import load_artifact, mix_for, thresholds_for_mix  # noqa: E402
-from tierwise.routing.training import train  # noqa: E402
+from tierwise.outcomes import load_prices, read_outcomes
+from tierwise.routing.features import FeatureSpec
+from tierwise.routing.learned import load_artifact, mix_for, thresholds_for_mix
+from tierwise.routing.training import train
 
 CAL_PER_DATASET = 500
 FILES = ["gsm8k.jsonl", "mmlu.jsonl", "mt_bench_t1.jsonl"]

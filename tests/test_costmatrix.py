@@ -8,8 +8,15 @@ import pytest
 
 from tierwise.catalog import load_catalog
 from tierwise.cost import Usage, cost_nanos
-from tierwise.costmatrix import (SEED_PRICES, CostMatrixError, catalog_prices, monthly_matrix, parse_mix, parse_tiers,
-                                 seed_prices)
+from tierwise.costmatrix import (
+    SEED_PRICES,
+    CostMatrixError,
+    catalog_prices,
+    monthly_matrix,
+    parse_mix,
+    parse_tiers,
+    seed_prices,
+)
 
 
 def seed_example(mix: str = "70/30"):

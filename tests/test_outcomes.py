@@ -7,8 +7,19 @@ from pathlib import Path
 
 import pytest
 
-from tierwise.outcomes import (Outcome, OutcomeError, OutcomeWriter, fold_of, load_prices, models_in, outcome_cost,
-                               read_outcomes, records_hash, with_ladder, write_outcomes)
+from tierwise.outcomes import (
+    Outcome,
+    OutcomeError,
+    OutcomeWriter,
+    fold_of,
+    load_prices,
+    models_in,
+    outcome_cost,
+    read_outcomes,
+    records_hash,
+    with_ladder,
+    write_outcomes,
+)
 
 LINE = {"id": "ds-1", "dataset": "ds", "category": "algebra", "prompt": "What is 2+2?",
         "outcomes": {"a": {"score": 1.0, "input_tokens": 10, "output_tokens": 20, "tokens_estimated": True,

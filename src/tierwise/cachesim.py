@@ -30,7 +30,7 @@ import orjson
 from . import jsonbody
 
 if TYPE_CHECKING:
-    from .catalog import Catalog, Model
+    from .catalog import Model
 
 __all__ = ["CacheSim", "Block", "blocks_of", "min_cacheable", "switch_reckoning", "Reckoning", "LOOKBACK"]
 

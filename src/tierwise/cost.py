@@ -135,7 +135,7 @@ def utc_day(wall: float) -> tuple[_dt.date, str]:
     n = int(wall // 86400)
     cached = _DAY
     if cached[0] != n:
-        d = _dt.datetime.fromtimestamp(wall, _dt.timezone.utc).date()
+        d = _dt.datetime.fromtimestamp(wall, _dt.UTC).date()
         cached[:] = [n, d, d.isoformat()]
     day: _dt.date = cached[1]
     iso: str = cached[2]

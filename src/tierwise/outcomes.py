@@ -168,7 +168,7 @@ def iter_outcomes(path: str | os.PathLike[str], *, require_outcomes: bool = True
                 raise OutcomeError(f"{path}:{n}: not valid JSON: {exc.msg}") from None
             yield parse_record(data, f"{path}:{n}", require_outcomes=require_outcomes)
     finally:
-        if fh is not getattr(__import__("sys"), "stdin"):
+        if fh is not __import__("sys").stdin:
             fh.close()
 
 

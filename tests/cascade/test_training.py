@@ -5,8 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tierwise.cascade.training import (ANSWER_NAMES, CHECK_NAMES, VERIFIER_NAMES, check_features, fit_verifier,
-                                       verifier_features)
+from tierwise.cascade.training import (
+    ANSWER_NAMES,
+    CHECK_NAMES,
+    VERIFIER_NAMES,
+    check_features,
+    fit_verifier,
+    verifier_features,
+)
 from tierwise.errors import ConfigError
 from tierwise.outcomes import parse_record
 from tierwise.routing.features import DENSE_NAMES

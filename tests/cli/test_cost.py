@@ -7,7 +7,6 @@ from decimal import Decimal
 
 import pytest
 
-
 SEED_ARGS = ["cost", "--prices", "seed", "--calls-per-day", "1000", "--input-tokens", "500", "--output-tokens", "200",
              "--mix", "70/30"]
 

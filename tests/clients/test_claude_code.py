@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import pytest
-
 from . import cells
 
 DRIVER = ("claude", "claude_code.py")

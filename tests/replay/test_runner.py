@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from tests.routing.test_learned import PRICES, synthetic
 from tierwise.replay import runner
 from tierwise.replay.runner import LearnedConfig, replay
-from tests.routing.test_learned import PRICES, synthetic
 
 
 def test_nested_lambda_choice_never_sees_the_rows_it_is_tested_on(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -11,11 +11,19 @@ import pytest
 import sqlalchemy as sa
 
 from tierwise.ledger import Ledger, calls
-from tierwise.reports.spend import (ReportError, bounds, fmt_usd, has_ledger, savings_sentence, summarize, totals,
-                                    usd_places)
+from tierwise.reports.spend import (
+    ReportError,
+    bounds,
+    fmt_usd,
+    has_ledger,
+    savings_sentence,
+    summarize,
+    totals,
+    usd_places,
+)
 
-DAY1 = dt.datetime(2026, 11, 20, 12, 0, tzinfo=dt.timezone.utc)
-DAY2 = dt.datetime(2026, 11, 21, 9, 30, tzinfo=dt.timezone.utc)
+DAY1 = dt.datetime(2026, 11, 20, 12, 0, tzinfo=dt.UTC)
+DAY2 = dt.datetime(2026, 11, 21, 9, 30, tzinfo=dt.UTC)
 
 
 def make_row(when: dt.datetime = DAY1, *, tier: str | None = "fast", model: str | None = "claude-haiku-5-5",

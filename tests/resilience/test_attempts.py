@@ -8,8 +8,15 @@ import orjson
 import pytest
 
 from tierwise.config import load_settings
-from tierwise.errors import (InternalServerError, InvalidRequestError, NotFoundError, OverloadedError, PermissionDeniedError,
-                             RateLimitError, UpstreamConnectionError)
+from tierwise.errors import (
+    InternalServerError,
+    InvalidRequestError,
+    NotFoundError,
+    OverloadedError,
+    PermissionDeniedError,
+    RateLimitError,
+    UpstreamConnectionError,
+)
 from tierwise.resilience.attempts import AttemptLoop
 from tierwise.resilience.breaker import CircuitBreaker
 from tierwise.resilience.fallback import Target, build_chain

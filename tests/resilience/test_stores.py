@@ -196,7 +196,7 @@ async def test_one_timeout_is_not_an_outage_three_in_a_row_are():
     g = StoreGuard("redis")
 
     async def slow():
-        raise asyncio.TimeoutError()
+        raise TimeoutError()
 
     async def fine():
         return 1

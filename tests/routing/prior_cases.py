@@ -149,7 +149,7 @@ def _cases(settings: Any) -> Iterator[tuple[str, Callable[[], Any]]]:
         hard = {"role": "user", "text": j.raw["turns"][0]["text"]}
         tool = {"role": "assistant", "text": "grep", "tool": "Grep", "input": {"pattern": "lock"}}
         result = {"role": "tool_result", "text": "billing/worker.py:12 with lock:"}
-        yield f"loop/{k}/0", lambda loop=loop, first=first: loop.decide(RouteRequest(
+        yield f"loop/{k}/0", lambda loop=loop, first=first, k=k: loop.decide(RouteRequest(
             evaldata.agent_body(first, session=f"loop{k}")))
         yield f"loop/{k}/1", lambda loop=loop, first=first, hard=hard, tool=tool, result=result, k=k: loop.decide(
             RouteRequest(evaldata.agent_body(first + [{"role": "assistant", "text": "ok"}, hard, tool, result],

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from tierwise.routing import RouteRequest, available, build_router
 from tierwise.errors import ConfigError, InvalidRequestError
+from tierwise.routing import RouteRequest, available, build_router
 
 
 @pytest.fixture

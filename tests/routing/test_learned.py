@@ -9,16 +9,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tierwise.cascade.training import ANSWER_NAMES, answer_features
 from tierwise.config import load_settings
 from tierwise.errors import ConfigError
 from tierwise.outcomes import parse_record
 from tierwise.routing.base import RouteRequest, build_router
-from tierwise.cascade.training import ANSWER_NAMES, answer_features
-from tierwise.routing.features import CATEGORY_WEIGHTS, Featurizer, FeatureSpec
-from tierwise.routing.learned import (ARTIFACT_VERSION, Artifact, choose_rung, difficulty_rung, difficulty_rungs,
-                                      load_artifact, thresholds_for_mix)
+from tierwise.routing.features import CATEGORY_WEIGHTS, FeatureSpec, Featurizer, SparseRows
+from tierwise.routing.learned import (
+    ARTIFACT_VERSION,
+    Artifact,
+    choose_rung,
+    load_artifact,
+)
 from tierwise.routing.training import logistic_fit, parse_ladder, ridge_cg, train
-from tierwise.routing.features import SparseRows
 
 PRICES = {"small": {"input_per_mtok": 1.0, "output_per_mtok": 1.0},
           "big": {"input_per_mtok": 10.0, "output_per_mtok": 30.0}}

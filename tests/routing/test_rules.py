@@ -14,8 +14,15 @@ from tierwise.errors import ConfigError
 from tierwise.outcomes import parse_record
 from tierwise.routing.base import RouteRequest, build_router
 from tierwise.routing.features import CATEGORY_WEIGHTS, FeatureSpec
-from tierwise.routing.learned import (Artifact, blended_price, difficulty_rung, difficulty_rungs, load_artifact,
-                                      mix_for, thresholds_for_mix)
+from tierwise.routing.learned import (
+    Artifact,
+    blended_price,
+    difficulty_rung,
+    difficulty_rungs,
+    load_artifact,
+    mix_for,
+    thresholds_for_mix,
+)
 from tierwise.routing.training import train
 
 PRICES = {"small": {"input_per_mtok": 1.0, "output_per_mtok": 1.0},

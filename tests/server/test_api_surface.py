@@ -230,8 +230,7 @@ class Recording:
 def test_uploads_are_streamed_and_capped(tmp_path, monkeypatch):
     from starlette.testclient import TestClient
 
-    from tierwise.server import create_app
-    from tierwise.server import files_api
+    from tierwise.server import create_app, files_api
 
     from ..conftest import make_settings
 

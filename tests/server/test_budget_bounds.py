@@ -23,7 +23,7 @@ DOC_BODY = {"model": "claude-haiku-5-5", "max_tokens": 50, "messages": [{"role":
 
 
 class _BigUsage(BaseHTTPRequestHandler):
-    def do_POST(self):  # noqa: N802
+    def do_POST(self):
         self.rfile.read(int(self.headers.get("content-length") or 0))
         body = json.dumps({"id": "msg_big", "type": "message", "role": "assistant", "model": "claude-haiku-5-5",
                            "content": [{"type": "text", "text": "summary"}], "stop_reason": "end_turn",

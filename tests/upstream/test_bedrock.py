@@ -15,12 +15,12 @@ import pytest
 
 pytest.importorskip("botocore", reason="botocore not installed (pip install 'tierwise[bedrock]')")
 
-from aiohttp import web  # noqa: E402
+from aiohttp import web
 
-from tierwise.errors import OverloadedError, RateLimitError  # noqa: E402
-from tierwise.upstream.bedrock import BedrockUpstream  # noqa: E402
-from tierwise.upstream.offline import parse_fault, stream_events, synthesize  # noqa: E402
-from tierwise.upstream.sse import StreamMeter, format_event  # noqa: E402
+from tierwise.errors import OverloadedError, RateLimitError
+from tierwise.upstream.bedrock import BedrockUpstream
+from tierwise.upstream.offline import parse_fault, stream_events, synthesize
+from tierwise.upstream.sse import StreamMeter, format_event
 
 PATH = re.compile(r"^/model/(?P<id>[^/]+)/(?P<action>invoke|invoke-with-response-stream)$")
 # Bedrock Messages API ids: no version suffix, an optional inference-profile prefix

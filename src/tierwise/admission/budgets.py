@@ -70,12 +70,12 @@ log = logging.getLogger("tierwise.budgets")
 
 
 def utc_day(now: _dt.datetime | None = None) -> str:
-    return (now or _dt.datetime.now(_dt.timezone.utc)).strftime("%Y-%m-%d")
+    return (now or _dt.datetime.now(_dt.UTC)).strftime("%Y-%m-%d")
 
 
 def _next_reset(day: str) -> _dt.datetime:
     d = _dt.date.fromisoformat(day) + _dt.timedelta(days=1)
-    return _dt.datetime(d.year, d.month, d.day, tzinfo=_dt.timezone.utc)
+    return _dt.datetime(d.year, d.month, d.day, tzinfo=_dt.UTC)
 
 
 def estimate_nanos(model: "Model", body_bytes: int, max_tokens: int) -> int:
@@ -163,7 +163,7 @@ class BudgetExceeded(RateLimitError):
         reset = _next_reset(day)
         label = {"all": "the overall daily budget"}.get(scope) or (
             f"the daily budget of proxy key {scope[4:]}" if scope.startswith("key:") else f"the daily budget of task type {scope[5:]!r}")
-        secs = max(1, int((reset - _dt.datetime.now(_dt.timezone.utc)).total_seconds()))
+        secs = max(1, int((reset - _dt.datetime.now(_dt.UTC)).total_seconds()))
         super().__init__(f"budget exceeded: this request would take {label} (${Decimal(limit) / NANOS:.2f} per UTC day; "
                          f"${Decimal(spent) / NANOS:.4f} spent or reserved) over its limit; it resets at "
                          f"{reset.strftime('%Y-%m-%dT%H:%M:%SZ')}{why}",
@@ -279,7 +279,7 @@ class Budgets:
             return
         try:
             await self.settle(res, 0)
-        except Exception:  # noqa: BLE001
+        except Exception:
             log.exception("could not release the budget reservation of a cancelled request")
 
     def _track(self, task: "asyncio.Future[Any]") -> None:

@@ -8,7 +8,7 @@ training split's recorded answers (``cascade.training.fit_verifier``) and never 
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -17,16 +17,16 @@ from ..replay.curves import Curve, OutcomeMatrix
 __all__ = ["cascade_curve", "cascade_point", "verifier_matrix"]
 
 
-def verifier_matrix(verifiers: Sequence[object], m: OutcomeMatrix) -> np.ndarray:
+def verifier_matrix(verifiers: Sequence[Any], m: OutcomeMatrix) -> np.ndarray:
     """(n, rungs-1) probabilities that rung i's recorded answer is good enough; nan where no
     verifier exists for the rung (that rung is skipped by the cascade)."""
     R = len(m.ladder)
     V = np.full((m.n, R - 1), np.nan)
     for v in verifiers:
-        i = getattr(v, "rung")
+        i = v.rung
         if i >= R - 1:
             continue
-        V[:, i] = [v.prob(m.responses[j][i], m.prompts[j]) for j in range(m.n)]  # type: ignore[attr-defined]
+        V[:, i] = [v.prob(m.responses[j][i], m.prompts[j]) for j in range(m.n)]
     return V
 
 

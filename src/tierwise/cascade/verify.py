@@ -69,7 +69,7 @@ class JsonSchema:
     name = "json_schema"
 
     def __init__(self, schema: Mapping[str, Any] | None = None, **_: Any) -> None:
-        import jsonschema  # type: ignore[import-untyped]  # no stubs installed (types-jsonschema)
+        import jsonschema
 
         self.schema = dict(schema or {})
         try:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import List, Optional
+from typing import Optional
 
 import typer
 
@@ -46,8 +46,8 @@ def parse_sets(arms: list[str], sets: list[str]) -> dict:
 @ab_app.command("start")
 def start(
     name: str = typer.Argument(..., help="Experiment name, e.g. drafts-on-haiku."),
-    arm: List[str] = typer.Option(..., "--arm", help="Arm names (two or more); the first is the control."),
-    set_: Optional[List[str]] = typer.Option(None, "--set", help="ARM.key=value: registry.TASK, auto, options.K, default_tier, weight."),
+    arm: list[str] = typer.Option(..., "--arm", help="Arm names (two or more); the first is the control."),
+    set_: Optional[list[str]] = typer.Option(None, "--set", help="ARM.key=value: registry.TASK, auto, options.K, default_tier, weight."),
     key: str = typer.Option("user", "--key", help="Assign by: user (metadata.user_id), session (x-tierwise-session), request."),
     config: Optional[str] = _CONFIG,
     ledger_url: Optional[str] = _LEDGER,
@@ -55,7 +55,7 @@ def start(
     """Start an experiment: writes [ab] to tierwise.toml (a running proxy picks it up) and records it."""
     import tomlkit
 
-    from ..config import _validate  # noqa: PLC2701 - the same validation the loader runs
+    from ..config import _validate
     from ..registry_history import _atomic_write, config_path_of, open_db, read_toml
     from ..reports.ab import record_experiment
     from ..routing.arms import validate_ab

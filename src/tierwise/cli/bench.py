@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import List, Optional
+from typing import Optional
 
 import typer
 
@@ -19,14 +19,14 @@ def _fail(message: str) -> None:
 
 @bench_app.command("replay")
 def replay_cmd(
-    outcomes: List[str] = typer.Argument(..., help="Outcomes JSONL file(s) to train/test on."),
+    outcomes: list[str] = typer.Argument(..., help="Outcomes JSONL file(s) to train/test on."),
     ladder: Optional[str] = typer.Option(None, "--ladder", help="Models cheapest first (default: the router's ladder)."),
     router: Optional[str] = typer.Option(None, "--router", help="Artifact whose settings (ladder, lambda, features) "
                                          "are retrained per fold; with --as-is it is used unchanged."),
     prices: Optional[str] = typer.Option(None, "--prices", help="prices.json (default: the prices in the artifact)."),
-    strategy: List[str] = typer.Option([], "--strategy", help="Other registered strategies to compare "
+    strategy: list[str] = typer.Option([], "--strategy", help="Other registered strategies to compare "
                                        "(heuristic, random, fixed...); repeatable."),
-    test: List[str] = typer.Option([], "--test", help="Separate test outcomes file(s): train on OUTCOMES, test here."),
+    test: list[str] = typer.Option([], "--test", help="Separate test outcomes file(s): train on OUTCOMES, test here."),
     folds: int = typer.Option(5, "--folds", help="k for k-fold cross-fitting by id (when no --test)."),
     seed: int = typer.Option(0, "--seed", help="Fold assignment seed."),
     as_is: bool = typer.Option(False, "--as-is", help="Also score with the --router artifact unchanged (no retraining)."),

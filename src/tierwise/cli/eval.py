@@ -7,7 +7,7 @@ import json
 import shutil
 from importlib import resources
 from pathlib import Path
-from typing import List, Optional
+from typing import Optional
 
 import typer
 
@@ -205,7 +205,7 @@ def report_cmd(
 @eval_app.command("apply")
 def apply_cmd(
     run_id: Optional[str] = typer.Argument(None, help="Run id or prefix (default: the latest run)."),
-    task: Optional[List[str]] = typer.Option(None, "--task", help="Apply only these task types."),
+    task: Optional[list[str]] = typer.Option(None, "--task", help="Apply only these task types."),
     actor: Optional[str] = typer.Option(None, "--actor", help="Who is applying (default: your user name)."),
     config: Optional[str] = _CONFIG,
     ledger_url: Optional[str] = _LEDGER,

@@ -54,7 +54,7 @@ def models(
         fail(str(exc))
     when = parse_day(on)
     catalog = settings.catalog
-    day = when or _dt.datetime.now(_dt.timezone.utc).date()
+    day = when or _dt.datetime.now(_dt.UTC).date()
     listed = [m for m in catalog.listed() if include_retired or not m.retired]
     tier_rank = {catalog.tiers[t]: i for i, t in enumerate(catalog.tier_order)}
     listed.sort(key=lambda m: (m.id not in tier_rank, tier_rank.get(m.id, 0), m.retired, m.legacy))

@@ -221,8 +221,8 @@ def report(
 
     import datetime as dt
 
-    span = (f"{dt.datetime.fromtimestamp(first, dt.timezone.utc):%Y-%m-%d %H:%M} – "
-            f"{dt.datetime.fromtimestamp(last, dt.timezone.utc):%Y-%m-%d %H:%M} UTC")
+    span = (f"{dt.datetime.fromtimestamp(first, dt.UTC):%Y-%m-%d %H:%M} – "
+            f"{dt.datetime.fromtimestamp(last, dt.UTC):%Y-%m-%d %H:%M} UTC")
     places = usd_places([total["cost_usd"], total["default_cost_usd"], total["savings_usd"]])
     sentence = savings_sentence(total, default_tier, default_model, fmt=lambda v: fmt_usd(v, places))
     console.print(f"[bold]tierwise report[/bold]{period}: {fmt_int(total['calls'])} calls, {span}")

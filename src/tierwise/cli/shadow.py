@@ -108,7 +108,8 @@ def learn_cmd(
     """Retrain the learned router on the team's graded shadow pairs, recalibrate it, keep the old one."""
     from ..errors import ConfigError
     from ..registry_history import open_db
-    from ..shadow.learn import learn, revert as do_revert
+    from ..shadow.learn import learn
+    from ..shadow.learn import revert as do_revert
 
     settings = settings_from(config if Path(config).exists() else None, ledger={"url": ledger_url})
     if revert:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import List
-
 import typer
 
 from . import app
@@ -16,7 +14,7 @@ def _fail(message: str) -> None:
 
 @app.command()
 def train(
-    outcomes: List[str] = typer.Argument(..., help="Outcomes JSONL file(s) (the router-benchmark format)."),
+    outcomes: list[str] = typer.Argument(..., help="Outcomes JSONL file(s) (the router-benchmark format)."),
     ladder: str = typer.Option(..., "--ladder", help="Models cheapest first, e.g. MODEL_A,MODEL_B[,MODEL_C]; "
                                "'A|A2' lets A2's outcomes stand in for rung A."),
     prices: str = typer.Option(..., "--prices", help="prices.json: {model: {input_per_mtok, output_per_mtok}}."),

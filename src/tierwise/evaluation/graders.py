@@ -79,7 +79,7 @@ class Grade:
 
 
 def normalize(text: str) -> str:
-    table = str.maketrans({c: " " for c in string.punctuation})
+    table = str.maketrans(dict.fromkeys(string.punctuation, " "))
     return " ".join(text.lower().translate(table).split())
 
 

@@ -140,7 +140,7 @@ class LLMJudge:
         try:
             msg = await call_json(self.upstream, params)
         except APIError as exc:
-            return JudgeResult({k: None for k in order}, prompt=prompt, model=self.model,
+            return JudgeResult(dict.fromkeys(order), prompt=prompt, model=self.model,
                                usage=None, order=order) if exc.status < 500 else _raise(exc)
         usage = Usage.from_api(msg.get("usage"))
         text = "".join(b.get("text", "") for b in msg.get("content") or () if isinstance(b, dict))
@@ -157,7 +157,7 @@ def _raise(exc: Exception) -> Any:
 
 def parse_scores(text: str, order: list[str], pass_mark: float) -> dict[str, Grade | None]:
     """Map the judge's JSON (``{"scores": [{"response": i, "score": 0-10}]}``) back to keys."""
-    out: dict[str, Grade | None] = {k: None for k in order}
+    out: dict[str, Grade | None] = dict.fromkeys(order)
     try:
         data = extract_json(text)
     except ValueError:

@@ -117,7 +117,7 @@ class Ledger:
         if self.start_error is None and self.journal:
             try:
                 self.recovered = self.writer.adopt()
-            except Exception:  # noqa: BLE001 - the writer thread tries again
+            except Exception:
                 log.exception("ledger: recovering the journal failed; retrying in the background")
         if self.start_error:
             self.writer.db_ok = False

@@ -117,7 +117,7 @@ class LedgerWriter:
             self._wake.clear()
             try:
                 self._cycle()
-            except Exception:  # noqa: BLE001 - the thread must outlive any surprise
+            except Exception:
                 log.exception("ledger writer: unexpected error (rows stay queued and journaled)")
                 self._backoff = max(self._backoff, 1.0)
             if self._halt.is_set() or (self._stop and not self._buf):

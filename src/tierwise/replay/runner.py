@@ -16,11 +16,21 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from ..cascade.evaluate import cascade_curve, verifier_matrix
 from ..outcomes import Record, fold_of
 from ..routing.features import FeatureSpec
-from ..cascade.evaluate import cascade_curve, verifier_matrix
-from .curves import (Curve, OutcomeMatrix, always_curves, build_matrix, choice_point, choices_curve, metric_row,
-                     oracle_curve, random_curve, sweep_by_score)
+from .curves import (
+    Curve,
+    OutcomeMatrix,
+    always_curves,
+    build_matrix,
+    choice_point,
+    choices_curve,
+    metric_row,
+    oracle_curve,
+    random_curve,
+    sweep_by_score,
+)
 
 __all__ = ["LearnedConfig", "ReplayResult", "inner_cv_apgr", "learned_oof", "replay", "strategy_choices", "tier_to_rung"]
 

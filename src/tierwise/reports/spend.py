@@ -39,7 +39,7 @@ GROUPS: dict[str, sa.ColumnElement[Any]] = {
     "batch": calls.c.batch,  # Message Batches results (priced at the batch discount) apart from live calls
 }
 
-_UTC = _dt.timezone.utc
+_UTC = _dt.UTC
 
 
 class ReportError(TierwiseError):

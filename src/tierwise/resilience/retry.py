@@ -64,8 +64,8 @@ def parse_retry_after(headers: Mapping[str, str], now: Callable[[], float] | Non
     if when is None:
         return None
     if when.tzinfo is None:
-        when = when.replace(tzinfo=_dt.timezone.utc)
-    t = now() if now is not None else _dt.datetime.now(_dt.timezone.utc).timestamp()
+        when = when.replace(tzinfo=_dt.UTC)
+    t = now() if now is not None else _dt.datetime.now(_dt.UTC).timestamp()
     return max(0.0, when.timestamp() - t)
 
 

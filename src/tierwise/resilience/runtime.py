@@ -8,15 +8,15 @@ import logging
 from typing import TYPE_CHECKING, Any, Mapping
 
 from ..adapt import adapt_request
-from ..capabilities import lacks, serving_tier
 from ..admission.budgets import NANOS, BudgetExceeded, Budgets, Reservation, estimate_request
-from ..errors import ConfigError
 from ..admission.keys import KeyRecord, KeyStore, check_model_allowed, model_tier
 from ..admission.limits import InputLimits, RateLimiter
+from ..capabilities import lacks, serving_tier
+from ..errors import ConfigError
 from ..routing.base import Decision
+from ..upstream.kinds import build_peers, kinds
 from .attempts import AttemptLoop
 from .breaker import CircuitBreaker, build_breaker
-from ..upstream.kinds import build_peers, kinds
 from .fallback import Target, build_chain
 from .retry import RetryPolicy
 from .stores import StoreGuard, redis_client
@@ -194,7 +194,7 @@ class Runtime:
                 except BaseException:
                     try:  # release: this reservation is never handed to the caller
                         await self.budgets.settle(res, 0)
-                    except Exception:  # noqa: BLE001 - the caller's error matters more
+                    except Exception:
                         log.exception("could not release a budget reservation")
                     raise
             raise

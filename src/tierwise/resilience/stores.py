@@ -133,7 +133,7 @@ class StoreGuard:
                 res = fn()
                 if asyncio.iscoroutine(res):
                     asyncio.get_running_loop().create_task(res)
-            except Exception:  # noqa: BLE001
+            except Exception:
                 log.exception("%s: a recovery hook failed", self.name)
 
     def failed(self, exc: BaseException) -> None:

@@ -1,5 +1,5 @@
 """Routing strategies behind one interface: ``decide(request) -> Decision``."""
 
-from .base import Decision, RouteRequest, Router, add_strategy, available, build_router
+from .base import Decision, Router, RouteRequest, add_strategy, available, build_router
 
 __all__ = ["Decision", "RouteRequest", "Router", "add_strategy", "available", "build_router"]

@@ -118,7 +118,7 @@ class FeatureSpec:
     def without_category(self) -> "FeatureSpec":
         """The same spec with every category-dependent namespace switched off."""
         return FeatureSpec(bits=self.bits, char_ngrams=self.char_ngrams, max_chars=self.max_chars,
-                           weights={**self.weights, **{ns: 0.0 for ns in CATEGORY_NAMESPACES}}, hash=self.hash)
+                           weights={**self.weights, **dict.fromkeys(CATEGORY_NAMESPACES, 0.0)}, hash=self.hash)
 
     def uses(self, namespace: str) -> bool:
         if namespace == "char":

@@ -35,7 +35,8 @@ WEIGHTS: dict[str, float] = {
 }
 
 
-_NONE: Callable[[Signals], dict[str, Any]] = lambda s: {}
+def _NONE(s: Signals) -> dict[str, Any]:
+    return {}
 
 # (signal, does it fire, the values its reason shows), in the order reasons are listed
 RULES: tuple[tuple[str, Callable[[Signals], bool], Callable[[Signals], dict[str, Any]]], ...] = (

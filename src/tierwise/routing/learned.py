@@ -47,12 +47,21 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 
-from ..errors import ConfigError
 from ..cascade.training import VERIFIER_NAMES, verifier_features
+from ..errors import ConfigError
 from .base import Decision, RouteRequest
-from .features import FastScorer, Featurizer, FeatureSpec, count_numbers, count_options, prompt_signals
-from .rules import (DEFAULT_MIX, argmax, blended_price, choose_rung, choose_rungs, difficulty_rung, difficulty_rungs,
-                    mix_for, thresholds_for_mix)
+from .features import FastScorer, FeatureSpec, Featurizer, count_numbers, count_options, prompt_signals
+from .rules import (
+    DEFAULT_MIX,
+    argmax,
+    blended_price,
+    choose_rung,
+    choose_rungs,
+    difficulty_rung,
+    difficulty_rungs,
+    mix_for,
+    thresholds_for_mix,
+)
 from .solvers import ridge_cg
 
 if TYPE_CHECKING:

@@ -38,10 +38,10 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any, Mapping
 
+from ..conversation import conversation_key
 from ..errors import ConfigError
 from .base import Decision, RouteRequest
 from .taxonomy import LABELS, TIERS, categorize, short_output
-from ..conversation import conversation_key
 from .view import View, view_of
 
 if TYPE_CHECKING:

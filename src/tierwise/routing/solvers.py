@@ -4,6 +4,8 @@ dense L2-regularised logistic regression (cascade verifiers)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 __all__ = ["SparseRows", "ridge_cg", "logistic_fit"]

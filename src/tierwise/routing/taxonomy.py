@@ -300,7 +300,7 @@ def _build() -> tuple[dict[str, list[tuple[str, float]]], dict[tuple[str, str], 
             elif ws:
                 longer.append((" ".join(ws), cat, w))
     # a word indexed from both its singular and its plural cue counts once, at the larger weight
-    def dedupe(index):
+    def dedupe(index: dict[Any, list[tuple[str, float]]]) -> None:
         for key, entries in index.items():
             best: dict[str, float] = {}
             for cat, w in entries:

@@ -22,7 +22,7 @@ import numpy as np
 
 from ..cascade.training import fit_verifier
 from ..errors import ConfigError
-from .features import Featurizer, FeatureSpec
+from .features import FeatureSpec, Featurizer
 from .learned import DEFAULT_LAMBDA, DEFAULT_TOLERANCE, Artifact
 from .rules import DEFAULT_MIX, blended_price, mix_for, thresholds_for_mix
 from .solvers import logistic_fit, ridge_cg
@@ -128,7 +128,7 @@ def train(records: Sequence["Record"], ladder: str | Sequence[Any], prices: Mapp
                   "datasets": datasets, "mean_score": [round(float(x), 4) for x in Yarr.mean(0)],
                   "mean_cost_usd": [float(f"{c:.6g}") for c in Carr.mean(0)],
                   **({"skipped_price_order": skipped} if skipped else {})},
-        provenance={"created": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        provenance={"created": _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
                     "tool": "tierwise train", "method": "per-rung ridge regression (conjugate gradients) on hashed "
                     "words (" + ", ".join(used) + f"; hash scheme {spec.hash}) and structural signals",
                     "features": "prompt text only: no category-dependent feature" if not spec.uses_category else

@@ -57,13 +57,13 @@ async def settle(state: "ProxyState", rt: "Runtime", call: Call, total: int) -> 
         return
     try:
         await rt.budgets.settle(call.reservation, total)
-    except Exception:  # noqa: BLE001 - the answer is already sent; the spend must still not vanish silently
+    except Exception:
         state.log.exception("could not settle the budget reservation of %s", call.request_id)
 
 
 def offer_shadow(state: "ProxyState", call: Call, answer: Answer) -> None:
     """[shadow]: maybe queue a replay of an answered call; never waits, never fails the call."""
-    if state.shadow is not None and answer.error_type is None:
+    if state.shadow is not None and answer.error_type is None and call.body is not None:
         state.shadow.offer(request_id=call.request_id, plan=call.plan, body=call.body, sent=call.out_body,
                            answer=None if answer.live is not None else answer.data, headers=call.headers,
                            key_id=call.key_id, status=answer.status)

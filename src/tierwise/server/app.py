@@ -22,11 +22,11 @@ from ..jsonbody import dumps as dumps_body
 from ..ledger import Ledger
 from ..upstream import Upstream, build_upstream
 from ..upstream.base import FORWARD_RESPONSE_HEADERS, HOP_HEADER, HOP_ID, MAX_HOPS, RATELIMIT_PREFIX
-from .messages import error_headers, handle_messages, header_value, new_request_id, read_body, send_error
+from .access import OPERATOR
 from .batches import batch_routes
-from .access import CALLER, OPERATOR
-from .feedback_routes import EvidenceState, evidence_routes
+from .feedback_routes import evidence_routes
 from .files_api import file_routes
+from .messages import error_headers, handle_messages, header_value, new_request_id, read_body, send_error
 from .models_api import model_routes
 from .state import ProxyState
 

@@ -213,7 +213,7 @@ async def _account(state: "ProxyState", batch_id: str, chunks: AsyncIterator[byt
             batch, parsed = parsed, []
             try:
                 await asyncio.to_thread(record_results, state, batch_id, batch, upstream)
-            except Exception:  # noqa: BLE001 - the client still gets its results; the next fetch records them
+            except Exception:
                 log.exception("could not record the results of batch %s", batch_id)
 
     try:
@@ -274,7 +274,7 @@ def batch_routes(state: "ProxyState", error_response: Callable[..., Response], n
                 unique = [m for m in mappings if not (m["custom_id"] in seen or seen.add(m["custom_id"]))]
                 try:
                     await asyncio.to_thread(_store_mappings, state.ledger.engine, batch["id"], unique)
-                except Exception:  # noqa: BLE001 - the batch exists upstream: answer; its results are still
+                except Exception:
                     # accounted when fetched (without the key and task, which only the mapping knew)
                     log.exception("could not store the request mapping of batch %s", batch["id"])
         except APIError as exc:

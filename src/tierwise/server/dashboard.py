@@ -85,11 +85,11 @@ def collect(settings: "Settings", engine: sa.Engine, days: int = 30) -> dict[str
 
 
 def _evidence(settings: "Settings", engine: sa.Engine) -> dict[str, Any]:
-    from ..reports.ab import ab_report
     from ..errors import ConfigError
     from ..evaluation.store import EvalStore
     from ..monitor import list_alerts
     from ..registry_history import RegistryHistory
+    from ..reports.ab import ab_report
 
     out: dict[str, Any] = {}
     try:

@@ -70,8 +70,8 @@ class EvidenceState:
 
     def reload_registry(self) -> bool:
         """Re-read [registry] (and [ab]) from tierwise.toml when it changed; updates routing in place."""
-        from ..routing.arms import build_ab
         from ..config import load_settings
+        from ..routing.arms import build_ab
 
         if self.history is None:
             return False
@@ -117,7 +117,7 @@ class EvidenceState:
                 return
             try:
                 self.tick()
-            except Exception:  # noqa: BLE001 - the watcher must survive a bad tick
+            except Exception:
                 log.exception("monitor tick failed")
 
     def stop(self) -> None:

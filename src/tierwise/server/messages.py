@@ -39,7 +39,7 @@ async def handle_messages(state: "ProxyState", scope: dict[str, Any], receive: R
         await plan(state, rt, call)
         watch = DisconnectWatch(receive)
         answer = await execute(state, rt, call, watch)
-    except (asyncio.CancelledError, Exception) as exc:  # noqa: BLE001 - every failure is answered and recorded
+    except (asyncio.CancelledError, Exception) as exc:
         if watch is not None:
             watch.cancel()
         await respond_failure(state, rt, send, call, exc)

@@ -13,10 +13,10 @@ from ..ledger import Ledger
 from ..upstream import Upstream
 
 if TYPE_CHECKING:
-    from .metrics import Metrics
     from ..resilience import Runtime
     from ..shadow.runtime import ShadowRuntime
     from .feedback_routes import EvidenceState
+    from .metrics import Metrics
 
 __all__ = ["ProxyState"]
 
@@ -24,9 +24,9 @@ __all__ = ["ProxyState"]
 class ProxyState:
     def __init__(self, settings: Settings, dispatcher: Dispatcher, upstream: Upstream, ledger: Ledger | None, *,
                  guard: "Runtime | None" = None) -> None:
-        from .metrics import Metrics
         from ..resilience import Runtime
         from .feedback_routes import EvidenceState
+        from .metrics import Metrics
 
         self.settings = settings
         self.dispatcher = dispatcher

@@ -156,7 +156,7 @@ def fit(settings: "Settings", engine: sa.Engine, *, lam: float | None = None) ->
                    training={"records": len(rows), "sha256": digest, "files": [], "datasets": {"tierwise-shadow": len(rows)},
                              "mean_score": [round(float(x), 4) for x in Y.mean(0)],
                              "mean_cost_usd": [float(f"{c:.6g}") for c in costs]},
-                   provenance={"created": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                   provenance={"created": _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
                                "tool": "tierwise learn", "method": "per-rung ridge regression (conjugate gradients) on "
                                "the features recorded with each graded shadow pair", "source": "shadow_pairs",
                                "grades": "blind judge or task checks; downstream feedback overrides the live side"})
@@ -177,7 +177,7 @@ def learn(settings: "Settings", engine: sa.Engine, config_path: Path, *, dry_run
     art, tol, shares, goal, n = fit(settings, engine)
     previous = dict((settings.routing.get("options") or {}).get("learned") or {})
     d = artifact_dir(settings, config_path)
-    stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+    stamp = _dt.datetime.now(_dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
     path = d / f"router-{stamp}.json"
     if dry_run:
         return LearnResult(str(path), tol, n, shares, goal, previous)

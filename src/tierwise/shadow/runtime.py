@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 import orjson
 import sqlalchemy as sa
 
-from ..admission.budgets import NANOS, Budgets, BudgetExceeded, estimate_nanos, utc_day
+from ..admission.budgets import NANOS, BudgetExceeded, Budgets, estimate_nanos, utc_day
 from ..cost import Usage, cost_nanos
 from ..ledger.shadow_schema import shadow_pairs
 from .policy import pair_sides, shadow_tier_for, share_for, side_effect_reason
@@ -151,7 +151,7 @@ class ShadowRuntime:
                 self.counts["dropped_queue_full"] += 1
                 return
             self.counts["sampled"] += 1
-        except Exception:  # noqa: BLE001 - the client's call is never failed by the shadow
+        except Exception:
             log.exception("shadow sampling failed for %s", request_id)
 
     def _ensure_started(self) -> "asyncio.Queue[Job]":
@@ -172,7 +172,7 @@ class ShadowRuntime:
                 await self.run_job(job)
             except asyncio.CancelledError:
                 raise
-            except Exception:  # noqa: BLE001
+            except Exception:
                 self.counts["failed"] += 1
                 log.exception("shadow job for %s failed", job.request_id)
             finally:

@@ -22,7 +22,7 @@ LONG_WAIT = 60.0
 
 
 async def post(session: aiohttp.ClientSession, url: "str | yarl.URL", data: bytes, headers: Mapping[str, str],
-               name: str, *, timeout: "aiohttp.ClientTimeout | None" = None,
+               name: str, *, timeout: "aiohttp.ClientTimeout | None" = None,  # noqa: ASYNC109 (aiohttp's own timeout object)
                first_byte: float | None = None) -> aiohttp.ClientResponse:
     """POST and wait for the answer's headers, ``first_byte`` seconds at most (None: the session's timeout)."""
     kw = {"timeout": timeout} if timeout is not None else {}
@@ -33,7 +33,7 @@ async def post(session: aiohttp.ClientSession, url: "str | yarl.URL", data: byte
             return await session.post(url, data=data, headers=headers, **kw)
         async with asyncio.timeout(first_byte):
             return await session.post(url, data=data, headers=headers, **kw)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         waited = loop.time() - started
         raise UpstreamTimeoutError(f"upstream {name} timed out before answering ({waited:.0f} s)",
                                    headers=_NO_RETRY if waited > LONG_WAIT else None) from None
@@ -45,7 +45,7 @@ async def read_error_body(resp: aiohttp.ClientResponse) -> bytes:
     """The body of an error answer, or nothing if it cannot be read; the connection is released."""
     try:
         return await resp.read()
-    except (aiohttp.ClientError, asyncio.TimeoutError):
+    except (TimeoutError, aiohttp.ClientError):
         return b""
     finally:
         resp.release()
@@ -57,7 +57,7 @@ async def read_body(resp: aiohttp.ClientResponse, name: str, limit: int | None =
     if limit is None:
         try:
             return await resp.read()
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise UpstreamTimeoutError(f"upstream {name} timed out while sending the body") from None
         except aiohttp.ClientError as exc:
             raise UpstreamConnectionError(f"upstream {name} dropped the connection: {type(exc).__name__}") from None
@@ -82,7 +82,7 @@ async def read_body(resp: aiohttp.ClientResponse, name: str, limit: int | None =
                 raise too_big
             parts.append(chunk)
         return parts[0] if len(parts) == 1 else b"".join(parts)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         raise UpstreamTimeoutError(f"upstream {name} timed out while sending the body") from None
     except aiohttp.ClientError as exc:
         raise UpstreamConnectionError(f"upstream {name} dropped the connection: {type(exc).__name__}") from None

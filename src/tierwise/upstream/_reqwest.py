@@ -64,7 +64,7 @@ class Exchange:
             else:
                 async with asyncio.timeout(first_byte):
                     self.resp = await self._cm.__aenter__()
-        except (asyncio.TimeoutError, RequestTimeoutError):
+        except (TimeoutError, RequestTimeoutError):
             waited = loop.time() - started
             raise UpstreamTimeoutError(f"upstream {self.name} timed out before answering ({waited:.0f} s)",
                                        headers=_http._NO_RETRY if waited > _http.LONG_WAIT else None) from None
@@ -84,7 +84,7 @@ class Exchange:
         """The body of an error answer, or nothing if it cannot be read; the connection is released."""
         try:
             return bytes(await self.resp.body_reader.bytes())
-        except (PyreqwestError, asyncio.TimeoutError):
+        except (TimeoutError, PyreqwestError):
             return b""
         finally:
             await self.close()

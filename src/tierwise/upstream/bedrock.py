@@ -23,7 +23,6 @@ botocore is imported lazily (``pip install 'tierwise[bedrock]'``), and not at al
 
 from __future__ import annotations
 
-import asyncio
 import base64
 from typing import Any, AsyncIterator, Mapping
 from urllib.parse import quote
@@ -31,8 +30,14 @@ from urllib.parse import quote
 import aiohttp
 import orjson
 
-from ..errors import (InvalidRequestError, NotFoundError, UpstreamConnectionError, UpstreamTimeoutError, error_body,
-                      error_for_status)
+from ..errors import (
+    InvalidRequestError,
+    NotFoundError,
+    UpstreamConnectionError,
+    UpstreamTimeoutError,
+    error_body,
+    error_for_status,
+)
 from ..jsonbody import dumps as dumps_body
 from ._http import post, read_body, read_error_body
 from .base import UpstreamResponse
@@ -237,7 +242,7 @@ class BedrockUpstream:
                         out.append(_frame_to_sse(frame, model_id))
                     if out:
                         yield b"".join(out)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 raise UpstreamTimeoutError("upstream bedrock timed out mid-stream") from None
             except aiohttp.ClientError as exc:
                 raise UpstreamConnectionError(f"upstream bedrock dropped the stream: {type(exc).__name__}") from None
@@ -291,7 +296,7 @@ class BedrockUpstream:
             try:
                 async for chunk in resp.content.iter_any():
                     yield chunk
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 raise UpstreamTimeoutError("upstream bedrock timed out mid-stream") from None
             except aiohttp.ClientError as exc:
                 raise UpstreamConnectionError(f"upstream bedrock dropped the stream: {type(exc).__name__}") from None

@@ -43,7 +43,7 @@ _LIMITS = {"requests": 4000, "tokens": 2_000_000, "input-tokens": 1_600_000, "ou
 
 def ratelimit_headers(calls: int, tokens: int = 0) -> dict[str, str]:
     """Rate-limit headers as the API sends them on every answer, errors included (a one-minute window)."""
-    reset = (_dt.datetime.now(_dt.timezone.utc).replace(microsecond=0) + _dt.timedelta(seconds=60)).isoformat()
+    reset = (_dt.datetime.now(_dt.UTC).replace(microsecond=0) + _dt.timedelta(seconds=60)).isoformat()
     reset = reset.replace("+00:00", "Z")
     out: dict[str, str] = {}
     for kind, limit in _LIMITS.items():

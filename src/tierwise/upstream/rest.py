@@ -9,7 +9,6 @@ Used by ``AnthropicUpstream.request``; the offline upstream serves the same path
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any, AsyncIterator, Mapping
 
 import aiohttp
@@ -44,7 +43,7 @@ async def forward(session: aiohttp.ClientSession, url: yarl.URL, method: str, he
     out["accept-encoding"] = "identity"  # the body is handed on byte for byte
     try:
         resp = await session.request(method, url, data=body, headers=out)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         raise UpstreamTimeoutError(f"upstream {name} timed out before answering") from None
     except aiohttp.ClientError as exc:
         raise UpstreamConnectionError(f"upstream {name} unreachable: {type(exc).__name__}") from None
@@ -58,7 +57,7 @@ async def forward(session: aiohttp.ClientSession, url: yarl.URL, method: str, he
         try:
             async for chunk in resp.content.iter_any():
                 yield chunk
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise UpstreamTimeoutError(f"upstream {name} timed out mid-download") from None
         except aiohttp.ClientError as exc:
             raise UpstreamConnectionError(f"upstream {name} dropped the download: {type(exc).__name__}") from None

@@ -26,8 +26,7 @@ from urllib.parse import quote
 import aiohttp
 import orjson
 
-from ..errors import (InvalidRequestError, NotFoundError, UpstreamConnectionError, UpstreamTimeoutError,
-                      error_for_status)
+from ..errors import InvalidRequestError, NotFoundError, UpstreamConnectionError, UpstreamTimeoutError, error_for_status
 from ..jsonbody import dumps as dumps_body
 from ._http import post, read_body, read_error_body
 from .base import UpstreamResponse
@@ -186,7 +185,7 @@ class VertexUpstream:
             try:
                 async for chunk in resp.content.iter_any():
                     yield chunk
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 raise UpstreamTimeoutError("upstream vertex timed out mid-stream") from None
             except aiohttp.ClientError as exc:
                 raise UpstreamConnectionError(f"upstream vertex dropped the stream: {type(exc).__name__}") from None

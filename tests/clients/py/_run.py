@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _cells  # noqa: E402
+import _cells
 
 driver, urls = sys.argv[1], sys.argv[2:]
 out = {}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import anthropic
-
 from _cells import EXPLICIT, RECORD, TASK, TOOL, URL, ask, cell, done, run_tool
 
 client = anthropic.Anthropic(base_url=URL, api_key="sk-ant-dummy-client-key", max_retries=0, timeout=30)

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import anthropic
+from _cells import EXPLICIT, TASK, URL, ask, cell, done, run_tool
 from langchain_anthropic import ChatAnthropic
 from langchain_core.messages import HumanMessage, ToolMessage
 from pydantic import BaseModel
-
-from _cells import EXPLICIT, TASK, URL, ask, cell, done, run_tool
 
 
 def chat(model: str, **kw) -> ChatAnthropic:

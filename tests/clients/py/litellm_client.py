@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import litellm
-
 from _cells import EXPLICIT, TASK, URL, ask, cell, done, run_tool
 
 KW = {"api_base": URL, "api_key": "sk-ant-dummy-client-key", "num_retries": 0, "timeout": 30, "max_tokens": 300}

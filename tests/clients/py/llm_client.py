@@ -8,9 +8,8 @@ from __future__ import annotations
 import json
 
 import llm
-from llm_anthropic import ClaudeMessages
-
 from _cells import EXPLICIT, TASK, URL, ask, cell, done, run_tool
+from llm_anthropic import ClaudeMessages
 
 KEY = "sk-ant-dummy-client-key"
 

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import asyncio
 
+from _cells import EXPLICIT, TASK, URL, ask, cell, done, run_tool
 from anthropic import AsyncAnthropic
 from pydantic import BaseModel
 from pydantic_ai import Agent
 from pydantic_ai.exceptions import ModelHTTPError
 from pydantic_ai.models.anthropic import AnthropicModel, AnthropicModelSettings
 from pydantic_ai.providers.anthropic import AnthropicProvider
-
-from _cells import EXPLICIT, TASK, URL, ask, cell, done, run_tool
 
 
 def model(name: str, headers: dict | None = None) -> AnthropicModel:
