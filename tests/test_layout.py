@@ -22,10 +22,7 @@ TESTS = Path(__file__).resolve().parent
 MAX_LINES = 600
 # Over the limit when this test was written; being rewritten (issue 12). An entry may not grow;
 # delete it once its module is back under MAX_LINES.
-OVER_LIMIT = {
-    "server/messages.py": 619,
-    "routing/features.py": 615,
-}
+OVER_LIMIT: dict[str, int] = {}
 
 
 def _modules() -> list[Path]:
