@@ -65,7 +65,7 @@ class Proxy:
         self.log = tmp / f"{name}.log"
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "tierwise", "serve", "--port", str(self.port), "--upstream-url", upstream_url,
-             "--ledger-url", ledger_url, "--config", str(cfg), "--log-level", "warning"],
+             "--ledger-url", ledger_url, "--config", str(cfg), "--log-level", os.environ.get("FS_LOG", "warning")],
             env=dict(ENV, **(env or {})), cwd=tmp, stdout=subprocess.DEVNULL, stderr=open(self.log, "a"))
         deadline = time.monotonic() + 60
         while True:
@@ -155,6 +155,68 @@ def make_key(url: str, **kw) -> tuple[str, str]:
     return rec.id, key
 
 
+class ListenWatch:
+    """Samples the accept queues of the proxies' listeners (``ss -lnt``: Recv-Q is the queue, Send-Q its
+    backlog) and the kernel's listen-overflow counters (machine-wide: other processes count too)."""
+
+    def __init__(self, ports: list[int]) -> None:
+        self.ports = ports
+        self.peak: dict[int, int] = {p: 0 for p in ports}
+        self.backlog: dict[int, int] = {}
+        self._stop = threading.Event()
+        self._before = self.overflows()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    @staticmethod
+    def overflows() -> int:
+        try:
+            out = subprocess.run(["nstat", "-asz", "TcpExtListenOverflows"], capture_output=True, text=True).stdout
+            return sum(int(line.split()[1]) for line in out.splitlines() if line.startswith("TcpExtListenOverflows"))
+        except (FileNotFoundError, ValueError, IndexError):
+            return -1
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.2):
+            try:
+                out = subprocess.run(["ss", "-lntH"], capture_output=True, text=True).stdout
+            except FileNotFoundError:
+                return
+            for line in out.splitlines():
+                f = line.split()
+                if len(f) >= 4 and ":" in f[3]:
+                    port = int(f[3].rsplit(":", 1)[1])
+                    if port in self.peak:
+                        self.peak[port] = max(self.peak[port], int(f[1]))
+                        self.backlog[port] = int(f[2])
+
+    def stop(self) -> str:
+        self._stop.set()
+        self._thread.join()
+        after = self.overflows()
+        queues = ", ".join(f"{self.peak[p]} of {self.backlog.get(p, '?')}" for p in self.ports)
+        grown = after - self._before if after >= 0 and self._before >= 0 else "n/a"
+        return f"accept queue peak {queues} (Recv-Q of backlog); kernel listen overflows meanwhile (whole machine): {grown}"
+
+
+def guard_totals(logs: list[Path]) -> str:
+    """The connection guard's last (cumulative) totals line in each proxy log, summed."""
+    got: collections.Counter[str] = collections.Counter()
+    for path in logs:
+        last = [line for line in path.read_text(errors="replace").splitlines() if "connection guard totals" in line][-1:]
+        for line in last:
+            for part in line.split("):", 1)[-1].split(","):
+                k, _, v = part.strip().rpartition(" ")
+                if k and v.isdigit():
+                    got[k] += int(v)
+    return ", ".join(f"{k} {v}" for k, v in sorted(got.items())) or "none logged (no eviction, refusal or timeout)"
+
+
+def causes(results: list) -> str:
+    c = collections.Counter(r[5] for r in results if r[2] != "ok" and len(r) > 5)
+    return "; ".join(f"{n} x {k}" for k, n in c.most_common()) or "none"
+
+
 # -- load ------------------------------------------------------------------------------
 def body(i: int, rng: random.Random, stream_share: float = 0.5) -> tuple[bytes, bool]:
     stream = rng.random() < stream_share
@@ -162,18 +224,58 @@ def body(i: int, rng: random.Random, stream_share: float = 0.5) -> tuple[bytes, 
                          "messages": [{"role": "user", "content": f"request {i}: where is my parcel?"}]}), stream
 
 
+def _trace() -> aiohttp.TraceConfig:
+    """Marks each request's connection as new or reused (a keep-alive connection), for the failure causes."""
+    tc = aiohttp.TraceConfig()
+
+    async def new(_s, ctx, _p) -> None:
+        if isinstance(ctx.trace_request_ctx, dict):
+            ctx.trace_request_ctx["conn"] = "new"
+
+    async def reused(_s, ctx, _p) -> None:
+        if isinstance(ctx.trace_request_ctx, dict):
+            ctx.trace_request_ctx["conn"] = "reused"
+
+    tc.on_connection_create_end.append(new)
+    tc.on_connection_reuseconn.append(reused)
+    return tc
+
+
+def _cause(exc: BaseException, conn: str | None) -> str:
+    """Where a request without an answer failed, from the client's side."""
+    if isinstance(exc, asyncio.TimeoutError):
+        return "client: timed out waiting for the answer"
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return f"client: connect failed ({exc.os_error.__class__.__name__}: the listener refused or dropped it)"
+    what = "reset" if "reset" in str(exc).lower() else "closed"
+    where = {"reused": "a reused keep-alive connection", "new": "a new connection"}.get(conn or "", "a connection")
+    return f"client: {what} by the proxy on {where} ({type(exc).__name__})"
+
+
+def _error_cause(status: int, raw: bytes) -> str:
+    try:
+        err = orjson.loads(raw)["error"]
+        msg = " ".join(str(err.get("message", "")).split()[:6])
+        return f"{status} {err.get('type')}: {msg}"
+    except Exception:  # noqa: BLE001
+        return f"{status} (not Anthropic's error JSON): {raw[:60]!r}"
+
+
 async def one(session: aiohttp.ClientSession, url: str, i: int, rng: random.Random, key: str, out: list) -> None:
     data, stream = body(i, rng)
     t0 = time.perf_counter()
+    ctx: dict = {}
     try:
-        async with session.post(url + "/v1/messages", data=data, headers={
+        async with session.post(url + "/v1/messages", data=data, trace_request_ctx=ctx, headers={
                 "x-api-key": key, "anthropic-version": "2023-06-01", "content-type": "application/json"}) as r:
             raw = await r.read()
-            out.append((r.status, r.headers.get("x-tierwise-request-id"), classify(r.status, raw, stream),
-                        time.perf_counter() - t0, t0))
+            kind = classify(r.status, raw, stream)
+            out.append((r.status, r.headers.get("x-tierwise-request-id"), kind, time.perf_counter() - t0, t0,
+                        None if kind == "ok" else _error_cause(r.status, raw)))
     except Exception as exc:  # noqa: BLE001
-        out.append((0, None, "lost", time.perf_counter() - t0, t0))
-        LOST[type(exc).__name__] += 1
+        cause = _cause(exc, ctx.get("conn"))
+        out.append((0, None, "lost", time.perf_counter() - t0, t0, cause))
+        LOST[cause] += 1
 
 
 async def paced(urls: list[str], rate: float, seconds: float, key: str = "sk-bench", events=(), seed: int = 1) -> list:
@@ -181,7 +283,7 @@ async def paced(urls: list[str], rate: float, seconds: float, key: str = "sk-ben
     rng = random.Random(seed)
     out: list = []
     pending = sorted(events)
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1000),
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1000), trace_configs=[_trace()],
                                      timeout=aiohttp.ClientTimeout(total=120)) as s:
         tasks = []
         t0 = time.monotonic()
@@ -204,7 +306,7 @@ async def closed_loop(urls: list[str], total: int, concurrency: int, key: str) -
     rng = random.Random(3)
     out: list = []
     counter = iter(range(total))
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency),
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency), trace_configs=[_trace()],
                                      timeout=aiohttp.ClientTimeout(total=120)) as s:
         async def worker(w: int) -> None:
             for i in counter:
@@ -430,11 +532,14 @@ def replicas(tmp: Path, fake: FakeAnthropic, ci: bool) -> None:
     prefix = f"twb{uuid.uuid4().hex[:6]}"
     with pg_schema() as url:
         kid, key = make_key(url, rpm=1_000_000, budget_usd=10_000)
-        toml = f"[resilience]\nredis_url = \"{REDIS}\"\n[budgets]\ndaily_usd = 10000.0\n"
+        toml = f"[resilience]\nredis_url = \"{REDIS}\"\n[budgets]\ndaily_usd = 10000.0\n" + os.environ.get("FS_EXTRA", "").replace("\\n", "\n")
         procs = [Proxy(tmp, url, fake.url, toml, env, name=f"replica{i}") for i in range(2)]
+        watch = ListenWatch([p.port for p in procs])
         t0 = time.perf_counter()
         res = asyncio.run(closed_loop([p.url for p in procs], total, 400, key))
         elapsed = time.perf_counter() - t0
+        queues = watch.stop()
+        time.sleep(10.5)  # the guard logs its totals at most every 10 s: let the last line out
         for p in procs:
             p.stop()
         r = redis.Redis.from_url(REDIS)
@@ -444,12 +549,16 @@ def replicas(tmp: Path, fake: FakeAnthropic, ci: bool) -> None:
         ids = ledger_ids(url)
     s5 = sum(1 for x in res if x[0] >= 500 or x[0] == 0)
     codes = sorted({x[0] for x in res})
-    print(f"  {len(res):,} requests in {elapsed:.1f}s ({len(res) / elapsed:,.0f} req/s), statuses {codes}, "
-          f"5xx/lost {s5}   ({check(s5 == 0, 'replicas: 5xx')})" + (f"   client-side exceptions {dict(LOST)}" if LOST else ""))
     LOST.clear()
+    print(f"  {len(res):,} requests in {elapsed:.1f}s ({len(res) / elapsed:,.0f} req/s), statuses {codes}, "
+          f"5xx/lost {s5}   ({check(s5 == 0, 'replicas: 5xx')});  load average {os.getloadavg()[0]:.1f}")
+    print(f"  failures by cause: {causes(res)}")
+    print(f"  listeners: {queues}")
+    print(f"  connection guard (both replicas): {guard_totals([p.log for p in procs])}")
+    answered = sum(1 for x in res if x[2] == "ok")
     print(f"  unsettled budget reservations after the run (key scope): {reserved[0]}   "
-          f"({check(reserved[0] == 0, 'replicas: unsettled')})   ledger rows {len(ids):,} of {len(res):,}   "
-          f"({check(len(ids) == len(res), 'replicas: rows')})")
+          f"({check(reserved[0] == 0, 'replicas: unsettled')})   ledger rows {len(ids):,} for {answered:,} answered "
+          f"of {len(res):,}   ({check(len(ids) >= answered, 'replicas: rows')})")
     del prefix
 
 

@@ -95,7 +95,8 @@ DEFAULTS: dict[str, Any] = {
         "redis_url": "",              # share breaker state, budgets and rate limits between replicas
         # one client per process; a pool that waits; a failing store is left alone store_retry_interval
         # seconds (its users fall back at once), then one call probes it (docs/production.md)
-        "redis": {"connect_timeout": 2.0, "timeout": 1.0, "max_connections": 256, "pool_timeout": 5.0},
+        # down_after: no answer to any call for this long while calls wait = down (see resilience/stores.py)
+        "redis": {"connect_timeout": 2.0, "timeout": 1.0, "max_connections": 256, "pool_timeout": 5.0, "down_after": 0.05},
         "store_retry_interval": 1.0,
         "rate_limits_on_store_error": "fail_open",  # fail_open (in-process bucket) | fail_closed (529)
         "fallbacks": {},              # tier -> ["bedrock", "vertex", "anthropic", "next_tier", "tier:<name>"]; free table
@@ -360,6 +361,7 @@ RANGES: dict[tuple[str, ...], tuple[Any, str]] = {
     ("resilience", "store_retry_interval"): (lambda v: v > 0, "more than 0 seconds"),
     ("resilience", "redis", "connect_timeout"): (lambda v: v > 0, "more than 0 seconds"),
     ("resilience", "redis", "timeout"): (lambda v: v > 0, "more than 0 seconds"),
+    ("resilience", "redis", "down_after"): (lambda v: v > 0, "more than 0 seconds"),
     ("resilience", "redis", "max_connections"): (lambda v: v >= 1, "at least 1"),
     ("resilience", "redis", "pool_timeout"): (lambda v: v > 0, "more than 0 seconds"),
     ("eval", "threshold"): (lambda v: 0 < v < 1, "a share between 0 and 1, e.g. 0.05"),

@@ -51,7 +51,8 @@ class Runtime:
         # limits and the budgets; a circuit around the ledger database for the budgets kept there
         retry = float(res.get("store_retry_interval", 1.0))
         self.redis = redis_client(redis_url, res["redis"]) if redis_url else None
-        self.redis_guard = StoreGuard("redis", retry_interval=retry, probe=self.redis.ping) if self.redis is not None else None
+        self.redis_guard = (StoreGuard("redis", retry_interval=retry, probe=self.redis.ping,
+                                       silence=float(res["redis"]["down_after"])) if self.redis is not None else None)
         engine = ledger.engine if ledger is not None else None
         self.db_guard = StoreGuard("ledger database (budgets)", retry_interval=retry,
                                    probe=(lambda: asyncio.to_thread(_ping_db, engine)) if engine is not None else None)

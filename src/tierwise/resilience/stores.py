@@ -8,6 +8,16 @@ What each user does while its store is down is its own policy (docs/production.m
 store fails"): rate limits and the breaker fall back to in-process state; budgets fail closed (529)
 or open (in-process accounting, replayed to the store when it is back) as configured.
 
+Slow under load is told apart from down by *silence* (``silence``, ``resilience.redis.down_after``,
+50 ms): a call still waiting after that long looks at whether the store answered any other call
+meanwhile. If it did, the store is slow, not down (a loaded machine): the call keeps waiting, up to
+the client's own timeout. If nothing came back from the store for that long while calls waited (and
+this process's event loop was not itself late), the store is down: the circuit opens at once and
+every call waiting on it fails at that moment (they fall back together, none waits for its own
+timeout), and a background probe starts right away, so a false alarm closes the circuit as soon as
+the store answers the probe. A call that failed while *connecting* (the command was never sent, so
+running it again cannot apply it twice) is tried once more when the store answered others meanwhile.
+
 The Redis client is one per process, on a ``BlockingConnectionPool``: a burst waits (at most
 ``pool_timeout`` seconds) for a free connection instead of failing; no client-side retries (the
 circuit decides), short connect and read timeouts.
@@ -26,6 +36,8 @@ __all__ = ["StoreGuard", "StoreUnavailable", "redis_client", "STORE_ERRORS"]
 log = logging.getLogger("tierwise.stores")
 
 T = TypeVar("T")
+
+SILENCE = 0.05  # default ``silence`` of the Redis circuit (resilience.redis.down_after)
 
 
 class StoreUnavailable(Exception):
@@ -57,6 +69,15 @@ def _store_errors() -> tuple[type[BaseException], ...]:
 STORE_ERRORS: tuple[type[BaseException], ...] = ()
 
 
+class StoreSilent(Exception):
+    """Nothing came back from the store for ``silence`` seconds while calls waited on it."""
+
+
+def _while_connecting(exc: BaseException) -> bool:
+    """redis-py failed to open a connection (the command was not sent: running it again is safe)."""
+    return "connecting to" in str(exc)
+
+
 def _pool_exhausted(exc: BaseException) -> bool:
     """redis-py's BlockingConnectionPool waited ``pool_timeout`` without a free connection."""
     return type(exc).__name__ == "ConnectionError" and "No connection available" in str(exc)
@@ -64,7 +85,8 @@ def _pool_exhausted(exc: BaseException) -> bool:
 
 class StoreGuard:
     def __init__(self, name: str, *, retry_interval: float = 1.0, clock: Callable[[], float] = time.monotonic,
-                 probe: Callable[[], Awaitable[Any]] | None = None, open_after: int = 3) -> None:
+                 probe: Callable[[], Awaitable[Any]] | None = None, open_after: int = 3,
+                 silence: float | None = None) -> None:
         global STORE_ERRORS
         if not STORE_ERRORS:
             STORE_ERRORS = _store_errors()
@@ -85,6 +107,13 @@ class StoreGuard:
         self._on_back: list[Callable[[], Any]] = []
         self.probe = probe  # when set, a down store is probed off the request path (no request waits on it)
         self._probe_task: asyncio.Task[Any] | None = None
+        self.silence = silence    # None: each call waits for its own timeout (the database's circuit)
+        self._answered_at = -1e18  # loop time of the store's last answer (success or an error it sent)
+        self._trip: asyncio.Future[None] | None = None  # done when the circuit opens: waiters fail with it
+        self.waiters = 0          # calls in flight right now
+        self.tripped = 0          # times silence opened the circuit
+        self.failed_together = 0  # in-flight calls failed at once by an opening circuit
+        self.reconnects = 0       # calls retried after a failure while connecting
 
     def on_back(self, fn: Callable[[], Any]) -> None:
         """Call ``fn`` (may return an awaitable, run as a task) each time the store is reachable again."""
@@ -149,6 +178,9 @@ class StoreGuard:
             self.available = False
             self._down_since = now
             self._logged_at = now
+            trip, self._trip = self._trip, None
+            if trip is not None and not trip.done():
+                trip.set_result(None)  # every call waiting on the store falls back now
             log.error("%s UNAVAILABLE (%s: %s): falling back (see docs/production.md); probing every %.1fs", self.name,
                       self.error, str(exc).splitlines()[0][:200] if str(exc) else "", self.retry_interval)
         elif now - self._logged_at >= 30.0:
@@ -163,30 +195,104 @@ class StoreGuard:
         """``await op()`` through the circuit; StoreUnavailable when the store is down or the call fails."""
         if not self.usable():
             raise StoreUnavailable(self.name, self.error or "down")
-        try:
-            out = await op()
-        except STORE_ERRORS as exc:
-            if _pool_exhausted(exc):  # local backpressure, not an outage: this call falls back, the circuit stays
-                self.busy += 1
-                if self._probing:
+        retried = False
+        while True:
+            start = self.clock()
+            try:
+                out = await (self._watched(op) if self.silence is not None else op())
+            except StoreSilent as exc:
+                self._open_silent(exc)
+                raise StoreUnavailable(self.name, "no answer") from exc
+            except _Tripped:
+                self.failed_together += 1
+                raise StoreUnavailable(self.name, self.error or "down") from None
+            except STORE_ERRORS as exc:
+                if _pool_exhausted(exc):  # local backpressure, not an outage: this call falls back, the circuit stays
+                    self.busy += 1
+                    if self._probing:
+                        self._probing = False
+                    raise StoreUnavailable(self.name, "no free connection in the pool") from exc
+                if (not retried and self.silence is not None and _while_connecting(exc) and self.available
+                        and self._answered_at > start):
+                    retried = True  # slow to connect under load while the store answers others: once more
+                    self.reconnects += 1
+                    continue
+                self.failed(exc)
+                raise StoreUnavailable(self.name, type(exc).__name__) from exc
+            except Exception:  # the store answered (e.g. a budget it refuses): it is up
+                self._answered_at = self.clock()
+                self.ok()
+                raise
+            except BaseException:
+                if self._probing:  # a cancelled probe says nothing: let the next call probe
                     self._probing = False
-                raise StoreUnavailable(self.name, "no free connection in the pool") from exc
-            self.failed(exc)
-            raise StoreUnavailable(self.name, type(exc).__name__) from exc
-        except Exception:  # the store answered (e.g. a budget it refuses): it is up
+                raise
+            self._answered_at = self.clock()
             self.ok()
-            raise
-        except BaseException:
-            if self._probing:  # a cancelled probe says nothing: let the next call probe
-                self._probing = False
-            raise
-        self.ok()
-        return out
+            return out
+
+    async def _watched(self, op: Callable[[], Awaitable[T]]) -> T:
+        """``op()`` as a task, watched: fails with StoreSilent when the store answers no call for
+        ``silence`` seconds while this one waits, and with _Tripped when the circuit opens meanwhile."""
+        assert self.silence is not None
+        loop = asyncio.get_running_loop()
+        if self._trip is None or self._trip.done():
+            self._trip = loop.create_future()
+        trip = self._trip
+        async def answered() -> T:
+            out = await op()  # an answer is noted as soon as it is read, not when this caller resumes
+            self._answered_at = self.clock()
+            return out
+
+        task = asyncio.ensure_future(answered())
+        self.waiters += 1
+        try:
+            while True:
+                window = self.clock()
+                await asyncio.wait((task, trip), timeout=self.silence, return_when=asyncio.FIRST_COMPLETED)
+                fired = self.clock()
+                if not task.done() and not trip.done():
+                    for _ in range(3):  # let the loop read what may have arrived while the timer was due
+                        await asyncio.sleep(0)
+                if task.done():
+                    return task.result()
+                if trip.done():
+                    raise _Tripped()
+                now = self.clock()
+                if (self._answered_at > window or fired - window > 1.5 * self.silence
+                        or now - fired > self.silence / 2):
+                    continue  # the store answered others (slow, not down), or this loop is late or busy itself
+                raise StoreSilent(f"no answer from {self.name} for {now - window:.3f}s while {self.waiters} calls waited")
+        finally:
+            self.waiters -= 1
+            if not task.done():
+                task.cancel()
+                task.add_done_callback(_quiet)
+
+    def _open_silent(self, exc: BaseException) -> None:
+        """Silence is an outage: open now (not after ``open_after``), and probe at once in the background
+        so that a false alarm (a store starved of CPU) ends as soon as the store answers."""
+        was = self.available
+        self._streak = max(self._streak, self.open_after)
+        self.failed(exc)
+        if was and not self.available:
+            self.tripped += 1
+            self._retry_at = self.clock()
 
     def status(self) -> dict[str, Any]:
         return {"available": self.available, "error": self.error, "failures": self.failures, "pool_exhausted": self.busy,
+                "silence_trips": self.tripped, "failed_together": self.failed_together, "reconnects": self.reconnects,
                 "down_for_s": round(self.clock() - self._down_since, 1) if self._down_since else 0.0,
                 "fallbacks": dict(self.fallbacks)}
+
+
+class _Tripped(Exception):
+    """The circuit opened while this call waited."""
+
+
+def _quiet(task: "asyncio.Future[Any]") -> None:
+    if not task.cancelled():
+        task.exception()  # retrieved: a call abandoned by its circuit is not an "exception never retrieved"
 
 
 def redis_client(url: str, conf: Mapping[str, Any]) -> Any:
