@@ -38,6 +38,8 @@ log = logging.getLogger("tierwise.stores")
 T = TypeVar("T")
 
 SILENCE = 0.05  # default ``silence`` of the Redis circuit (resilience.redis.down_after)
+SLOW_FACTOR = 4.0  # silence means down only past this many times the store's recent mean answer time
+WARM = 20          # answers to see before silence is judged (the store's normal pace is unknown before)
 
 
 class StoreUnavailable(Exception):
@@ -114,6 +116,8 @@ class StoreGuard:
         self.tripped = 0          # times silence opened the circuit
         self.failed_together = 0  # in-flight calls failed at once by an opening circuit
         self.reconnects = 0       # calls retried after a failure while connecting
+        self._seen = 0            # answers seen by watched calls (silence means nothing before WARM of them)
+        self._pace = 0.0          # the store's recent mean answer time, seconds (moving average)
 
     def on_back(self, fn: Callable[[], Any]) -> None:
         """Call ``fn`` (may return an awaitable, run as a task) each time the store is reachable again."""
@@ -240,8 +244,9 @@ class StoreGuard:
             self._trip = loop.create_future()
         trip = self._trip
         async def answered() -> T:
+            t0 = self.clock()
             out = await op()  # an answer is noted as soon as it is read, not when this caller resumes
-            self._answered_at = self.clock()
+            self._note_answer(self.clock(), self.clock() - t0)
             return out
 
         task = asyncio.ensure_future(answered())
@@ -249,7 +254,8 @@ class StoreGuard:
         try:
             while True:
                 window = self.clock()
-                await asyncio.wait((task, trip), timeout=self.silence, return_when=asyncio.FIRST_COMPLETED)
+                limit = self.silence_limit(window)
+                await asyncio.wait((task, trip), timeout=limit, return_when=asyncio.FIRST_COMPLETED)
                 fired = self.clock()
                 if not task.done() and not trip.done():
                     for _ in range(3):  # let the loop read what may have arrived while the timer was due
@@ -259,15 +265,29 @@ class StoreGuard:
                 if trip.done():
                     raise _Tripped()
                 now = self.clock()
-                if (self._answered_at > window or fired - window > 1.5 * self.silence
-                        or now - fired > self.silence / 2):
-                    continue  # the store answered others (slow, not down), or this loop is late or busy itself
-                raise StoreSilent(f"no answer from {self.name} for {now - window:.3f}s while {self.waiters} calls waited")
+                if (self._seen < WARM or self._answered_at > window or fired - window > 1.5 * limit
+                        or now - fired > limit / 2):
+                    # never seen answering (its normal pace unknown: the call's own timeout decides), or
+                    # it answered others (slow, not down), or this loop is late or busy itself
+                    continue
+                raise StoreSilent(f"no answer from {self.name} for {now - window:.3f}s while {self.waiters} calls "
+                                  f"waited (its recent mean answer: {self._pace * 1000:.1f} ms)")
         finally:
             self.waiters -= 1
             if not task.done():
                 task.cancel()
                 task.add_done_callback(_quiet)
+
+    def _note_answer(self, now: float, took: float) -> None:
+        self._answered_at = now
+        self._seen += 1
+        self._pace = took if self._seen == 1 else self._pace + (took - self._pace) * 0.05
+
+    def silence_limit(self, now: float) -> float:
+        """How long no answer at all means down: ``silence``, or SLOW_FACTOR x the store's recent mean
+        answer time when it has been slower than that lately (a loaded machine), at most 1 s."""
+        assert self.silence is not None
+        return min(max(self.silence, SLOW_FACTOR * self._pace), max(self.silence, 1.0))
 
     def _open_silent(self, exc: BaseException) -> None:
         """Silence is an outage: open now (not after ``open_after``), and probe at once in the background
