@@ -47,7 +47,9 @@ DEFAULTS: dict[str, Any] = {
         # slow or idle clients (cli/serve.py, server/guard.py; docs/production.md "Limits and timeouts")
         "header_timeout": 10.0,       # seconds to send a request's headers (from connect, or the last answer)
         "body_timeout": 30.0,         # longest silence while a request body is being sent
-        "keep_alive": 5.0,            # an idle keep-alive connection is closed after this
+        # an idle keep-alive connection is closed after this: longer than clients' and load balancers' own idle
+        # timeouts (httpx 5 s, aiohttp 15 s, AWS ALB 60 s), or a request sent as the proxy closes is reset
+        "keep_alive": 75.0,
         "max_connections": 4096,      # open connections at most; past it the oldest still sending headers is closed
     },
     "upstream": {
