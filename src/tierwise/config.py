@@ -69,6 +69,8 @@ DEFAULTS: dict[str, Any] = {
         "url": "sqlite:///tierwise.db",
         "store_prompts": False,
         "journal": "auto",            # auto | off | a path: finished calls survive a SIGKILL (see ledger/writer.py)
+        "spool_dir": "",              # a second directory (another disk) for journal lines the journal's own refuses
+        "max_unjournaled_rows": 100_000,  # rows held in memory only (disk full); at the cap new requests get 529
         "batch_size": 500,
         "flush_interval": 0.25,
     },
@@ -97,8 +99,7 @@ DEFAULTS: dict[str, Any] = {
         "redis_url": "",              # share breaker state, budgets and rate limits between replicas
         # one client per process; a pool that waits; a failing store is left alone store_retry_interval
         # seconds (its users fall back at once), then one call probes it (docs/production.md)
-        # down_after: no answer to any call for this long while calls wait = down (see resilience/stores.py)
-        "redis": {"connect_timeout": 2.0, "timeout": 1.0, "max_connections": 256, "pool_timeout": 5.0, "down_after": 0.05},
+        "redis": {"connect_timeout": 2.0, "timeout": 1.0, "max_connections": 256, "pool_timeout": 5.0},
         "store_retry_interval": 1.0,
         "rate_limits_on_store_error": "fail_open",  # fail_open (in-process bucket) | fail_closed (529)
         "fallbacks": {},              # tier -> ["bedrock", "vertex", "anthropic", "next_tier", "tier:<name>"]; free table
@@ -347,6 +348,7 @@ RANGES: dict[tuple[str, ...], tuple[Any, str]] = {
     ("routing", "thinking_affinity"): (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0,
                                        "a whole number of blocks, 0 (off) or more"),
     ("ledger", "batch_size"): (lambda v: v >= 1, "at least 1"),
+    ("ledger", "max_unjournaled_rows"): (lambda v: v >= 1, "at least 1"),
     ("ledger", "flush_interval"): (lambda v: v > 0, "more than 0 seconds"),
     ("resilience", "max_attempts"): (lambda v: v >= 1, "at least 1"),
     ("resilience", "max_retry_time"): (lambda v: v >= 0, "0 or more seconds"),
@@ -363,7 +365,6 @@ RANGES: dict[tuple[str, ...], tuple[Any, str]] = {
     ("resilience", "store_retry_interval"): (lambda v: v > 0, "more than 0 seconds"),
     ("resilience", "redis", "connect_timeout"): (lambda v: v > 0, "more than 0 seconds"),
     ("resilience", "redis", "timeout"): (lambda v: v > 0, "more than 0 seconds"),
-    ("resilience", "redis", "down_after"): (lambda v: v > 0, "more than 0 seconds"),
     ("resilience", "redis", "max_connections"): (lambda v: v >= 1, "at least 1"),
     ("resilience", "redis", "pool_timeout"): (lambda v: v > 0, "more than 0 seconds"),
     ("eval", "threshold"): (lambda v: 0 < v < 1, "a share between 0 and 1, e.g. 0.05"),

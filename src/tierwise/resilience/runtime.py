@@ -18,7 +18,7 @@ from .attempts import AttemptLoop
 from .breaker import CircuitBreaker, build_breaker
 from .fallback import PEER_KINDS, Target, build_chain
 from .retry import RetryPolicy
-from .stores import StoreGuard, redis_client
+from .stores import SILENCE, StoreGuard, redis_client
 
 if TYPE_CHECKING:
     from ..config import Settings
@@ -52,7 +52,7 @@ class Runtime:
         retry = float(res.get("store_retry_interval", 1.0))
         self.redis = redis_client(redis_url, res["redis"]) if redis_url else None
         self.redis_guard = (StoreGuard("redis", retry_interval=retry, probe=self.redis.ping,
-                                       silence=float(res["redis"]["down_after"])) if self.redis is not None else None)
+                                       silence=SILENCE) if self.redis is not None else None)
         if self.redis_guard is not None:  # back from an outage: drop the pooled connections it cut (no stale reuse)
             self.redis_guard.on_back(lambda: self.redis.connection_pool.disconnect(inuse_connections=False))
         engine = ledger.engine if ledger is not None else None

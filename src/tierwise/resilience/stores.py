@@ -8,8 +8,9 @@ What each user does while its store is down is its own policy (docs/production.m
 store fails"): rate limits and the breaker fall back to in-process state; budgets fail closed (529)
 or open (in-process accounting, replayed to the store when it is back) as configured.
 
-Slow under load is told apart from down by *silence* (``silence``, ``resilience.redis.down_after``,
-50 ms): a call still waiting after that long looks at whether the store answered any other call
+Slow under load is told apart from down by *silence* (``silence``: ``SILENCE``, 50 ms, for Redis,
+or 4x the store's recent mean answer time when that is longer, at most 1 s; judged only once the
+store has answered ``WARM`` calls): a call still waiting after that long looks at whether the store answered any other call
 meanwhile. If it did, the store is slow, not down (a loaded machine): the call keeps waiting, up to
 the client's own timeout. If nothing came back from the store for that long while calls waited (and
 this process's event loop was not itself late), the store is down: the circuit opens at once and
@@ -37,7 +38,7 @@ log = logging.getLogger("tierwise.stores")
 
 T = TypeVar("T")
 
-SILENCE = 0.05  # default ``silence`` of the Redis circuit (resilience.redis.down_after)
+SILENCE = 0.05  # ``silence`` of the Redis circuit (runtime.py)
 SLOW_FACTOR = 4.0  # silence means down only past this many times the store's recent mean answer time
 WARM = 20          # answers to see before silence is judged (the store's normal pace is unknown before)
 
