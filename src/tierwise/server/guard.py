@@ -49,7 +49,6 @@ __all__ = ["guarded_protocol"]
 log = logging.getLogger("tierwise.guard")
 
 HEADER_GRACE = 0.5  # seconds a client may take over its headers before it is read in pauses
-DIAG = bool(__import__("os").environ.get("TIERWISE_GUARD_DIAG"))
 DEFER = 64          # connections past the cap that may wait QUIET x 5 for room before being turned away
 QUIET = 0.01        # partial headers then this much silence: not a request arriving normally (eviction order)
 
@@ -293,9 +292,6 @@ def guarded_protocol(*, header_timeout: float = 10.0, body_timeout: float = 30.0
                 self._turn_away()  # still over the cap, and this one is not being served: 529
 
         def connection_lost(self, exc: Exception | None) -> None:
-            if DIAG:
-                totals.add(f"lost_phase{self._phase}_{type(exc).__name__ if exc else 'clean'}"
-                           f"_{'closing' if self.transport.is_closing() else 'open'}", self.loop.time())
             waiting.pop(self, None)
             idle.pop(self, None)
             self._phase = 0
@@ -370,8 +366,6 @@ def guarded_protocol(*, header_timeout: float = 10.0, body_timeout: float = 30.0
 
         def on_response_complete(self) -> None:
             super().on_response_complete()
-            if DIAG and self.transport.is_closing():
-                totals.add("closed_after_response", self.loop.time())
             if self._phase == 3:
                 self._phase = 0  # idle: uvicorn's keep-alive timer runs; the next byte starts a header phase
                 if not self.transport.is_closing():
