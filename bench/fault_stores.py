@@ -37,6 +37,7 @@ import orjson
 import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests/tcp_gate.py
+from fault_causes import ListenWatch, causes, client_cause, error_cause, guard_totals, trace  # noqa: E402
 from fault_soak import classify, free_port  # noqa: E402
 
 from tests.tcp_gate import TcpGate  # noqa: E402
@@ -155,110 +156,11 @@ def make_key(url: str, **kw) -> tuple[str, str]:
     return rec.id, key
 
 
-class ListenWatch:
-    """Samples the accept queues of the proxies' listeners (``ss -lnt``: Recv-Q is the queue, Send-Q its
-    backlog) and the kernel's listen-overflow counters (machine-wide: other processes count too)."""
-
-    def __init__(self, ports: list[int]) -> None:
-        self.ports = ports
-        self.peak: dict[int, int] = {p: 0 for p in ports}
-        self.backlog: dict[int, int] = {}
-        self._stop = threading.Event()
-        self._before = self.overflows()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    @staticmethod
-    def overflows() -> int:
-        try:
-            out = subprocess.run(["nstat", "-asz", "TcpExtListenOverflows"], capture_output=True, text=True).stdout
-            return sum(int(line.split()[1]) for line in out.splitlines() if line.startswith("TcpExtListenOverflows"))
-        except (FileNotFoundError, ValueError, IndexError):
-            return -1
-
-    def _run(self) -> None:
-        while not self._stop.wait(0.2):
-            try:
-                out = subprocess.run(["ss", "-lntH"], capture_output=True, text=True).stdout
-            except FileNotFoundError:
-                return
-            for line in out.splitlines():
-                f = line.split()
-                if len(f) >= 4 and ":" in f[3]:
-                    port = int(f[3].rsplit(":", 1)[1])
-                    if port in self.peak:
-                        self.peak[port] = max(self.peak[port], int(f[1]))
-                        self.backlog[port] = int(f[2])
-
-    def stop(self) -> str:
-        self._stop.set()
-        self._thread.join()
-        after = self.overflows()
-        queues = ", ".join(f"{self.peak[p]} of {self.backlog.get(p, '?')}" for p in self.ports)
-        grown = after - self._before if after >= 0 and self._before >= 0 else "n/a"
-        return f"accept queue peak {queues} (Recv-Q of backlog); kernel listen overflows meanwhile (whole machine): {grown}"
-
-
-def guard_totals(logs: list[Path]) -> str:
-    """The connection guard's last (cumulative) totals line in each proxy log, summed."""
-    got: collections.Counter[str] = collections.Counter()
-    for path in logs:
-        last = [line for line in path.read_text(errors="replace").splitlines() if "connection guard totals" in line][-1:]
-        for line in last:
-            for part in line.split("):", 1)[-1].split(","):
-                k, _, v = part.strip().rpartition(" ")
-                if k and v.isdigit():
-                    got[k] += int(v)
-    return ", ".join(f"{k} {v}" for k, v in sorted(got.items())) or "none logged (no eviction, refusal or timeout)"
-
-
-def causes(results: list) -> str:
-    c = collections.Counter(r[5] for r in results if r[2] != "ok" and len(r) > 5)
-    return "; ".join(f"{n} x {k}" for k, n in c.most_common()) or "none"
-
-
 # -- load ------------------------------------------------------------------------------
 def body(i: int, rng: random.Random, stream_share: float = 0.5) -> tuple[bytes, bool]:
     stream = rng.random() < stream_share
     return orjson.dumps({"model": "claude-haiku-5-5", "max_tokens": 32, "stream": stream,
                          "messages": [{"role": "user", "content": f"request {i}: where is my parcel?"}]}), stream
-
-
-def _trace() -> aiohttp.TraceConfig:
-    """Marks each request's connection as new or reused (a keep-alive connection), for the failure causes."""
-    tc = aiohttp.TraceConfig()
-
-    async def new(_s, ctx, _p) -> None:
-        if isinstance(ctx.trace_request_ctx, dict):
-            ctx.trace_request_ctx["conn"] = "new"
-
-    async def reused(_s, ctx, _p) -> None:
-        if isinstance(ctx.trace_request_ctx, dict):
-            ctx.trace_request_ctx["conn"] = "reused"
-
-    tc.on_connection_create_end.append(new)
-    tc.on_connection_reuseconn.append(reused)
-    return tc
-
-
-def _cause(exc: BaseException, conn: str | None) -> str:
-    """Where a request without an answer failed, from the client's side."""
-    if isinstance(exc, asyncio.TimeoutError):
-        return "client: timed out waiting for the answer"
-    if isinstance(exc, aiohttp.ClientConnectorError):
-        return f"client: connect failed ({exc.os_error.__class__.__name__}: the listener refused or dropped it)"
-    what = "reset" if "reset" in str(exc).lower() else "closed"
-    where = {"reused": "a reused keep-alive connection", "new": "a new connection"}.get(conn or "", "a connection")
-    return f"client: {what} by the proxy on {where} ({type(exc).__name__})"
-
-
-def _error_cause(status: int, raw: bytes) -> str:
-    try:
-        err = orjson.loads(raw)["error"]
-        msg = " ".join(str(err.get("message", "")).split()[:6])
-        return f"{status} {err.get('type')}: {msg}"
-    except Exception:  # noqa: BLE001
-        return f"{status} (not Anthropic's error JSON): {raw[:60]!r}"
 
 
 async def one(session: aiohttp.ClientSession, url: str, i: int, rng: random.Random, key: str, out: list) -> None:
@@ -271,9 +173,9 @@ async def one(session: aiohttp.ClientSession, url: str, i: int, rng: random.Rand
             raw = await r.read()
             kind = classify(r.status, raw, stream)
             out.append((r.status, r.headers.get("x-tierwise-request-id"), kind, time.perf_counter() - t0, t0,
-                        None if kind == "ok" else _error_cause(r.status, raw)))
+                        None if kind == "ok" else error_cause(r.status, raw)))
     except Exception as exc:  # noqa: BLE001
-        cause = _cause(exc, ctx.get("conn"))
+        cause = client_cause(exc, ctx.get("conn"))
         out.append((0, None, "lost", time.perf_counter() - t0, t0, cause))
         LOST[cause] += 1
 
@@ -283,7 +185,7 @@ async def paced(urls: list[str], rate: float, seconds: float, key: str = "sk-ben
     rng = random.Random(seed)
     out: list = []
     pending = sorted(events)
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1000), trace_configs=[_trace()],
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1000), trace_configs=[trace()],
                                      timeout=aiohttp.ClientTimeout(total=120)) as s:
         tasks = []
         t0 = time.monotonic()
@@ -306,7 +208,7 @@ async def closed_loop(urls: list[str], total: int, concurrency: int, key: str) -
     rng = random.Random(3)
     out: list = []
     counter = iter(range(total))
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency), trace_configs=[_trace()],
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency), trace_configs=[trace()],
                                      timeout=aiohttp.ClientTimeout(total=120)) as s:
         async def worker(w: int) -> None:
             for i in counter:
@@ -414,18 +316,30 @@ def disk_full(tmp: Path, fake: FakeAnthropic, ci: bool) -> None:
         filler.unlink()
 
     try:
-        url = f"sqlite:///{disk / 'ledger.db'}"
-        proxy = Proxy(tmp, url, fake.url, name="disk")
-        res = asyncio.run(paced([proxy.url], 100.0, 25.0, events=[(5.0, fill), (15.0, free)]))
-        answered = {rid for _, rid, kind, *_ in res if kind == "ok"}
-        wait_rows(url, answered, 60)
-        log = proxy.log.read_text()
-        proxy.stop()
-        ids = ledger_ids(url)
-        errors = sum(1 for r in res if r[2] != "ok")
-        print(f"  paid calls answered with an error: {errors}   ({check(errors == 0, 'disk-full: error answers')})   "
-              f"'UNWRITABLE'/'UNAVAILABLE' logged: {'JOURNAL UNWRITABLE' in log or 'DATABASE UNAVAILABLE' in log}")
-        report_rows("disk-full", res, ids)
+        for cap in (0, 200):  # the default cap on rows held in memory only (100,000), then a small one that is hit
+            url = f"sqlite:///{disk / f'ledger{cap}.db'}"
+            if cap:
+                print(f"  again with ledger.max_unjournaled_rows = {cap} (reached during the fill):")
+            calls_before = len(fake.requests)
+            proxy = Proxy(tmp, url, fake.url, f"max_unjournaled_rows = {cap}\n" if cap else "", name=f"disk{cap}")
+            res = asyncio.run(paced([proxy.url], 100.0, 25.0, events=[(5.0, fill), (15.0, free)]))
+            upstream_calls = len(fake.requests) - calls_before
+            answered = {rid for _, rid, kind, *_ in res if kind == "ok"}
+            wait_rows(url, answered, 60)
+            log = proxy.log.read_text()
+            proxy.stop()
+            ids = ledger_ids(url)
+            refused = sum(1 for r in res if r[0] == 529 and "ledger cannot keep" in (r[5] or ""))
+            errors = sum(1 for r in res if r[2] != "ok") - refused
+            print(f"  paid calls answered with an error: {errors}   ({check(errors == 0, 'disk-full: error answers')})   "
+                  f"'UNWRITABLE'/'UNAVAILABLE' logged: {'JOURNAL UNWRITABLE' in log or 'DATABASE UNAVAILABLE' in log}"
+                  + (f"   'MEMORY CAP REACHED' logged: {'MEMORY CAP REACHED' in log}" if cap else ""))
+            if cap:
+                print(f"  refused with 529 before any upstream call (the cap): {refused}   upstream calls {upstream_calls:,} "
+                      f"= answered {len(answered):,}: {upstream_calls == len(answered)}   "
+                      f"({check(upstream_calls == len(answered), 'disk-full cap: a refused call reached the upstream')})")
+            report_rows("disk-full", [r for r in res if not (r[0] == 529 and "ledger cannot keep" in (r[5] or ""))], ids)
+            filler.unlink(missing_ok=True)
     finally:
         _umount(disk)
 
@@ -532,9 +446,15 @@ def redis_faults(tmp: Path, fake: FakeAnthropic, ci: bool) -> None:
               f"it stopped and the next second: {len(first)} calls, mean {mean1:+.1f} ms, max {max(first, default=0):+.0f} ms; "
               f"the whole outage: {len(whole)} calls, mean {mean2:+.1f} ms, p99 {pct(whole, 99):+.1f} ms   "
               f"({check(ok, f'redis {label}: added latency')}: target <= 50 ms)")
-    for line in log.splitlines():
-        if "redis UNAVAILABLE" in line:
-            print("  proxy log: " + line.split(": ", 1)[-1][:160])
+    opened = collections.Counter(line.split("redis UNAVAILABLE (", 1)[1].split(":", 1)[0]
+                                 for line in log.splitlines() if "redis UNAVAILABLE (" in line)
+    slowest = max((float(line.split("mean answer: ", 1)[1].split(" ms", 1)[0]) for line in log.splitlines()
+                   if "mean answer: " in line), default=0.0)
+    print(f"  the Redis circuit opened {sum(opened.values())} times over the three runs: "
+          + ", ".join(f"{n} x {k}" for k, n in opened.most_common())
+          + (f" (StoreSilent: no answer to any call for 50 ms or 4x the recent mean answer, at most {slowest:.1f} ms "
+             "here; on a loaded machine some are false alarms, each ended by the probe at Redis's next answer)"
+             if opened.get("StoreSilent") else ""))
     cl, _ = _added(cold, b50, 0, 2 * secs)
     print(f"  redis unreachable from the start (never seen answering: its pace unknown, each call waits for its own "
           f"1 s timeout until 3 in a row open the circuit): mean {sum(cl) / max(1, len(cl)):+.1f} ms over {len(cl)} calls, "

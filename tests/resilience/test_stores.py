@@ -292,3 +292,40 @@ async def test_a_failure_while_connecting_is_retried_once_when_the_store_answers
     with pytest.raises(StoreUnavailable):
         await g.run(never)  # once more only, then it is a failure
     assert g.reconnects == 2
+
+
+async def test_with_no_traffic_a_down_store_is_still_probed_and_the_circuit_closes():
+    up = {"v": False}
+    back = []
+
+    async def ping():
+        if not up["v"]:
+            raise ConnectionError("refused")
+
+    g = StoreGuard("redis", retry_interval=0.05, probe=ping)
+    g.on_back(lambda: back.append(1))
+    g.failed(ConnectionError("refused"))
+    await asyncio.sleep(0.2)  # probed on a timer, failing: still down
+    assert not g.available
+    up["v"] = True
+    for _ in range(100):
+        if g.available:
+            break
+        await asyncio.sleep(0.02)
+    assert g.available and back == [1]  # no request asked: the timer's probe closed it and ran the hooks
+
+
+async def test_a_timeout_while_the_store_answers_others_is_slow_not_a_failure():
+    import redis.exceptions as rex
+
+    g = StoreGuard("redis", silence=0.05)
+    _warm(g)
+
+    async def slow():
+        g._answered_at = g.clock() + 1.0  # others were answered meanwhile
+        raise rex.TimeoutError("Timeout reading from socket")
+
+    for _ in range(5):
+        with pytest.raises(StoreUnavailable):
+            await g.run(slow)
+    assert g.available and g.slow == 5 and g.failures == 0

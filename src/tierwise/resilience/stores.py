@@ -117,6 +117,7 @@ class StoreGuard:
         self.tripped = 0          # times silence opened the circuit
         self.failed_together = 0  # in-flight calls failed at once by an opening circuit
         self.reconnects = 0       # calls retried after a failure while connecting
+        self.slow = 0             # calls that timed out while the store answered others (not counted as failures)
         self._seen = 0            # answers seen by watched calls (silence means nothing before WARM of them)
         self._pace = 0.0          # the store's recent mean answer time, seconds (moving average)
 
@@ -142,14 +143,34 @@ class StoreGuard:
             return True
         return False
 
+    def _schedule_probe(self) -> None:
+        """Probe a down store on a timer too, not only when a request asks: with no traffic the circuit
+        still closes (and the hooks replay what the store missed) as soon as the store is back."""
+        if self.probe is None:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        loop.call_later(max(0.0, self._retry_at - self.clock()) + 0.01, self._kick)
+
+    def _kick(self) -> None:
+        if not self.available and not self._probing:
+            if self.clock() >= self._retry_at:
+                self.usable()  # starts the background probe
+            else:
+                self._schedule_probe()
+
     async def _background_probe(self) -> None:
         assert self.probe is not None
         try:
             await self.probe()
         except STORE_ERRORS as exc:
             self.failed(exc)
+            self._schedule_probe()
         except Exception as exc:  # noqa: BLE001 - an unexpected answer: still down
             self.failed(exc)
+            self._schedule_probe()
         else:
             self.ok()
         finally:
@@ -186,6 +207,7 @@ class StoreGuard:
             trip, self._trip = self._trip, None
             if trip is not None and not trip.done():
                 trip.set_result(None)  # every call waiting on the store falls back now
+            self._schedule_probe()
             log.error("%s UNAVAILABLE (%s: %s): falling back (see docs/production.md); probing every %.1fs", self.name,
                       self.error, str(exc).splitlines()[0][:200] if str(exc) else "", self.retry_interval)
         elif now - self._logged_at >= 30.0:
@@ -222,6 +244,10 @@ class StoreGuard:
                     retried = True  # slow to connect under load while the store answers others: once more
                     self.reconnects += 1
                     continue
+                if (self.silence is not None and self.available and self._answered_at > start
+                        and "timeout" in type(exc).__name__.lower()):
+                    self.slow += 1  # timed out while the store answered others: slow, not down; this call alone falls back
+                    raise StoreUnavailable(self.name, "slow answer") from exc
                 self.failed(exc)
                 raise StoreUnavailable(self.name, type(exc).__name__) from exc
             except Exception:  # the store answered (e.g. a budget it refuses): it is up
@@ -303,6 +329,7 @@ class StoreGuard:
     def status(self) -> dict[str, Any]:
         return {"available": self.available, "error": self.error, "failures": self.failures, "pool_exhausted": self.busy,
                 "silence_trips": self.tripped, "failed_together": self.failed_together, "reconnects": self.reconnects,
+                "slow_answers": self.slow,
                 "down_for_s": round(self.clock() - self._down_since, 1) if self._down_since else 0.0,
                 "fallbacks": dict(self.fallbacks)}
 
