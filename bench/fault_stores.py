@@ -8,7 +8,7 @@ the full disk is a small tmpfs mounted here (root or passwordless sudo; else tha
 saying so). Every figure printed is measured in this run; the exit status is 1 when a target is missed.
 
     .venv/bin/python bench/fault_stores.py            # everything, full size (about 6 minutes)
-    .venv/bin/python bench/fault_stores.py --ci       # scaled down for CI (about 2 minutes)
+    .venv/bin/python bench/fault_stores.py --ci       # scaled down for CI (about 4-5 minutes on the shared machine)
     .venv/bin/python bench/fault_stores.py --only db-outage,redis
 """
 
