@@ -55,6 +55,7 @@ class Runtime:
                                        silence=SILENCE) if self.redis is not None else None)
         if self.redis_guard is not None:  # back from an outage: drop the pooled connections it cut (no stale reuse)
             self.redis_guard.on_back(lambda: self.redis.connection_pool.disconnect(inuse_connections=False))
+        self.ledger = ledger
         engine = ledger.engine if ledger is not None else None
         self.db_guard = StoreGuard("ledger database (budgets)", retry_interval=retry,
                                    probe=(lambda: asyncio.to_thread(_ping_db, engine)) if engine is not None else None)
@@ -211,6 +212,8 @@ class Runtime:
 
     # -- attempts ---------------------------------------------------------------------
     def chain(self, plan: "Plan", body: dict[str, Any], out_body: bytes, key: KeyRecord | None, body_len: int) -> list[Target]:
+        if self.ledger is not None:
+            self.ledger.admit()  # a full disk with memory at its cap: 529 before any upstream call (ledger/writer.py)
         if not self.fallbacks:
             return [Target(self.upstream, plan.model_id, plan.tier, "primary", out_body, list(plan.adapted))]
         allowed = key.tier_allowed if key is not None and key.restricted else None

@@ -240,8 +240,6 @@ async def handle_messages(state: "ProxyState", scope: dict[str, Any], receive: R
     watch: asyncio.Task[Any] | None = None
     body: dict[str, Any] | None = None
     try:
-        if state.ledger is not None:
-            state.ledger.admit()  # a full disk: refused before any upstream call once memory holds the cap
         rt.limits.check_headers(scope["headers"])
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
         qs = scope.get("query_string")
