@@ -76,3 +76,22 @@ def test_at_the_memory_cap_new_work_is_refused_and_paid_rows_are_kept(tmp_path, 
     assert led.flush(10)
     assert sorted(r["request_id"] for r in led.rows()) == [f"req_{i}" for i in range(4)]
     led.close()
+
+
+def test_through_the_proxy_a_full_ledger_refuses_with_anthropics_529_before_the_upstream(
+        fake_anthropic, proxy_factory, monkeypatch):
+    monkeypatch.setenv("TW_TEST_UPSTREAM_KEY", "sk-upstream")
+    proxy = proxy_factory(fake_anthropic.url, upstream={"api_key_env": "TW_TEST_UPSTREAM_KEY"})
+    writer = proxy.app.state.ledger.writer
+    body = {"model": "claude-haiku-5-5", "max_tokens": 16, "messages": [{"role": "user", "content": "hi"}]}
+    headers = {"anthropic-version": "2023-06-01", "x-api-key": "sk-c"}
+    import httpx2
+
+    before = len(fake_anthropic.requests)
+    monkeypatch.setattr(writer, "max_unjournaled", 0)  # as if memory held the cap
+    r = httpx2.post(proxy.url + "/v1/messages", json=body, headers=headers, timeout=30)
+    assert r.status_code == 529 and r.json()["error"]["type"] == "overloaded_error"
+    assert "ledger cannot keep" in r.json()["error"]["message"] and r.headers.get("retry-after")
+    assert len(fake_anthropic.requests) == before  # refused before the upstream: nothing paid
+    monkeypatch.setattr(writer, "max_unjournaled", 100_000)
+    assert httpx2.post(proxy.url + "/v1/messages", json=body, headers=headers, timeout=30).status_code == 200
