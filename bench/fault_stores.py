@@ -452,8 +452,8 @@ def redis_faults(tmp: Path, fake: FakeAnthropic, ci: bool) -> None:
                    if "mean answer: " in line), default=0.0)
     print(f"  the Redis circuit opened {sum(opened.values())} times over the three runs: "
           + ", ".join(f"{n} x {k}" for k, n in opened.most_common())
-          + (f" (StoreSilent: no answer to any call for 50 ms or 4x the recent mean answer, at most {slowest:.1f} ms "
-             "here; on a loaded machine some are false alarms, each ended by the probe at Redis's next answer)"
+          + (f" (StoreSilent: no answer to any call for two windows of 50 ms or 4x the recent mean answer (at most "
+             f"{slowest:.1f} ms here); on a loaded machine some are false alarms, each ended by the probe at Redis's next answer)"
              if opened.get("StoreSilent") else ""))
     cl, _ = _added(cold, b50, 0, 2 * secs)
     print(f"  redis unreachable from the start (never seen answering: its pace unknown, each call waits for its own "

@@ -53,8 +53,6 @@ class Runtime:
         self.redis = redis_client(redis_url, res["redis"]) if redis_url else None
         self.redis_guard = (StoreGuard("redis", retry_interval=retry, probe=self.redis.ping,
                                        silence=SILENCE) if self.redis is not None else None)
-        if self.redis_guard is not None:  # back from an outage: drop the pooled connections it cut (no stale reuse)
-            self.redis_guard.on_back(lambda: self.redis.connection_pool.disconnect(inuse_connections=False))
         self.ledger = ledger
         engine = ledger.engine if ledger is not None else None
         self.db_guard = StoreGuard("ledger database (budgets)", retry_interval=retry,

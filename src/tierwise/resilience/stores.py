@@ -12,8 +12,8 @@ Slow under load is told apart from down by *silence* (``silence``: ``SILENCE``, 
 or 4x the store's recent mean answer time when that is longer, at most 1 s; judged only once the
 store has answered ``WARM`` calls): a call still waiting after that long looks at whether the store answered any other call
 meanwhile. If it did, the store is slow, not down (a loaded machine): the call keeps waiting, up to
-the client's own timeout. If nothing came back from the store for that long while calls waited (and
-this process's event loop was not itself late), the store is down: the circuit opens at once and
+the client's own timeout. If nothing came back from the store for two such windows in a row while
+calls waited (and this process's event loop was not itself late), the store is down: the circuit opens at once and
 every call waiting on it fails at that moment (they fall back together, none waits for its own
 timeout), and a background probe starts right away, so a false alarm closes the circuit as soon as
 the store answers the probe. A call that failed while *connecting* (the command was never sent, so
@@ -278,6 +278,8 @@ class StoreGuard:
 
         task = asyncio.ensure_future(answered())
         self.waiters += 1
+        start = self.clock()
+        quiet = 0  # consecutive silent windows: two in a row mean down (one can be a starved Redis)
         try:
             while True:
                 window = self.clock()
@@ -296,8 +298,12 @@ class StoreGuard:
                         or now - fired > limit / 2):
                     # never seen answering (its normal pace unknown: the call's own timeout decides), or
                     # it answered others (slow, not down), or this loop is late or busy itself
+                    quiet = 0
                     continue
-                raise StoreSilent(f"no answer from {self.name} for {now - window:.3f}s while {self.waiters} calls "
+                quiet += 1
+                if quiet < 2:
+                    continue
+                raise StoreSilent(f"no answer from {self.name} for {now - start:.3f}s while {self.waiters} calls "
                                   f"waited (its recent mean answer: {self._pace * 1000:.1f} ms)")
         finally:
             self.waiters -= 1
