@@ -1,16 +1,19 @@
 """Half-open connections (slowloris) against a real `tierwise serve`: are normal requests still served?
 
-Starts `tierwise serve --offline` (synthetic answers, no network), measures normal requests (a new
-connection each, auto routing, ledger on) on an idle proxy, then again while an attacker process
-holds --conns connections open that never finish their headers (it drips a byte a second, and
-reconnects whenever the proxy closes one), and prints p50/p99 for both and their ratio.
+Starts two `tierwise serve --offline` (synthetic answers, no network): a target and a control with
+the same settings. Normal requests (a new connection each, auto routing, ledger on) alternate
+between them, first with both idle, then while an attacker process holds --conns connections open
+to the target that never finish their headers (it drips a byte a second, and reconnects whenever
+the proxy closes one). Because the requests alternate, whatever else loads the machine falls on both
+proxies alike: the ratio of the target's p99 to the control's, measured at the same moments, is
+the attack's own cost. Exits 1 when the target is missed.
 
     .venv/bin/python bench/slowloris.py [--conns 3000] [--n 300] [--fd-limit 1024]
 
 Target: with 3,000 half-open connections, normal requests served within 2x their usual p99.
 --fd-limit runs the proxy under that limit on open files (the issue's 1,024: before the guard,
 ~1,000 half-open connections refused everyone); the proxy keeps its connection cap below it.
-Wall-clock figures on a shared 2-core VM are noisy: compare the two phases of one run.
+Wall-clock figures on a shared 2-core VM are noisy: only the within-run ratio is compared.
 """
 
 from __future__ import annotations
@@ -150,13 +153,51 @@ async def attacker(port: int, conns: int, stats_path: str) -> None:
     Path(stats_path).write_text(f"{opened[0]} {max(samples or [0])} {sum(samples) / max(len(samples), 1):.0f}")
 
 
+def start_proxy(tmp: Path, name: str, header_timeout: float, fd_limit: int) -> tuple[subprocess.Popen, int]:
+    d = tmp / name
+    d.mkdir()
+    (d / "tierwise.toml").write_text("[upstream]\nkind = \"offline\"\n[upstream.offline]\nlatency_scale = 0.0\n"
+                                     "[monitor]\ninterval = 0.0\n"
+                                     f"[server]\nheader_timeout = {header_timeout}\n")
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("ANTHROPIC_API_KEY", "TIERWISE_CONFIG")}
+
+    def limit() -> None:
+        if fd_limit:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (fd_limit, fd_limit))
+
+    proc = subprocess.Popen([PY, "-m", "tierwise", "serve", "--port", str(port), "--ledger-url",
+                             f"sqlite:///{d / 'bench.db'}", "--log-level", "warning"], cwd=d, env=env,
+                            stdout=subprocess.DEVNULL, stderr=open(d / "proxy.log", "w"), preexec_fn=limit)
+    return proc, port
+
+
+async def interleaved(ports: tuple[int, int], n: int, min_seconds: float = 0.0) -> tuple[list, list, int, int]:
+    """``n`` requests to each proxy, alternating (a, b, a, b...): whatever else loads the machine meanwhile
+    falls on both alike, so their ratio is the attack's own cost."""
+    la, lb, fa, fb = [], [], 0, 0
+    gap = max(0.01, min_seconds / max(2 * n, 1))
+    for _ in range(n):
+        for port, lat in ((ports[0], la), (ports[1], lb)):
+            t = time.perf_counter()
+            try:
+                lat.append(await one_request(port))
+            except Exception:  # noqa: BLE001 - counted
+                if lat is la:
+                    fa += 1
+                else:
+                    fb += 1
+            await asyncio.sleep(max(0.0, gap - (time.perf_counter() - t)))
+    return la, lb, fa, fb
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--conns", type=int, default=3000)
-    ap.add_argument("--n", type=int, default=300)
-    ap.add_argument("--fd-limit", type=int, default=0, help="run the proxy with this limit on open files")
+    ap.add_argument("--n", type=int, default=600, help="requests per proxy per phase (p99 of 600: the 6th slowest)")
+    ap.add_argument("--fd-limit", type=int, default=0, help="run the proxies with this limit on open files")
     ap.add_argument("--attack-seconds", type=float, default=25.0)
-    ap.add_argument("--header-timeout", type=float, default=10.0, help="server.header_timeout of the proxy")
+    ap.add_argument("--header-timeout", type=float, default=10.0, help="server.header_timeout of the proxies")
     ap.add_argument("--attacker", nargs=3, metavar=("PORT", "CONNS", "STATS"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.attacker:
@@ -164,36 +205,28 @@ def main() -> None:
         return
 
     tmp = Path(tempfile.mkdtemp(prefix="tw-slowloris-"))
-    (tmp / "tierwise.toml").write_text("[upstream]\nkind = \"offline\"\n[upstream.offline]\nlatency_scale = 0.0\n"
-                                       "[monitor]\ninterval = 0.0\n"
-                                       f"[server]\nheader_timeout = {args.header_timeout}\n")
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if k not in ("ANTHROPIC_API_KEY", "TIERWISE_CONFIG")}
-
-    def limit() -> None:
-        if args.fd_limit:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (args.fd_limit, args.fd_limit))
-
-    proxy = subprocess.Popen([PY, "-m", "tierwise", "serve", "--port", str(port), "--ledger-url",
-                              f"sqlite:///{tmp / 'bench.db'}", "--log-level", "error"], cwd=tmp, env=env,
-                             stdout=subprocess.DEVNULL, preexec_fn=limit)
+    procs = []
     attack = None
     try:
-        wait_port(port)
-        asyncio.run(measure(port, 30))  # warm up
-        before, before_failed = asyncio.run(measure(port, args.n))
+        target, tport = start_proxy(tmp, "target", args.header_timeout, args.fd_limit)
+        procs.append(target)
+        control, cport = start_proxy(tmp, "control", args.header_timeout, args.fd_limit)
+        procs.append(control)
+        wait_port(tport)
+        wait_port(cport)
+        asyncio.run(interleaved((tport, cport), 30))  # warm up
+        before = asyncio.run(interleaved((tport, cport), args.n))
         stats = tmp / "attacker.txt"
-        attack = subprocess.Popen([PY, __file__, "--attacker", str(port), str(args.conns), str(stats)])
+        attack = subprocess.Popen([PY, __file__, "--attacker", str(tport), str(args.conns), str(stats)])
         time.sleep(max(3.0, args.conns / 1000))  # let the attacker fill its connections
         # long enough for the header timeout (10 s) to close the attacker's connections twice over
-        under, under_failed = asyncio.run(measure(port, args.n, min_seconds=args.attack_seconds))
+        under = asyncio.run(interleaved((tport, cport), args.n, min_seconds=args.attack_seconds))
+        load = os.getloadavg()[0]
         attack.send_signal(signal.SIGTERM)
         attack.wait(30)
         opened, held_max, held_avg = stats.read_text().split()
-        time.sleep(2)
-        after, after_failed = asyncio.run(measure(port, args.n))
     finally:
-        for p in (attack, proxy):
+        for p in [attack, *procs]:
             if p is not None and p.poll() is None:
                 p.terminate()
                 try:
@@ -201,19 +234,28 @@ def main() -> None:
                 except subprocess.TimeoutExpired:
                     p.kill()
     fd = f"fd limit {args.fd_limit}" if args.fd_limit else f"fd limit {resource.getrlimit(resource.RLIMIT_NOFILE)[0]}"
-    print(f"tierwise serve --offline, {fd}, {os.cpu_count()} cores; {args.n} requests per phase, new connection each\n")
-    print(f"{'phase':<34}{'ok':>6}{'failed':>8}{'p50 ms':>9}{'p99 ms':>9}")
-    for name, lat, failed in (("idle proxy (before)", before, before_failed),
-                              (f"{args.conns} half-open connections", under, under_failed),
-                              ("idle proxy (after)", after, after_failed)):
-        print(f"{name:<34}{len(lat):>6}{failed:>8}{pct(lat, 50) * 1000:>9.2f}{pct(lat, 99) * 1000:>9.2f}")
+    print(f"two `tierwise serve --offline` ({fd}, {os.cpu_count()} cores): the target is attacked, the control is not; "
+          f"normal requests alternate between them, {args.n} to each per phase, a new connection each; "
+          f"load average {load:.1f}\n")
+    print(f"{'phase':<40}{'proxy':<9}{'ok':>6}{'failed':>8}{'p50 ms':>9}{'p99 ms':>9}")
+    for name, (la, lb, fa, fb) in (("both idle", before), (f"{args.conns} half-open on the target", under)):
+        for who, lat, failed in (("target", la, fa), ("control", lb, fb)):
+            print(f"{name:<40}{who:<9}{len(lat):>6}{failed:>8}{pct(lat, 50) * 1000:>9.2f}{pct(lat, 99) * 1000:>9.2f}")
     print(f"\nattacker: {opened} connections opened in all (it reconnects after each close: the header timeout "
-          f"closes each after {args.header_timeout:g} s), held at once: max {held_max}, mean {held_avg}")
-    usual = min(pct(before, 99), pct(after, 99)) if before and after else 0.0  # the better idle p99: the stricter test
-    ratio = pct(under, 99) / usual if usual and under else float("inf")
-    ok = under_failed == 0 and ratio <= 2.0
-    print(f"p99 under attack / usual p99 (the lower idle one): {ratio:.2f}x  (target <= 2x, no failures): "
+          f"closes each after {args.header_timeout:g}-{2 * args.header_timeout:g} s), held at once: max {held_max}, "
+          f"mean {held_avg}")
+    la, lb, fa, fb = under
+    floor = pct(before[0], 99) / pct(before[1], 99) if before[0] and before[1] else float("inf")
+    ratio = pct(la, 99) / pct(lb, 99) if la and lb else float("inf")
+    ok = fa == 0 and ratio <= 2.0
+    print(f"p99 target / p99 control, both idle (the noise floor): {floor:.2f}x;  under attack, p50 "
+          f"{pct(la, 50) / pct(lb, 50):.2f}x, p95 {pct(la, 95) / pct(lb, 95):.2f}x")
+    across = pct(la, 99) / pct(before[0], 99) if la and before[0] else float("inf")
+    print(f"(for reference, across phases: the target's p99 under attack / its own idle p99 {across:.2f}x; that one also "
+          f"counts the attacker's CPU and whatever else changed on the machine between the phases)")
+    print(f"p99 under attack / usual p99 (the control's, same moments): {ratio:.2f}x  (target <= 2x, no failures): "
           f"{'MET' if ok else 'MISSED'}")
+    sys.exit(0 if ok else 1)
 
 
 if __name__ == "__main__":

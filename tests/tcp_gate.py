@@ -1,5 +1,6 @@
 """A TCP forwarder on 127.0.0.1 that can be shut (connections refused, open ones cut) and opened
-again: a database or Redis "outage" without touching the shared server behind it."""
+again, or hung (connections accepted and kept, nothing forwarded either way: a server that stopped
+answering): a database or Redis "outage" without touching the shared server behind it."""
 
 from __future__ import annotations
 
@@ -16,7 +17,15 @@ class TcpGate:
         self._conns: set[socket.socket] = set()
         self._lock = threading.Lock()
         self.port = port
+        self.hung = False
         self.open()
+
+    def hang(self) -> None:
+        """Keep every connection open and accept new ones, but forward nothing (bytes are dropped)."""
+        self.hung = True
+
+    def unhang(self) -> None:
+        self.hung = False
 
     def open(self) -> None:
         with self._lock:
@@ -56,6 +65,11 @@ class TcpGate:
                 client, _ = s.accept()
             except OSError:
                 return
+            if self.hung:  # accepted, never answered
+                with self._lock:
+                    self._conns.add(client)
+                threading.Thread(target=self._pipe, args=(client, None), daemon=True).start()
+                continue
             try:
                 upstream = socket.create_connection(self.target, timeout=5)
                 upstream.settimeout(None)
@@ -71,17 +85,18 @@ class TcpGate:
             for a, b in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
 
-    def _pipe(self, a: socket.socket, b: socket.socket) -> None:
+    def _pipe(self, a: socket.socket, b: "socket.socket | None") -> None:
         try:
             while True:
                 data = a.recv(65536)
                 if not data:
                     break
-                b.sendall(data)
+                if b is not None and not self.hung:
+                    b.sendall(data)
         except OSError:
             pass
         finally:
-            for c in (a, b):
+            for c in (a, b) if b is not None else (a,):
                 try:
                     c.shutdown(socket.SHUT_RDWR)
                 except OSError:

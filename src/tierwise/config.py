@@ -49,7 +49,9 @@ DEFAULTS: dict[str, Any] = {
         # slow or idle clients (cli/serve.py, server/guard.py; docs/production.md "Limits and timeouts")
         "header_timeout": 10.0,       # seconds to send a request's headers (from connect, or the last answer)
         "body_timeout": 30.0,         # longest silence while a request body is being sent
-        "keep_alive": 5.0,            # an idle keep-alive connection is closed after this
+        # an idle keep-alive connection is closed after this: longer than clients' and load balancers' own idle
+        # timeouts (httpx 5 s, aiohttp 15 s, AWS ALB 60 s), or a request sent as the proxy closes is reset
+        "keep_alive": 75.0,
         "max_connections": 4096,      # open connections at most; past it the oldest still sending headers is closed
     },
     "upstream": {
@@ -69,6 +71,8 @@ DEFAULTS: dict[str, Any] = {
         "url": "sqlite:///tierwise.db",
         "store_prompts": False,
         "journal": "auto",            # auto | off | a path: finished calls survive a SIGKILL (see ledger/writer.py)
+        "spool_dir": "",              # a second directory (another disk) for journal lines the journal's own refuses
+        "max_unjournaled_rows": 100_000,  # rows held in memory only (disk full); at the cap new requests get 529
         "batch_size": 500,
         "flush_interval": 0.25,
     },
@@ -359,6 +363,7 @@ RANGES: dict[tuple[str, ...], tuple[Any, str]] = {
     ("routing", "thinking_affinity"): (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0,
                                        "a whole number of blocks, 0 (off) or more"),
     ("ledger", "batch_size"): (lambda v: v >= 1, "at least 1"),
+    ("ledger", "max_unjournaled_rows"): (lambda v: v >= 1, "at least 1"),
     ("ledger", "flush_interval"): (lambda v: v > 0, "more than 0 seconds"),
     ("resilience", "max_attempts"): (lambda v: v >= 1, "at least 1"),
     ("resilience", "max_retry_time"): (lambda v: v >= 0, "0 or more seconds"),

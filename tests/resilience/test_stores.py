@@ -213,3 +213,119 @@ async def test_one_timeout_is_not_an_outage_three_in_a_row_are():
     with pytest.raises(StoreUnavailable):
         await g.run(slow)
     assert not g.available
+
+
+def _warm(g: StoreGuard) -> None:
+    """The store has answered enough calls for silence to be judged (its pace: 1 ms)."""
+    for _ in range(30):
+        g._note_answer(g.clock(), 0.001)
+
+
+async def test_a_store_that_stops_answering_fails_every_waiting_call_at_once():
+    g = StoreGuard("redis", silence=0.05)
+    _warm(g)
+    hang = asyncio.Event()
+
+    async def hung():
+        await hang.wait()  # never set: a store that accepts and never answers
+
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    results = await asyncio.gather(*[g.run(hung) for _ in range(10)], return_exceptions=True)
+    took = loop.time() - t0
+    assert all(isinstance(r, StoreUnavailable) for r in results)
+    assert not g.available and g.tripped == 1 and g.failed_together == 9  # one noticed, nine failed with it
+    assert g.error == "StoreSilent"
+    assert took < 1.0  # not the client's own 1 s timeout (a loose bound: the trip is at about 0.05 s)
+
+
+async def test_a_slow_store_that_answers_others_is_not_down():
+    g = StoreGuard("redis", silence=0.05)
+    _warm(g)
+
+    async def slow():
+        await asyncio.sleep(0.2)  # four silence windows
+        return "late"
+
+    async def quick():
+        await asyncio.sleep(0.01)
+        return "ok"
+
+    async def chatter():
+        for _ in range(25):  # the store keeps answering other calls meanwhile
+            await g.run(quick)
+
+    got, _ = await asyncio.gather(g.run(slow), chatter())
+    assert got == "late" and g.available and g.tripped == 0
+
+
+async def test_silence_means_nothing_before_the_store_was_seen_answering():
+    g = StoreGuard("redis", silence=0.05)
+
+    async def slow_first():
+        await asyncio.sleep(0.15)
+        return 1
+
+    assert await g.run(slow_first) == 1 and g.available and g.tripped == 0
+
+
+async def test_a_failure_while_connecting_is_retried_once_when_the_store_answers_others():
+    import redis.exceptions as rex
+
+    g = StoreGuard("redis", silence=0.05)
+    _warm(g)
+    g._answered_at = g.clock() + 1.0  # answers keep arriving (as under load, from other calls)
+    tries = []
+
+    async def connect_then_ok():
+        tries.append(1)
+        if len(tries) == 1:
+            raise rex.TimeoutError("Timeout connecting to server")
+        return "ok"
+
+    assert await g.run(connect_then_ok) == "ok" and tries == [1, 1] and g.reconnects == 1 and g.available
+
+    async def never():
+        raise rex.TimeoutError("Timeout connecting to server")
+
+    g._answered_at = g.clock() + 1.0
+    with pytest.raises(StoreUnavailable):
+        await g.run(never)  # once more only, then it is a failure
+    assert g.reconnects == 2
+
+
+async def test_with_no_traffic_a_down_store_is_still_probed_and_the_circuit_closes():
+    up = {"v": False}
+    back = []
+
+    async def ping():
+        if not up["v"]:
+            raise ConnectionError("refused")
+
+    g = StoreGuard("redis", retry_interval=0.05, probe=ping)
+    g.on_back(lambda: back.append(1))
+    g.failed(ConnectionError("refused"))
+    await asyncio.sleep(0.2)  # probed on a timer, failing: still down
+    assert not g.available
+    up["v"] = True
+    for _ in range(100):
+        if g.available:
+            break
+        await asyncio.sleep(0.02)
+    assert g.available and back == [1]  # no request asked: the timer's probe closed it and ran the hooks
+
+
+async def test_a_timeout_while_the_store_answers_others_is_slow_not_a_failure():
+    import redis.exceptions as rex
+
+    g = StoreGuard("redis", silence=0.05)
+    _warm(g)
+
+    async def slow():
+        g._answered_at = g.clock() + 1.0  # others were answered meanwhile
+        raise rex.TimeoutError("Timeout reading from socket")
+
+    for _ in range(5):
+        with pytest.raises(StoreUnavailable):
+            await g.run(slow)
+    assert g.available and g.slow == 5 and g.failures == 0

@@ -171,3 +171,42 @@ def test_a_slow_but_honest_client_is_still_served(guarded):
     s.sendall(b"anthropic-version: 2023-06-01\r\nconnection: close\r\ncontent-length: %d\r\n\r\n" % len(body) + body)
     got = closed_by_server(s, within=20)
     assert got is not None and got.startswith(b"HTTP/1.1 200"), got[:200] if got else got
+
+
+def test_at_the_cap_with_only_fresh_connections_the_new_one_gets_a_529_not_a_reset(guarded):
+    """Connections that just opened and have not sent yet are clients about to send: none is closed to
+    make room; the newcomer past the cap gets Anthropic's 529 overloaded_error and a clean close."""
+    p = guarded(header_timeout=60.0, max_connections=20)
+    fresh = [socket.create_connection(("127.0.0.1", p.port), timeout=5) for _ in range(20)]
+    try:
+        time.sleep(0.3)
+        late = socket.create_connection(("127.0.0.1", p.port), timeout=5)
+        got = closed_by_server(late, within=10)
+        assert got is not None and got.startswith(b"HTTP/1.1 529") and b"overloaded_error" in got
+        assert all(closed_by_server(s, within=0.2) is None for s in fresh)  # none of them was closed
+        assert p.server.config.http.stats["refused"] >= 1 and not p.server.config.http.stats["evicted"]
+    finally:
+        for s in fresh:
+            s.close()
+
+
+def test_a_keep_alive_connection_whose_next_request_is_waiting_is_not_closed():
+    from tierwise.server.guard import _waiting_bytes
+
+    class T:
+        def __init__(self, sock):
+            self.sock = sock
+
+        def get_extra_info(self, name):
+            return self.sock if name == "socket" else None
+
+    a, b = socket.socketpair()
+    try:
+        assert not _waiting_bytes(T(a))
+        b.sendall(b"POST /v1/messages HTTP/1.1\r\n")
+        time.sleep(0.05)
+        assert _waiting_bytes(T(a))
+        assert a.recv(100).startswith(b"POST")  # the peek consumed nothing
+    finally:
+        a.close()
+        b.close()

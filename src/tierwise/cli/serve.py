@@ -27,7 +27,17 @@ def uvicorn_options(settings: Any, fd_limit: int | None = None) -> dict[str, Any
     protocol = guarded_protocol(header_timeout=float(srv["header_timeout"]), body_timeout=float(srv["body_timeout"]),
                                 max_header_bytes=int(lim["max_header_bytes"]) + 8 * 1024,  # + the request line
                                 max_connections=cap)
-    return {"http": protocol, "timeout_keep_alive": float(srv["keep_alive"])}
+    # the listen backlog: a burst of new connections up to the cap waits in the kernel instead of being
+    # dropped (the kernel caps it at net.core.somaxconn)
+    return {"http": protocol, "timeout_keep_alive": float(srv["keep_alive"]), "backlog": max(2048, min(cap, _somaxconn()))}
+
+
+def _somaxconn() -> int:
+    try:
+        with open("/proc/sys/net/core/somaxconn") as fh:
+            return int(fh.read().strip())
+    except (OSError, ValueError):
+        return 4096
 
 
 def raise_fd_limit(wanted: int) -> int:

@@ -95,7 +95,8 @@ class Ledger:
     and so does an unreachable database for the commands that read it (``tierwise report``...)."""
 
     def __init__(self, url: str, *, batch_size: int = 500, flush_interval: float = 0.25, store_prompts: bool = False,
-                 journal: str | None = "auto", serve_while_down: bool = False) -> None:
+                 journal: str | None = "auto", serve_while_down: bool = False, spool_dir: str = "",
+                 max_unjournaled_rows: int = 100_000) -> None:
         self.url = url
         self.engine = make_engine(url)
         self.store_prompts = store_prompts
@@ -112,7 +113,8 @@ class Ledger:
             log.error("LEDGER DATABASE UNAVAILABLE AT START (%s): serving anyway; rows are journaled%s and written "
                       "when it is back", self.start_error, f" to {self.journal}.*.seg" if self.journal else " in memory only")
         self.writer = LedgerWriter(self.engine, batch_size=batch_size, flush_interval=flush_interval, journal=self.journal,
-                                   prepare=self._migrate if self.start_error else None)
+                                   prepare=self._migrate if self.start_error else None, spool=spool_dir or None,
+                                   max_unjournaled=max_unjournaled_rows)
         self.recovered = 0
         if self.start_error is None and self.journal:
             try:
@@ -135,12 +137,22 @@ class Ledger:
     def status(self) -> dict[str, Any]:
         return self.writer.status()
 
+    def admit(self) -> None:
+        """Refuse new work (529) while the rows held in memory only are at their cap (writer.py)."""
+        if not self.writer.accepting:
+            from ..errors import OverloadedError
+
+            raise OverloadedError(f"the ledger cannot keep more rows: its journal cannot be written (disk full?) and "
+                                  f"{self.writer.max_unjournaled:,} rows wait in memory; try again shortly",
+                                  headers={"retry-after": "5"})
+
     @classmethod
     def from_settings(cls, settings: "Settings", *, serve_while_down: bool = False) -> "Ledger":
         lg = settings.ledger
         return cls(lg["url"], batch_size=int(lg["batch_size"]), flush_interval=float(lg["flush_interval"]),
                    store_prompts=bool(lg["store_prompts"]), journal=str(lg.get("journal", "auto")),
-                   serve_while_down=serve_while_down)
+                   serve_while_down=serve_while_down, spool_dir=str(lg.get("spool_dir") or ""),
+                   max_unjournaled_rows=int(lg.get("max_unjournaled_rows", 100_000)))
 
     def record(self, row: dict[str, Any]) -> None:
         if not self.store_prompts:

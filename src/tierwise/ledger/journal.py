@@ -11,6 +11,11 @@ never makes a duplicate), then removes it.
 Writing never raises: a full disk or an unwritable journal is counted (``errors``), logged loudly
 (at most every 10 seconds) and reported as ``healthy = False``; the row stays in memory and the
 writer thread journals it again once the disk takes writes.
+
+``spool``: a second directory (best on another filesystem, ``ledger.spool_dir``). When a line cannot
+be written to the journal's own directory, a segment is opened there and the row written to it (it
+is then as safe as a journaled row: confirmed, emptied and adopted the same way); the next segment
+is tried in the journal's own directory again. Only when both fail is a row held in memory alone.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ __all__ = ["Journal", "Segment", "read_rows"]
 log = logging.getLogger("tierwise.ledger")
 
 SEGMENT_BYTES = 8 * 1024 * 1024  # rotate the current segment past this size
+SPOOL_RETRY = 5.0                # seconds on the spool before the journal's own directory is tried again
 
 
 class Segment:
@@ -62,8 +68,12 @@ def read_rows(path: str) -> list[dict[str, Any]]:
 
 
 class Journal:
-    def __init__(self, base: str, *, segment_bytes: int = SEGMENT_BYTES) -> None:
+    def __init__(self, base: str, *, segment_bytes: int = SEGMENT_BYTES, spool: str | None = None) -> None:
         self.base = base
+        self.spool = os.path.join(spool, os.path.basename(base)) if spool else None  # the same names, elsewhere
+        self.spooled = 0         # rows written to the spool directory
+        self._spooled_at = 0.0
+        self._spool_logged = -1e9
         self.segment_bytes = segment_bytes
         self._tag = f"{os.getpid()}-{os.urandom(3).hex()}"
         self._n = 0
@@ -75,9 +85,9 @@ class Journal:
         self._logged_at = 0.0
 
     # -- appending (the caller holds the writer's journal lock) ------------------------
-    def _open(self) -> Segment:
+    def _open(self, base: str | None = None) -> Segment:
         self._n += 1
-        path = f"{self.base}.{self._tag}.{self._n}.seg"
+        path = f"{base or self.base}.{self._tag}.{self._n}.seg"
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -88,32 +98,77 @@ class Journal:
 
     def append(self, line: bytes) -> Segment | None:
         """Write one line; the segment now holding it, or None when it could not be written."""
+        cur = self.current
+        if (cur is not None and self.spool is not None and cur.path.startswith(self.spool)
+                and time.monotonic() - self._spooled_at >= SPOOL_RETRY):
+            self._leave(cur)  # on the spool for a while: try the journal's own directory again
         try:
-            seg = self.current
-            if seg is None:
-                seg = self.current = self._open()
-            elif seg.size >= self.segment_bytes and seg.pending > 0:
-                seg.sealed = True
-                self.sealed.append(seg)
-                seg = self.current = self._open()
-            data = (b"\n" + line) if seg.torn else line
-            view = memoryview(data)
-            while view:
-                try:
-                    n = os.write(seg.fd, view)
-                except OSError:
-                    seg.torn = True  # part of the line may be on disk: the next one starts on a fresh line
-                    raise
-                seg.size += n
-                view = view[n:]
-            seg.torn = False
+            seg = self._write(line)
         except OSError as exc:
-            self._failed(exc)
-            return None
+            seg = self._to_spool(line, exc) if self.spool is not None else None
+            if seg is None:
+                self._failed(exc)
+                return None
         seg.pending += 1
+        if self.spool is not None and seg.path.startswith(self.spool):
+            self.spooled += 1
         if not self.healthy:
             self.healthy = True
             log.warning("ledger journal %s is writable again", self.base)
+        return seg
+
+    def _write(self, line: bytes, base: str | None = None) -> Segment:
+        seg = self.current
+        if seg is None:
+            seg = self.current = self._open(base)
+        elif seg.size >= self.segment_bytes and seg.pending > 0:
+            self._seal(seg)
+            seg = self.current = self._open(base)
+        data = (b"\n" + line) if seg.torn else line
+        view = memoryview(data)
+        while view:
+            try:
+                n = os.write(seg.fd, view)
+            except OSError:
+                seg.torn = True  # part of the line may be on disk: the next one starts on a fresh line
+                raise
+            seg.size += n
+            view = view[n:]
+        seg.torn = False
+        return seg
+
+    def _seal(self, seg: Segment) -> None:
+        seg.sealed = True
+        self.sealed.append(seg)
+        self.current = None
+
+    def _leave(self, seg: Segment) -> None:
+        """Stop appending to ``seg``: sealed while it holds pending rows, else removed."""
+        if seg.pending > 0:
+            self._seal(seg)
+        else:
+            self._remove(seg)
+            self.current = None
+
+    def _to_spool(self, line: bytes, exc: OSError) -> Segment | None:
+        """The journal's directory refused the line: write it to a segment in the spool directory."""
+        assert self.spool is not None
+        cur = self.current
+        if cur is not None and not cur.path.startswith(self.spool):
+            self._leave(cur)  # its rows stay pending there; new ones go to the spool
+        self._spooled_at = time.monotonic()
+        try:
+            seg = self._write(line, self.spool)
+        except OSError as exc2:
+            log.error("ledger spool %s is not writable either (%s)", self.spool, exc2.strerror or exc2)
+            return None
+        now = time.monotonic()
+        if now - self._spool_logged >= 30.0:
+            self._spool_logged = now
+            log.error("LEDGER JOURNAL UNWRITABLE (%s: %s): rows go to the spool %s.*.seg meanwhile (%d so far)", self.base,
+                      exc.strerror or exc, self.spool, self.spooled)
+        if seg.size >= self.segment_bytes:  # full: the next segment tries the journal's own directory again
+            self._seal(seg)
         return seg
 
     def _failed(self, exc: OSError) -> None:
@@ -179,6 +234,8 @@ class Journal:
         """(path, locked fd) of each segment no live writer holds, and of a journal file from before segments."""
         mine = self.own_paths()
         paths = sorted(glob.glob(glob.escape(self.base) + ".*.seg"))
+        if self.spool is not None:
+            paths += sorted(glob.glob(glob.escape(self.spool) + ".*.seg"))
         if os.path.exists(self.base):
             paths.insert(0, self.base)
         for path in paths:

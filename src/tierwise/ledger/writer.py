@@ -13,6 +13,14 @@ the database which of the batch's ``request_id`` it already has (a commit whose 
 not written twice). A journal segment is emptied only for rows the database confirmed. Only a row
 the database refuses for its content (a value too long for its column) is dropped, alone, and logged.
 
+Rows held in memory only (the journal and its spool both unwritable: a full disk) are capped at
+``max_unjournaled`` (``ledger.max_unjournaled_rows``, 100,000, some 200 MB). At the cap the log says
+``LEDGER MEMORY CAP REACHED`` (at most every 30 s), ``accepting`` turns False and the proxy refuses
+new requests with 529 ``overloaded_error`` before calling the upstream (nothing paid is refused);
+the rows of calls already in flight are still kept, so the cap is passed by at most those. The row
+of a refused call (it cost nothing) is counted (``refused_unrecorded``), not kept, while at the cap.
+``accepting`` is True again as soon as the journal takes the rows.
+
 What a stop can lose: a graceful stop drains everything the database takes within the close
 timeout; what it does not take stays in the journal and is written by the next process (or another
 replica sharing the journal's directory) that opens the ledger. A SIGKILL loses only the calls still
@@ -52,7 +60,8 @@ def _dumps(row: dict[str, Any]) -> bytes:
 class LedgerWriter:
     def __init__(self, engine: sa.Engine, *, batch_size: int = 500, flush_interval: float = 0.25,
                  table: sa.Table = calls, journal: str | None = None, prepare: Callable[[], Any] | None = None,
-                 retry_max: float = 5.0, adopt_interval: float = 30.0) -> None:
+                 retry_max: float = 5.0, adopt_interval: float = 30.0, spool: str | None = None,
+                 max_unjournaled: int = 100_000) -> None:
         self.engine = engine
         self.table = table
         self.batch_size = batch_size
@@ -75,7 +84,10 @@ class LedgerWriter:
         self.failed_batches = 0
         self.recovered = 0               # rows adopted from other (dead) processes' journal segments
         self.journal = journal
-        self._j: Journal | None = Journal(journal) if journal else None
+        self._j: Journal | None = Journal(journal, spool=spool) if journal else None
+        self.max_unjournaled = max_unjournaled
+        self.refused_unrecorded = 0      # rows of refused (unpaid) calls not kept while at the cap
+        self._capped_at = -1e9
         self._jlock = threading.Lock()
         self._unjournaled = 0
         self._uncertain = False          # a write failed: the next one checks which rows already landed
@@ -103,12 +115,34 @@ class LedgerWriter:
             with self._jlock:
                 seg = self._j.append(line) if line is not None else None
                 if seg is None:
+                    if self._unjournaled >= self.max_unjournaled:
+                        self._at_cap()
+                        if not row.get("cost_nanos") and int(row.get("status") or 0) >= 400 and not row.get("input_tokens"):
+                            self.refused_unrecorded += 1  # a refusal cost nothing: counted, not kept
+                            with self._cond:
+                                self._n_recorded = next(self._recorded)
+                                self._done += 1
+                            return
                     self._unjournaled += 1
                 self._buf.append([row, seg])
                 self._n_recorded = next(self._recorded)
             return
         self._buf.append([row, None])
         self._n_recorded = next(self._recorded)  # itertools.count is atomic under the GIL
+
+    @property
+    def accepting(self) -> bool:
+        """False while the rows held in memory only are at ``max_unjournaled``: refuse new work."""
+        return self._unjournaled < self.max_unjournaled
+
+    def _at_cap(self) -> None:
+        now = time.monotonic()
+        if now - self._capped_at >= 30.0:
+            self._capped_at = now
+            log.critical("LEDGER MEMORY CAP REACHED: %d rows are held in memory only (the journal %s and its spool "
+                         "cannot be written: disk full?); new requests are refused with 529 until the journal takes "
+                         "rows again (ledger.max_unjournaled_rows = %d)", self._unjournaled, self.journal,
+                         self.max_unjournaled)
 
     # -- the writer thread ------------------------------------------------------------
     def _run(self) -> None:
@@ -328,6 +362,8 @@ class LedgerWriter:
                 "journal": None if j is None else ("ok" if j.healthy else "unwritable"),
                 "journal_error": None if j is None else j.last_error,
                 "journal_errors": 0 if j is None else j.errors, "not_journaled": self._unjournaled,
+                "spooled": 0 if j is None else j.spooled, "accepting": self.accepting,
+                "max_unjournaled": self.max_unjournaled, "refused_unrecorded": self.refused_unrecorded,
                 "pending": self.pending, "written": self.written, "dropped": self.dropped,
                 "failed_batches": self.failed_batches, "recovered": self.recovered}
 

@@ -19,7 +19,7 @@ from .attempts import AttemptLoop
 from .breaker import CircuitBreaker, build_breaker
 from .fallback import Target, build_chain
 from .retry import RetryPolicy
-from .stores import StoreGuard, redis_client
+from .stores import SILENCE, StoreGuard, redis_client
 
 if TYPE_CHECKING:
     from ..config import Settings
@@ -52,7 +52,9 @@ class Runtime:
         # limits and the budgets; a circuit around the ledger database for the budgets kept there
         retry = float(res.get("store_retry_interval", 1.0))
         self.redis = redis_client(redis_url, res["redis"]) if redis_url else None
-        self.redis_guard = StoreGuard("redis", retry_interval=retry, probe=self.redis.ping) if self.redis is not None else None
+        self.redis_guard = (StoreGuard("redis", retry_interval=retry, probe=self.redis.ping,
+                                       silence=SILENCE) if self.redis is not None else None)
+        self.ledger = ledger
         engine = ledger.engine if ledger is not None else None
         self.db_guard = StoreGuard("ledger database (budgets)", retry_interval=retry,
                                    probe=(lambda: asyncio.to_thread(_ping_db, engine)) if engine is not None else None)
@@ -201,6 +203,8 @@ class Runtime:
 
     # -- attempts ---------------------------------------------------------------------
     def chain(self, plan: "Plan", body: dict[str, Any], out_body: bytes, key: KeyRecord | None, body_len: int) -> list[Target]:
+        if self.ledger is not None:
+            self.ledger.admit()  # a full disk with memory at its cap: 529 before any upstream call (ledger/writer.py)
         if not self.fallbacks:
             return [Target(self.upstream, plan.model_id, plan.tier, "primary", out_body, list(plan.adapted))]
         allowed = key.tier_allowed if key is not None and key.restricted else None

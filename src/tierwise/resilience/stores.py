@@ -8,6 +8,17 @@ What each user does while its store is down is its own policy (docs/production.m
 store fails"): rate limits and the breaker fall back to in-process state; budgets fail closed (529)
 or open (in-process accounting, replayed to the store when it is back) as configured.
 
+Slow under load is told apart from down by *silence* (``silence``: ``SILENCE``, 50 ms, for Redis,
+or 4x the store's recent mean answer time when that is longer, at most 1 s; judged only once the
+store has answered ``WARM`` calls): a call still waiting after that long looks at whether the store answered any other call
+meanwhile. If it did, the store is slow, not down (a loaded machine): the call keeps waiting, up to
+the client's own timeout. If nothing came back from the store for two such windows in a row while
+calls waited (and this process's event loop was not itself late), the store is down: the circuit opens at once and
+every call waiting on it fails at that moment (they fall back together, none waits for its own
+timeout), and a background probe starts right away, so a false alarm closes the circuit as soon as
+the store answers the probe. A call that failed while *connecting* (the command was never sent, so
+running it again cannot apply it twice) is tried once more when the store answered others meanwhile.
+
 The Redis client is one per process, on a ``BlockingConnectionPool``: a burst waits (at most
 ``pool_timeout`` seconds) for a free connection instead of failing; no client-side retries (the
 circuit decides), short connect and read timeouts.
@@ -26,6 +37,10 @@ __all__ = ["StoreGuard", "StoreUnavailable", "redis_client", "STORE_ERRORS"]
 log = logging.getLogger("tierwise.stores")
 
 T = TypeVar("T")
+
+SILENCE = 0.05  # ``silence`` of the Redis circuit (runtime.py)
+SLOW_FACTOR = 4.0  # silence means down only past this many times the store's recent mean answer time
+WARM = 20          # answers to see before silence is judged (the store's normal pace is unknown before)
 
 
 class StoreUnavailable(Exception):
@@ -57,6 +72,15 @@ def _store_errors() -> tuple[type[BaseException], ...]:
 STORE_ERRORS: tuple[type[BaseException], ...] = ()
 
 
+class StoreSilent(Exception):
+    """Nothing came back from the store for ``silence`` seconds while calls waited on it."""
+
+
+def _while_connecting(exc: BaseException) -> bool:
+    """redis-py failed to open a connection (the command was not sent: running it again is safe)."""
+    return "connecting to" in str(exc)
+
+
 def _pool_exhausted(exc: BaseException) -> bool:
     """redis-py's BlockingConnectionPool waited ``pool_timeout`` without a free connection."""
     return type(exc).__name__ == "ConnectionError" and "No connection available" in str(exc)
@@ -64,7 +88,8 @@ def _pool_exhausted(exc: BaseException) -> bool:
 
 class StoreGuard:
     def __init__(self, name: str, *, retry_interval: float = 1.0, clock: Callable[[], float] = time.monotonic,
-                 probe: Callable[[], Awaitable[Any]] | None = None, open_after: int = 3) -> None:
+                 probe: Callable[[], Awaitable[Any]] | None = None, open_after: int = 3,
+                 silence: float | None = None) -> None:
         global STORE_ERRORS
         if not STORE_ERRORS:
             STORE_ERRORS = _store_errors()
@@ -85,6 +110,16 @@ class StoreGuard:
         self._on_back: list[Callable[[], Any]] = []
         self.probe = probe  # when set, a down store is probed off the request path (no request waits on it)
         self._probe_task: asyncio.Task[Any] | None = None
+        self.silence = silence    # None: each call waits for its own timeout (the database's circuit)
+        self._answered_at = -1e18  # loop time of the store's last answer (success or an error it sent)
+        self._trip: asyncio.Future[None] | None = None  # done when the circuit opens: waiters fail with it
+        self.waiters = 0          # calls in flight right now
+        self.tripped = 0          # times silence opened the circuit
+        self.failed_together = 0  # in-flight calls failed at once by an opening circuit
+        self.reconnects = 0       # calls retried after a failure while connecting
+        self.slow = 0             # calls that timed out while the store answered others (not counted as failures)
+        self._seen = 0            # answers seen by watched calls (silence means nothing before WARM of them)
+        self._pace = 0.0          # the store's recent mean answer time, seconds (moving average)
 
     def on_back(self, fn: Callable[[], Any]) -> None:
         """Call ``fn`` (may return an awaitable, run as a task) each time the store is reachable again."""
@@ -108,14 +143,34 @@ class StoreGuard:
             return True
         return False
 
+    def _schedule_probe(self) -> None:
+        """Probe a down store on a timer too, not only when a request asks: with no traffic the circuit
+        still closes (and the hooks replay what the store missed) as soon as the store is back."""
+        if self.probe is None:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        loop.call_later(max(0.0, self._retry_at - self.clock()) + 0.01, self._kick)
+
+    def _kick(self) -> None:
+        if not self.available and not self._probing:
+            if self.clock() >= self._retry_at:
+                self.usable()  # starts the background probe
+            else:
+                self._schedule_probe()
+
     async def _background_probe(self) -> None:
         assert self.probe is not None
         try:
             await self.probe()
         except STORE_ERRORS as exc:
             self.failed(exc)
+            self._schedule_probe()
         except Exception as exc:  # noqa: BLE001 - an unexpected answer: still down
             self.failed(exc)
+            self._schedule_probe()
         else:
             self.ok()
         finally:
@@ -149,6 +204,10 @@ class StoreGuard:
             self.available = False
             self._down_since = now
             self._logged_at = now
+            trip, self._trip = self._trip, None
+            if trip is not None and not trip.done():
+                trip.set_result(None)  # every call waiting on the store falls back now
+            self._schedule_probe()
             log.error("%s UNAVAILABLE (%s: %s): falling back (see docs/production.md); probing every %.1fs", self.name,
                       self.error, str(exc).splitlines()[0][:200] if str(exc) else "", self.retry_interval)
         elif now - self._logged_at >= 30.0:
@@ -163,30 +222,131 @@ class StoreGuard:
         """``await op()`` through the circuit; StoreUnavailable when the store is down or the call fails."""
         if not self.usable():
             raise StoreUnavailable(self.name, self.error or "down")
-        try:
-            out = await op()
-        except STORE_ERRORS as exc:
-            if _pool_exhausted(exc):  # local backpressure, not an outage: this call falls back, the circuit stays
-                self.busy += 1
-                if self._probing:
+        retried = False
+        while True:
+            start = self.clock()
+            try:
+                out = await (self._watched(op) if self.silence is not None else op())
+            except StoreSilent as exc:
+                self._open_silent(exc)
+                raise StoreUnavailable(self.name, "no answer") from exc
+            except _Tripped:
+                self.failed_together += 1
+                raise StoreUnavailable(self.name, self.error or "down") from None
+            except STORE_ERRORS as exc:
+                if _pool_exhausted(exc):  # local backpressure, not an outage: this call falls back, the circuit stays
+                    self.busy += 1
+                    if self._probing:
+                        self._probing = False
+                    raise StoreUnavailable(self.name, "no free connection in the pool") from exc
+                if (not retried and self.silence is not None and _while_connecting(exc) and self.available
+                        and self._answered_at > start):
+                    retried = True  # slow to connect under load while the store answers others: once more
+                    self.reconnects += 1
+                    continue
+                if (self.silence is not None and self.available and self._answered_at > start
+                        and "timeout" in type(exc).__name__.lower()):
+                    self.slow += 1  # timed out while the store answered others: slow, not down; this call alone falls back
+                    raise StoreUnavailable(self.name, "slow answer") from exc
+                self.failed(exc)
+                raise StoreUnavailable(self.name, type(exc).__name__) from exc
+            except Exception:  # the store answered (e.g. a budget it refuses): it is up
+                self._answered_at = self.clock()
+                self.ok()
+                raise
+            except BaseException:
+                if self._probing:  # a cancelled probe says nothing: let the next call probe
                     self._probing = False
-                raise StoreUnavailable(self.name, "no free connection in the pool") from exc
-            self.failed(exc)
-            raise StoreUnavailable(self.name, type(exc).__name__) from exc
-        except Exception:  # the store answered (e.g. a budget it refuses): it is up
+                raise
+            self._answered_at = self.clock()
             self.ok()
-            raise
-        except BaseException:
-            if self._probing:  # a cancelled probe says nothing: let the next call probe
-                self._probing = False
-            raise
-        self.ok()
-        return out
+            return out
+
+    async def _watched(self, op: Callable[[], Awaitable[T]]) -> T:
+        """``op()`` as a task, watched: fails with StoreSilent when the store answers no call for
+        ``silence`` seconds while this one waits, and with _Tripped when the circuit opens meanwhile."""
+        assert self.silence is not None
+        loop = asyncio.get_running_loop()
+        if self._trip is None or self._trip.done():
+            self._trip = loop.create_future()
+        trip = self._trip
+        async def answered() -> T:
+            t0 = self.clock()
+            out = await op()  # an answer is noted as soon as it is read, not when this caller resumes
+            self._note_answer(self.clock(), self.clock() - t0)
+            return out
+
+        task = asyncio.ensure_future(answered())
+        self.waiters += 1
+        start = self.clock()
+        quiet = 0  # consecutive silent windows: two in a row mean down (one can be a starved Redis)
+        try:
+            while True:
+                window = self.clock()
+                limit = self.silence_limit(window)
+                await asyncio.wait((task, trip), timeout=limit, return_when=asyncio.FIRST_COMPLETED)
+                fired = self.clock()
+                if not task.done() and not trip.done():
+                    for _ in range(3):  # let the loop read what may have arrived while the timer was due
+                        await asyncio.sleep(0)
+                if task.done():
+                    return task.result()
+                if trip.done():
+                    raise _Tripped()
+                now = self.clock()
+                if (self._seen < WARM or self._answered_at > window or fired - window > 1.5 * limit
+                        or now - fired > limit / 2):
+                    # never seen answering (its normal pace unknown: the call's own timeout decides), or
+                    # it answered others (slow, not down), or this loop is late or busy itself
+                    quiet = 0
+                    continue
+                quiet += 1
+                if quiet < 2:
+                    continue
+                raise StoreSilent(f"no answer from {self.name} for {now - start:.3f}s while {self.waiters} calls "
+                                  f"waited (its recent mean answer: {self._pace * 1000:.1f} ms)")
+        finally:
+            self.waiters -= 1
+            if not task.done():
+                task.cancel()
+                task.add_done_callback(_quiet)
+
+    def _note_answer(self, now: float, took: float) -> None:
+        self._answered_at = now
+        self._seen += 1
+        self._pace = took if self._seen == 1 else self._pace + (took - self._pace) * 0.05
+
+    def silence_limit(self, now: float) -> float:
+        """How long no answer at all means down: ``silence``, or SLOW_FACTOR x the store's recent mean
+        answer time when it has been slower than that lately (a loaded machine), at most 1 s."""
+        assert self.silence is not None
+        return min(max(self.silence, SLOW_FACTOR * self._pace), max(self.silence, 1.0))
+
+    def _open_silent(self, exc: BaseException) -> None:
+        """Silence is an outage: open now (not after ``open_after``), and probe at once in the background
+        so that a false alarm (a store starved of CPU) ends as soon as the store answers."""
+        was = self.available
+        self._streak = max(self._streak, self.open_after)
+        self.failed(exc)
+        if was and not self.available:
+            self.tripped += 1
+            self._retry_at = self.clock()
 
     def status(self) -> dict[str, Any]:
         return {"available": self.available, "error": self.error, "failures": self.failures, "pool_exhausted": self.busy,
+                "silence_trips": self.tripped, "failed_together": self.failed_together, "reconnects": self.reconnects,
+                "slow_answers": self.slow,
                 "down_for_s": round(self.clock() - self._down_since, 1) if self._down_since else 0.0,
                 "fallbacks": dict(self.fallbacks)}
+
+
+class _Tripped(Exception):
+    """The circuit opened while this call waited."""
+
+
+def _quiet(task: "asyncio.Future[Any]") -> None:
+    if not task.cancelled():
+        task.exception()  # retrieved: a call abandoned by its circuit is not an "exception never retrieved"
 
 
 def redis_client(url: str, conf: Mapping[str, Any]) -> Any:
