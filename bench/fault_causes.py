@@ -59,7 +59,7 @@ class ListenWatch:
 
     def __init__(self, ports: list[int]) -> None:
         self.ports = ports
-        self.peak: dict[int, int] = {p: 0 for p in ports}
+        self.peak: dict[int, int] = dict.fromkeys(ports, 0)
         self.backlog: dict[int, int] = {}
         self._stop = threading.Event()
         self._before = self.overflows()

@@ -333,7 +333,7 @@ class Budgets:
         pending, self._unsettled = self._unsettled, []
         for i, (res, actual) in enumerate(pending):
             try:
-                await self.guard.run(lambda: self._settle_store(res, actual))
+                await self.guard.run(lambda res=res, actual=actual: self._settle_store(res, actual))
             except StoreUnavailable:
                 self._unsettled.extend(pending[i:])
                 return
@@ -341,7 +341,7 @@ class Budgets:
         items = list(owed.items())
         for i, ((scope, day), n) in enumerate(items):
             try:
-                await self.guard.run(lambda: self._add_spend(scope, day, n))
+                await self.guard.run(lambda scope=scope, day=day, n=n: self._add_spend(scope, day, n))
             except StoreUnavailable:
                 for k, v in items[i:]:
                     self._owed[k] = self._owed.get(k, 0) + v
@@ -407,7 +407,7 @@ class Budgets:
             self._settle_local(res, actual)
             return
         try:
-            await self.guard.run(lambda: self._settle_store(res, actual))
+            await self.guard.run(lambda res=res, actual=actual: self._settle_store(res, actual))
         except StoreUnavailable:
             self.guard.fell_back("budget_settlements")
             self._unsettled.append((res, actual))  # written by replay() once the store is back

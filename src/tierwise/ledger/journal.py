@@ -102,6 +102,7 @@ class Journal:
         if (cur is not None and self.spool is not None and cur.path.startswith(self.spool)
                 and time.monotonic() - self._spooled_at >= SPOOL_RETRY):
             self._leave(cur)  # on the spool for a while: try the journal's own directory again
+        seg: Segment | None
         try:
             seg = self._write(line)
         except OSError as exc:
