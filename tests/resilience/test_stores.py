@@ -16,7 +16,7 @@ from tierwise.admission.budgets import BudgetExceeded, Budgets, BudgetStoreUnava
 from tierwise.admission.limits import RateLimiter
 from tierwise.config import DEFAULTS
 from tierwise.resilience.breaker import RedisBreaker
-from tierwise.resilience.stores import StoreGuard, StoreUnavailable, redis_client
+from tierwise.resilience.stores import COLD_SILENCE, WARM, StoreGuard, StoreUnavailable, redis_client
 
 from ..conftest import free_port
 from ..tcp_gate import TcpGate
@@ -267,6 +267,54 @@ async def test_silence_means_nothing_before_the_store_was_seen_answering():
         return 1
 
     assert await g.run(slow_first) == 1 and g.available and g.tripped == 0
+
+
+def test_before_warm_answers_the_silence_window_is_the_cold_one():
+    g = StoreGuard("redis", silence=0.05)
+    assert g.cold == COLD_SILENCE > g.silence
+    assert g.silence_limit(g.clock()) == COLD_SILENCE  # pace unknown: the fixed, conservative window
+    for _ in range(WARM - 1):
+        g._note_answer(g.clock(), 0.001)
+    assert g.silence_limit(g.clock()) == COLD_SILENCE
+    g._note_answer(g.clock(), 0.001)
+    assert g.silence_limit(g.clock()) == 0.05  # warm: the store's own pace (here under ``silence``)
+
+
+async def test_a_store_silent_from_the_start_fails_its_waiters_within_the_cold_window():
+    g = StoreGuard("redis", silence=0.05, cold=0.1)  # never seen answering
+    hang = asyncio.Event()
+
+    async def hung():
+        await hang.wait()  # never set, and no timeout of its own: only the cold window can end these calls
+
+    calls = asyncio.gather(*[g.run(hung) for _ in range(10)], return_exceptions=True)
+    results = await asyncio.wait_for(calls, 30)  # a safety net only: without the cold window they would hang
+    assert all(isinstance(r, StoreUnavailable) for r in results)
+    assert not g.available and g.tripped == 1 and g.failed_together == 9  # one noticed, nine failed with it
+    assert g.error == "StoreSilent" and g._seen == 0
+
+
+async def test_a_slow_but_steady_store_from_the_start_raises_no_alarm():
+    g = StoreGuard("redis", silence=0.05, cold=0.1)  # cold: slower than ``silence`` is not judged by it
+
+    async def steady():
+        await asyncio.sleep(0.06)  # over the warm window, under the cold one
+        return "ok"
+
+    async def slowest():
+        await asyncio.sleep(0.15)  # one and a half cold windows, while the store answers others
+        return "late"
+
+    async def stream(n: int):
+        return [await g.run(steady) for _ in range(n)]
+
+    got = await asyncio.gather(g.run(slowest), *[stream(4) for _ in range(5)])
+    assert got[0] == "late" and all(r == ["ok"] * 4 for r in got[1:])
+    assert g.available and g.tripped == 0
+
+    g2 = StoreGuard("redis", silence=0.05, cold=0.1)
+    assert await g2.run(slowest) == "late"  # a lone call: one silent cold window, not two
+    assert g2.available and g2.tripped == 0
 
 
 async def test_a_failure_while_connecting_is_retried_once_when_the_store_answers_others():

@@ -9,8 +9,9 @@ store fails"): rate limits and the breaker fall back to in-process state; budget
 or open (in-process accounting, replayed to the store when it is back) as configured.
 
 Slow under load is told apart from down by *silence* (``silence``: ``SILENCE``, 50 ms, for Redis,
-or 4x the store's recent mean answer time when that is longer, at most 1 s; judged only once the
-store has answered ``WARM`` calls): a call still waiting after that long looks at whether the store answered any other call
+or 4x the store's recent mean answer time when that is longer, at most 1 s, once the store has
+answered ``WARM`` calls; before that, its pace unknown, a fixed conservative ``cold`` window,
+``COLD_SILENCE``, 250 ms, five times the warm one): a call still waiting after that long looks at whether the store answered any other call
 meanwhile. If it did, the store is slow, not down (a loaded machine): the call keeps waiting, up to
 the client's own timeout. If nothing came back from the store for two such windows in a row while
 calls waited (and this process's event loop was not itself late), the store is down: the circuit opens at once and
@@ -40,7 +41,9 @@ T = TypeVar("T")
 
 SILENCE = 0.05  # ``silence`` of the Redis circuit (runtime.py)
 SLOW_FACTOR = 4.0  # silence means down only past this many times the store's recent mean answer time
-WARM = 20          # answers to see before silence is judged (the store's normal pace is unknown before)
+WARM = 20          # answers to see before the store's own pace sets the silence window
+COLD_SILENCE = 0.25  # the silence window before WARM answers (pace unknown): a Redis unreachable from the
+                     # start costs the first calls at most two of these, not their own 1 s timeout each
 
 
 class StoreUnavailable(Exception):
@@ -89,7 +92,7 @@ def _pool_exhausted(exc: BaseException) -> bool:
 class StoreGuard:
     def __init__(self, name: str, *, retry_interval: float = 1.0, clock: Callable[[], float] = time.monotonic,
                  probe: Callable[[], Awaitable[Any]] | None = None, open_after: int = 3,
-                 silence: float | None = None) -> None:
+                 silence: float | None = None, cold: float = COLD_SILENCE) -> None:
         global STORE_ERRORS
         if not STORE_ERRORS:
             STORE_ERRORS = _store_errors()
@@ -111,6 +114,7 @@ class StoreGuard:
         self.probe = probe  # when set, a down store is probed off the request path (no request waits on it)
         self._probe_task: asyncio.Task[Any] | None = None
         self.silence = silence    # None: each call waits for its own timeout (the database's circuit)
+        self.cold = cold          # the silence window until the store has answered WARM calls
         self._answered_at = -1e18  # loop time of the store's last answer (success or an error it sent)
         self._trip: asyncio.Future[None] | None = None  # done when the circuit opens: waiters fail with it
         self.waiters = 0          # calls in flight right now
@@ -118,7 +122,7 @@ class StoreGuard:
         self.failed_together = 0  # in-flight calls failed at once by an opening circuit
         self.reconnects = 0       # calls retried after a failure while connecting
         self.slow = 0             # calls that timed out while the store answered others (not counted as failures)
-        self._seen = 0            # answers seen by watched calls (silence means nothing before WARM of them)
+        self._seen = 0            # answers seen by watched calls (before WARM of them, the cold window)
         self._pace = 0.0          # the store's recent mean answer time, seconds (moving average)
 
     def on_back(self, fn: Callable[[], Any]) -> None:
@@ -294,9 +298,7 @@ class StoreGuard:
                 if trip.done():
                     raise _Tripped()
                 now = self.clock()
-                if (self._seen < WARM or self._answered_at > window or fired - window > 1.5 * limit
-                        or now - fired > limit / 2):
-                    # never seen answering (its normal pace unknown: the call's own timeout decides), or
+                if self._answered_at > window or fired - window > 1.5 * limit or now - fired > limit / 2:
                     # it answered others (slow, not down), or this loop is late or busy itself
                     quiet = 0
                     continue
@@ -318,9 +320,11 @@ class StoreGuard:
 
     def silence_limit(self, now: float) -> float:
         """How long no answer at all means down: ``silence``, or SLOW_FACTOR x the store's recent mean
-        answer time when it has been slower than that lately (a loaded machine), at most 1 s."""
+        answer time when it has been slower than that lately (a loaded machine), at most 1 s; until the
+        store has answered WARM calls (its pace unknown) never less than the ``cold`` window."""
         assert self.silence is not None
-        return min(max(self.silence, SLOW_FACTOR * self._pace), max(self.silence, 1.0))
+        warm = min(max(self.silence, SLOW_FACTOR * self._pace), max(self.silence, 1.0))
+        return warm if self._seen >= WARM else max(warm, self.cold)
 
     def _open_silent(self, exc: BaseException) -> None:
         """Silence is an outage: open now (not after ``open_after``), and probe at once in the background
