@@ -38,6 +38,8 @@ class LearnedConfig:
     # when set, every training run picks its ridge strength among these by an inner 3-fold CV on
     # its own training rows only (nested: the rows it is tested on never take part in the choice)
     lambdas: tuple[float, ...] | None = None
+    # also blend in a ridge on the prompt's sentence embedding (the ``tierwise[embed]`` extra)
+    embed: bool = False
 
 
 @dataclass
@@ -61,7 +63,8 @@ def _train(train_m: OutcomeMatrix, rungs: Sequence[Sequence[str]], prices: Mappi
                                rule=cfg.rule)
         lam = max(cfg.lambdas, key=lambda x: scores[x])
     spec = FeatureSpec.from_json(cfg.spec.to_json())
-    return train(train_m.records, rungs, prices, lam=lam, spec=spec, use_category=cfg.use_category, verifiers=verifiers)
+    return train(train_m.records, rungs, prices, lam=lam, spec=spec, use_category=cfg.use_category, verifiers=verifiers,
+                 embed=cfg.embed)
 
 
 def learned_oof(train_m: OutcomeMatrix, test_m: OutcomeMatrix | None, rungs: Sequence[Sequence[str]],
