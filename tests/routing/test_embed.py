@@ -99,3 +99,16 @@ def test_train_with_embed_round_trips_and_blends(tmp_path) -> None:
     easy = [i for i, r in enumerate(recs[:6]) if r.outcomes["small"].score == 1.0]
     hard = [i for i in range(6) if i not in easy]
     assert P[easy, 0].mean() > P[hard, 0].mean()
+
+
+@needs_extra
+def test_replay_embed_config_picks_its_blend_inside_the_training_rows() -> None:
+    from tierwise.replay.runner import LearnedConfig, replay
+
+    from .test_learned import PRICES, synthetic
+
+    cfg = LearnedConfig(name="learned + embed", lambdas=(1.0,), cascade=False, embed=True,
+                        embed_lambdas=(1.0, 10.0), embed_weights=(0.5, 1.0))
+    result = replay(synthetic(60), [["small"], ["big"]], PRICES, learned=[cfg], folds=3, seed=0)
+    row = result.rows["learned + embed"]
+    assert row["APGR"] is not None and row["APGR"] > result.rows["random mix"]["APGR"]
