@@ -30,8 +30,15 @@ Then the **open-ended ladder check** (cross-fit, ladders in price order from ``p
 AlpacaEval (claude-instant-1.2 -> claude-2.1 -> gpt-4-0613-concise), MT-Bench turn 1 and
 RouterArena: is the learned router above random mixing at the same cost?
 
+With the optional ``tierwise[embed]`` extra installed, a ``learned + embed`` row (the same recipe
+blended with a ridge on each prompt's all-MiniLM-L6-v2 sentence embedding, ``tierwise train
+--embed``) is printed beside ``learned``, with the gap rule on its predictions; without it the run
+says "embed: not installed". Embeddings are cached in ``--embed-cache`` (a file under /tmp by
+default, never in the repository) so a re-run does not encode the prompts again.
+
     .venv/bin/python bench/routing_quality.py [--data ../shared/bench] [--datasets mmlu,gsm8k]
         [--protocols crossfit,holdout] [--open-ended alpacaeval,mt_bench_t1,routerarena] [--plots bench/out]
+        [--no-embed] [--embed-cache /tmp/tierwise-embed-cache.npz]
 """
 
 from __future__ import annotations
@@ -50,6 +57,9 @@ import numpy as np
 from tierwise.outcomes import fold_of, load_prices, read_outcomes
 from tierwise.replay.runner import LearnedConfig, replay
 from tierwise.reports.replay import format_table, save_plot
+from tierwise.routing.embed import available as embed_available
+from tierwise.routing.embed import load_encoder
+from tierwise.routing.embed import missing as embed_missing
 from tierwise.routing.features import FeatureSpec
 from tierwise.routing.rules import blended_price
 from tierwise.routing.training import order_by_price, parse_ladder
@@ -72,11 +82,17 @@ def baseline_spec() -> FeatureSpec:
     return FeatureSpec(weights={"word": 1.0, "bigram": 0.7, "char": 0.0, "category": 0.0, "dense": 0.0})
 
 
-def configs(cascade: bool = True) -> list[LearnedConfig]:
+EMBED = "learned + embed"
+
+
+def configs(cascade: bool = True, embed: bool = False) -> list[LearnedConfig]:
     out = [LearnedConfig(name="learned", spec=FeatureSpec(), lambdas=LAMBDAS, cascade=cascade,
                          extra_rules=("gap", "hybrid")),
            LearnedConfig(name="ngram-ridge baseline (gap rule)", spec=baseline_spec(), lambdas=LAMBDAS, cascade=False,
                          rule="gap")]
+    if embed:
+        out.append(LearnedConfig(name=EMBED, spec=FeatureSpec(), lambdas=LAMBDAS, cascade=False, extra_rules=("gap",),
+                                 embed=True))
     for c in out:  # the protocol: no feature may read a field a live request lacks
         c.spec = c.spec.without_category()
         assert not c.use_category and not c.spec.uses_category
@@ -94,9 +110,15 @@ def verdict(ds: str, protocol: str, result) -> str | None:
         gap, hyb = result.rows["learned predictions, gap rule"], result.rows["learned predictions, hybrid rule"]
         cpt = "never" if row["CPT50"] is None else f"{100 * row['CPT50']:.1f}%"
         ok = (row["APGR"] or 0) >= TARGETS["mmlu"]
-        return (f"MMLU  {protocol:<9} learned (difficulty rule): APGR {row['APGR']:.3f} (target >= {TARGETS['mmlu']}), "
+        line = (f"MMLU  {protocol:<9} learned (difficulty rule): APGR {row['APGR']:.3f} (target >= {TARGETS['mmlu']}), "
                 f"CPT(50%) {cpt}: {'met' if ok else 'MISSED'}  [same predictions: gap rule {gap['APGR']:.3f}, "
                 f"hybrid (gain OR hard) {hyb['APGR']:.3f}]")
+        if EMBED in result.rows:
+            e, eg = result.rows[EMBED], result.rows[f"{EMBED} predictions, gap rule"]
+            ok = (e["APGR"] or 0) >= TARGETS["mmlu"]
+            line += (f"\n  MMLU  {protocol:<9} {EMBED} (optional extra, difficulty rule): APGR {e['APGR']:.3f}: "
+                     f"{'met' if ok else 'MISSED'}  [same predictions: gap rule {eg['APGR']:.3f}]")
+        return line
     if ds == "gsm8k":  # cascades allowed: the learned verifier's cascade when answers were recorded
         name = "cascade (learned verifier)" if "cascade (learned verifier)" in result.rows else "learned"
         row = result.rows[name]
@@ -106,7 +128,7 @@ def verdict(ds: str, protocol: str, result) -> str | None:
     return None
 
 
-def mmlu_gsm8k(data: Path, datasets: list[str], protocols: list[str], plots: Path) -> list[str]:
+def mmlu_gsm8k(data: Path, datasets: list[str], protocols: list[str], plots: Path, embed: bool = False) -> list[str]:
     prices = load_prices(data / "prices.json")
     rungs = order_by_price(parse_ladder(LADDER), prices)
     verdicts: list[str] = []
@@ -115,13 +137,13 @@ def mmlu_gsm8k(data: Path, datasets: list[str], protocols: list[str], plots: Pat
         for protocol in protocols:
             t0 = time.time()
             if protocol == "crossfit":
-                result = replay(records, rungs, prices, learned=configs(), strategies=["heuristic", "random"],
+                result = replay(records, rungs, prices, learned=configs(embed=embed), strategies=["heuristic", "random"],
                                 folds=FOLDS, seed=0)
                 title = f"=== {ds}, id + prompt, cross-fit: all {result.n_test} prompts, {FOLDS} folds by id ==="
             elif protocol == "holdout":
                 test = id_and_prompt([r for r in records if fold_of(r.id, 10, SPLIT_SEED) < TEST_TENTHS])
                 train = [r for r in records if fold_of(r.id, 10, SPLIT_SEED) >= TEST_TENTHS]
-                result = replay(train, rungs, prices, test_records=test, learned=configs(),
+                result = replay(train, rungs, prices, test_records=test, learned=configs(embed=embed),
                                 strategies=["heuristic", "random"])
                 title = f"=== {ds}, id + prompt, hold-out: train {len(train)} / test {len(test)} prompts (split by id) ==="
             else:
@@ -173,6 +195,20 @@ def open_ended(data: Path, names: list[str]) -> list[str]:
     return lines
 
 
+def embed_ready(cache: str) -> bool:
+    """Whether the ``learned + embed`` row can run (the optional extra is installed); loads the cache."""
+    if not embed_available():
+        print(f"embed: not installed (pip install 'tierwise[embed]'; missing {', '.join(embed_missing())}): "
+              f"no '{EMBED}' row")
+        return False
+    enc = load_encoder()
+    if cache and Path(cache).exists():
+        print(f"embed: {enc.name}; {enc.load_cache(cache)} cached prompt embeddings from {cache}")
+    else:
+        print(f"embed: {enc.name}; encoding the prompts (cached in {cache or 'memory only'})")
+    return True
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", default=str(ROOT.parent / "shared" / "bench"))
@@ -180,12 +216,18 @@ def main() -> int:
     ap.add_argument("--protocols", default="crossfit,holdout")
     ap.add_argument("--open-ended", default=",".join(OPEN_ENDED), help="datasets of the open-ended check ('' = skip)")
     ap.add_argument("--plots", default=str(ROOT / "bench" / "out"))
+    ap.add_argument("--no-embed", action="store_true", help="skip the optional embedding row even if installed")
+    ap.add_argument("--embed-cache", default="/tmp/tierwise-embed-cache.npz",
+                    help="prompt-embedding cache file ('' = none; keep it out of the repository)")
     args = ap.parse_args()
+    embed = not args.no_embed and embed_ready(args.embed_cache)
     data = Path(args.data)
     plots = Path(args.plots)
     plots.mkdir(parents=True, exist_ok=True)
     datasets = [d for d in args.datasets.split(",") if d]
-    verdicts = mmlu_gsm8k(data, datasets, [p for p in args.protocols.split(",") if p], plots)
+    verdicts = mmlu_gsm8k(data, datasets, [p for p in args.protocols.split(",") if p], plots, embed=embed)
+    if embed and args.embed_cache:
+        load_encoder().save_cache(args.embed_cache)
     checks = open_ended(data, [d for d in args.open_ended.split(",") if d])
     print()
     print("targets (id + prompt protocol; test rows never used for any choice):")

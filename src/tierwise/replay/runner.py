@@ -32,7 +32,7 @@ from .curves import (
     sweep_by_score,
 )
 
-__all__ = ["LearnedConfig", "ReplayResult", "inner_cv_apgr", "learned_oof", "replay", "strategy_choices", "tier_to_rung"]
+__all__ = ["LearnedConfig", "ReplayResult", "inner_cv_apgr", "inner_cv_embed", "learned_oof", "replay", "strategy_choices", "tier_to_rung"]
 
 
 @dataclass
@@ -48,6 +48,11 @@ class LearnedConfig:
     # when set, every training run picks its ridge strength among these by an inner 3-fold CV on
     # its own training rows only (nested: the rows it is tested on never take part in the choice)
     lambdas: tuple[float, ...] | None = None
+    # also blend in a ridge on the prompt's sentence embedding (the ``tierwise[embed]`` extra); with
+    # ``lambdas`` set, its ridge strength and blend weight are picked by the same inner 3-fold CV
+    embed: bool = False
+    embed_lambdas: tuple[float, ...] = (10.0, 30.0, 100.0, 300.0)
+    embed_weights: tuple[float, ...] = (0.25, 0.5, 0.75, 1.0)
 
 
 @dataclass
@@ -66,12 +71,18 @@ def _train(train_m: OutcomeMatrix, rungs: Sequence[Sequence[str]], prices: Mappi
     from ..routing.training import train
 
     lam = cfg.lam
+    extra: dict[str, Any] = {}
     if cfg.lambdas:
+        kept: dict[float, np.ndarray] = {}
         scores = inner_cv_apgr(train_m, cfg.spec, cfg.lambdas, folds=3, seed=1, use_category=cfg.use_category,
-                               rule=cfg.rule)
+                               rule=cfg.rule, keep=kept)
         lam = max(cfg.lambdas, key=lambda x: scores[x])
+        if cfg.embed:
+            extra = inner_cv_embed(train_m, kept[lam], cfg.embed_lambdas, cfg.embed_weights, folds=3, seed=1,
+                                   rule=cfg.rule)
     spec = FeatureSpec.from_json(cfg.spec.to_json())
-    return train(train_m.records, rungs, prices, lam=lam, spec=spec, use_category=cfg.use_category, verifiers=verifiers)
+    return train(train_m.records, rungs, prices, lam=lam, spec=spec, use_category=cfg.use_category, verifiers=verifiers,
+                 embed=cfg.embed, **extra)
 
 
 def learned_oof(train_m: OutcomeMatrix, test_m: OutcomeMatrix | None, rungs: Sequence[Sequence[str]],
@@ -102,7 +113,8 @@ def learned_oof(train_m: OutcomeMatrix, test_m: OutcomeMatrix | None, rungs: Seq
 
 
 def inner_cv_apgr(m: OutcomeMatrix, spec: FeatureSpec, lambdas: Sequence[float], folds: int = 3, seed: int = 1,
-                  use_category: bool = False, rule: str = "difficulty") -> dict[float, float]:
+                  use_category: bool = False, rule: str = "difficulty",
+                  keep: dict[float, np.ndarray] | None = None) -> dict[float, float]:
     """APGR (calls axis; AIQ for ladders of 3 or more rungs) of out-of-fold predictions on ``m`` for
     each ridge strength: for choosing hyper-parameters inside a training split. The prompts are featurised once (the same features as
     :func:`learned_oof`'s artifacts), then one ridge fit per fold and lambda."""
@@ -125,7 +137,37 @@ def inner_cv_apgr(m: OutcomeMatrix, spec: FeatureSpec, lambdas: Sequence[float],
             P[te] = np.clip(Xte.dot(np.asarray(W, dtype=np.float32).astype(np.float64)) + mu, 0.0, 1.0)
         row = metric_row(learned_curve("inner cv", P, m, rule=rule), m)
         out[lam] = float(row["APGR"] if row["APGR"] is not None else row["AIQ"] or 0.0)
+        if keep is not None:
+            keep[lam] = P
     return out
+
+
+def inner_cv_embed(m: OutcomeMatrix, P_words: np.ndarray, lambdas: Sequence[float], weights: Sequence[float],
+                   folds: int = 3, seed: int = 1, rule: str = "difficulty") -> dict[str, float]:
+    """``train``'s ``embed_lam`` and ``embed_weight``, picked by the same inner CV as the ridge strength:
+    out-of-fold embedding-ridge predictions blended with the hashed features' out-of-fold ``P_words``."""
+    from ..routing.embed import load_encoder
+
+    E = load_encoder().encode(m.prompts).astype(np.float64)
+    fold = np.array([fold_of(i, folds, seed) for i in m.ids])
+    best, best_score = {"embed_lam": float(lambdas[0]), "embed_weight": float(weights[0])}, -np.inf
+    for elam in lambdas:
+        P_emb = np.zeros_like(P_words)
+        for k in range(folds):
+            te, tr = fold == k, fold != k
+            if not te.any() or tr.sum() < 2:
+                continue
+            x_mean, mu = E[tr].mean(0), m.Q[tr].mean(0)
+            Ec = E[tr] - x_mean
+            W = np.linalg.solve(Ec.T @ Ec + elam * np.eye(E.shape[1]), Ec.T @ (m.Q[tr] - mu))
+            P_emb[te] = (E[te] - x_mean) @ W + mu
+        for w in weights:
+            P = np.clip((1 - w) * P_words + w * P_emb, 0.0, 1.0)
+            row = metric_row(learned_curve("inner cv", P, m, rule=rule), m)
+            score = float(row["APGR"] if row["APGR"] is not None else row["AIQ"] or 0.0)
+            if score > best_score:
+                best, best_score = {"embed_lam": float(elam), "embed_weight": float(w)}, score
+    return best
 
 
 def tier_to_rung(tier: str | None, rung_tiers: Sequence[str], tier_order: Sequence[str]) -> int:

@@ -149,6 +149,7 @@ class Artifact:
     thresholds: list[float] = field(default_factory=list)   # difficulty rule: one per step up the ladder
     mix: list[float] = field(default_factory=list)          # the mix the thresholds were calibrated to
     rung_price: list[float] = field(default_factory=list)   # blended USD per Mtok of each rung's model
+    embed: Any = None   # optional EmbedHead (routing/embed.py, the ``tierwise[embed]`` extra): blended in
 
     def __post_init__(self) -> None:
         # the artifact stores float32: round a freshly trained W the same way, so an artifact predicts
@@ -174,6 +175,8 @@ class Artifact:
 
     # -- prediction ------------------------------------------------------------
     def predict_one(self, text: str, category: str | None = None, signals: Any = None) -> np.ndarray:
+        if self.embed is not None:
+            return self.predict([text], [category] if self.spec.uses_category else None)[0]
         if self.fast is not None:
             return np.array(self.fast.predict(text, category, signals or _signals_of(text))[0])
         return self.predict_one_reference(text, category, signals)
@@ -187,7 +190,8 @@ class Artifact:
         if not texts:
             return np.zeros((0, len(self.ladder)))
         X = self.featurizer.transform(texts, categories)
-        return np.clip(X.dot(self.W) + self.mu, 0.0, 1.0)
+        P = np.clip(X.dot(self.W) + self.mu, 0.0, 1.0)
+        return P if self.embed is None else self.embed.blend(P, texts)
 
     def verifier_for(self, rung: int) -> Verifier | None:
         return next((v for v in self.verifiers if v.rung == rung), None)
@@ -202,6 +206,7 @@ class Artifact:
             "training": self.training, "provenance": self.provenance,
             "verifiers": [v.to_json() for v in self.verifiers],
             "intercepts": [float(x) for x in self.mu], "weights": _enc(self.W),
+            **({"embed": self.embed.to_json()} if self.embed is not None else {}),
         }
 
     def save(self, path: str | os.PathLike[str]) -> None:
@@ -235,7 +240,17 @@ class Artifact:
                    provenance=dict(d.get("provenance", {})),
                    verifiers=[Verifier.from_json(v) for v in d.get("verifiers", [])], version=int(d["version"]),
                    rule=rule, thresholds=[float(t) for t in d.get("thresholds", [])],
-                   mix=[float(x) for x in d.get("mix", [])], rung_price=[float(x) for x in d.get("rung_price", [])])
+                   mix=[float(x) for x in d.get("mix", [])], rung_price=[float(x) for x in d.get("rung_price", [])],
+                   embed=_embed_head(d.get("embed")))
+
+
+def _embed_head(d: Any) -> Any:
+    """The artifact's optional embedding head (its weights only: the model loads at the first predict)."""
+    if d is None:
+        return None
+    from .embed import EmbedHead
+
+    return EmbedHead.from_json(d)
 
 
 def load_artifact(path: str | os.PathLike[str] | None = None) -> Artifact:

@@ -30,6 +30,9 @@ from .solvers import logistic_fit, ridge_cg
 if TYPE_CHECKING:
     from ..outcomes import Record
 
+EMBED_LAMBDA = 100.0  # inner-CV choices on the MMLU dev data's hold-out training part (embed hand-off)
+EMBED_WEIGHT = 0.75
+
 __all__ = ["train", "parse_ladder", "rung_outcomes", "order_by_price", "fit_verifier", "ridge_cg", "logistic_fit"]
 
 
@@ -74,14 +77,17 @@ def order_by_price(rungs: Sequence[Sequence[str]], prices: Mapping[str, Mapping[
 def train(records: Sequence["Record"], ladder: str | Sequence[Any], prices: Mapping[str, Mapping[str, float]], *,
           lam: float = DEFAULT_LAMBDA, spec: FeatureSpec | None = None, tolerance: float = DEFAULT_TOLERANCE,
           sources: Sequence[str] = (), provenance: Mapping[str, Any] | None = None, verifiers: bool = True,
-          use_category: bool = False, mix: Sequence[float] = DEFAULT_MIX) -> Artifact:
+          use_category: bool = False, mix: Sequence[float] = DEFAULT_MIX, embed: bool = False,
+          embed_lam: float = EMBED_LAMBDA, embed_weight: float = EMBED_WEIGHT) -> Artifact:
     """Fit the per-rung score predictors on every record that has an outcome for each rung.
 
     The rungs are put in price order (blended list price of each rung's model). A record whose
     stand-in models (``a|a2``) are priced against that order (the "strong" stand-in cheaper than the
     "weak" one) is skipped: it says nothing about when paying more helps. ``use_category=False``
     (the default) switches off every category-dependent feature. The difficulty thresholds are set
-    so the training prompts land on ``mix``; recalibrate on your own prompts (``tierwise calibrate``)."""
+    so the training prompts land on ``mix``; recalibrate on your own prompts (``tierwise calibrate``).
+    ``embed=True`` (the ``tierwise[embed]`` extra) also fits a ridge on each prompt's sentence
+    embedding and blends it in with ``embed_weight`` (:class:`.embed.EmbedHead`)."""
     from ..outcomes import outcome_cost, records_hash
 
     given = parse_ladder(ladder)
@@ -137,6 +143,12 @@ def train(records: Sequence["Record"], ladder: str | Sequence[Any], prices: Mapp
                                                f"; given as {' -> '.join(r[0] for r in given)}"),
                     **dict(provenance or {})},
     )
+    if embed:
+        from .embed import fit_head
+
+        art.embed = fit_head([r.prompt for r in rows], Yarr, embed_lam, embed_weight)
+        art.provenance["embed"] = (f"blended {embed_weight:g} : {1 - embed_weight:g} with a ridge (lambda "
+                                   f"{embed_lam:g}) on {art.embed.model} sentence embeddings of the prompt")
     shares = mix_for(len(names), mix)
     art.mix = [round(x, 6) for x in shares]
     P = art.predict([r.prompt for r in rows], [r.category for r in rows] if spec.uses_category else None)
