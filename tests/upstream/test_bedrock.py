@@ -265,6 +265,21 @@ async def test_messages_api_path_body_and_auth(fake_bedrock, auth):
     assert msg["model"] == "claude-sonnet-5-5" and msg["usage"]["output_tokens"] > 0  # priced by the catalog id
 
 
+async def test_mantle_endpoint_serves_the_same_messages_api(fake_bedrock):
+    """bedrock-mantle: the same /anthropic/v1/messages path, Bedrock id in the body, a Bedrock API key as Bearer."""
+    up = BedrockUpstream("eu-west-1", model_ids=NEW, apis=NEW_API, endpoint="mantle", endpoint_url=fake_bedrock.url,
+                         model_prefix="us.", api_key=fake_bedrock.api_key)
+    try:
+        resp = await up.send("/v1/messages", SONNET, headers={"anthropic-version": "2023-06-01"}, stream=False,
+                             model="claude-sonnet-5-5")
+    finally:
+        await up.aclose()
+    path, hdrs, body = fake_bedrock.requests[-1]
+    assert up.endpoint_kind == "mantle" and path == "/anthropic/v1/messages"
+    assert body["model"] == "us.anthropic.claude-sonnet-5-5" and hdrs["authorization"] == "Bearer " + fake_bedrock.api_key
+    assert orjson.loads(resp.body)["model"] == "claude-sonnet-5-5"
+
+
 async def test_messages_api_stream_is_plain_sse_named_by_catalog_id(fake_bedrock):
     up = BedrockUpstream("us-east-1", model_ids=NEW, apis=NEW_API, endpoint_url=fake_bedrock.url, credentials=_creds())
     try:
