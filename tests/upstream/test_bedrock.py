@@ -280,6 +280,20 @@ async def test_mantle_endpoint_serves_the_same_messages_api(fake_bedrock):
     assert orjson.loads(resp.body)["model"] == "claude-sonnet-5-5"
 
 
+async def test_mantle_refuses_an_invoke_model_clearly_without_calling(fake_bedrock):
+    from tierwise.errors import NotFoundError
+
+    up = BedrockUpstream("eu-west-1", model_ids=IDS, endpoint="mantle", endpoint_url=fake_bedrock.url,
+                         api_key=fake_bedrock.api_key)
+    seen = len(fake_bedrock.requests)
+    try:
+        with pytest.raises(NotFoundError, match=r"InvokeModel.*bedrock-mantle.*endpoint = \"runtime\""):
+            await up.send("/v1/messages", BODY, headers={}, stream=False, model="claude-haiku-5-5")
+    finally:
+        await up.aclose()
+    assert len(fake_bedrock.requests) == seen
+
+
 async def test_messages_api_stream_is_plain_sse_named_by_catalog_id(fake_bedrock):
     up = BedrockUpstream("us-east-1", model_ids=NEW, apis=NEW_API, endpoint_url=fake_bedrock.url, credentials=_creds())
     try:

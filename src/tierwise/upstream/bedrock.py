@@ -203,6 +203,9 @@ class BedrockUpstream:
         model_id = model or named or ""
         if self.api(model_id) == "messages":
             return await self._send_messages(body, headers, stream, model_id)
+        if self.endpoint_kind == "mantle":  # mantle serves the Messages API only: say so instead of a remote 404
+            raise NotFoundError(f"{model_id or 'this model'} uses Bedrock's InvokeModel API, which the bedrock-mantle "
+                                f"endpoint does not serve (set [resilience.bedrock] endpoint = \"runtime\")")
         bid = self.bedrock_id(model_id)
         action = "invoke-with-response-stream" if stream else "invoke"
         url = f"{self.endpoint}/model/{quote(bid, safe='')}/{action}"
