@@ -10,20 +10,9 @@ import socket
 import pytest
 from aiohttp import web
 
+from tests.upstream.test_upstream_limits import _serve
 from tierwise.errors import UpstreamConnectionError
 from tierwise.upstream.anthropic import AnthropicUpstream
-
-
-async def _serve(handlers: dict[str, object]) -> tuple[web.AppRunner, str]:
-    app = web.Application()
-    for path, h in handlers.items():
-        app.router.add_post(path, h)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    return runner, f"http://127.0.0.1:{port}"
 
 
 def test_wire_headers_and_no_proxy_from_the_environment(monkeypatch):

@@ -12,7 +12,6 @@ tierwise) costs nothing and does not need the extra. :func:`available` says whet
 
 from __future__ import annotations
 
-import base64
 import importlib.util
 import json
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from ..errors import ConfigError
+from .learned import decode_array, encode_array  # the artifact's array format: the head lives in the artifact
 
 __all__ = ["EMBED_PACKAGE", "EmbedHead", "EmbedUnavailable", "Encoder", "available", "fit_head", "load_encoder",
            "missing"]
@@ -175,17 +175,6 @@ def load_encoder() -> Encoder:
     return _ENCODER
 
 
-def _enc(a: np.ndarray) -> dict[str, Any]:
-    a = np.ascontiguousarray(a, dtype="<f4")
-    return {"dtype": "float32", "shape": list(a.shape), "b64": base64.b64encode(a.tobytes()).decode("ascii")}
-
-
-def _dec(d: Mapping[str, Any]) -> np.ndarray:
-    if d.get("dtype") != "float32":
-        raise ConfigError(f"embedding head: unsupported array dtype {d.get('dtype')!r}")
-    return np.frombuffer(base64.b64decode(d["b64"]), dtype="<f4").reshape(d["shape"]).astype(np.float64)
-
-
 @dataclass
 class EmbedHead:
     """Per-rung ridge on the prompt's embedding, blended into the learned router's predictions:
@@ -206,14 +195,14 @@ class EmbedHead:
         return np.clip((1.0 - self.weight) * P + self.weight * self.predict(texts), 0.0, 1.0)
 
     def to_json(self) -> dict[str, Any]:
-        return {"model": self.model, "lambda": self.lam, "weight": self.weight, "W": _enc(self.W),
-                "intercepts": [float(x) for x in self.mu], "x_mean": _enc(self.x_mean)}
+        return {"model": self.model, "lambda": self.lam, "weight": self.weight, "W": encode_array(self.W),
+                "intercepts": [float(x) for x in self.mu], "x_mean": encode_array(self.x_mean)}
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> "EmbedHead":
         try:
-            return cls(model=str(d["model"]), W=_dec(d["W"]), mu=np.array(d["intercepts"], dtype=np.float64),
-                       x_mean=_dec(d["x_mean"]), lam=float(d["lambda"]), weight=float(d["weight"]))
+            return cls(model=str(d["model"]), W=decode_array(d["W"]), mu=np.array(d["intercepts"], dtype=np.float64),
+                       x_mean=decode_array(d["x_mean"]), lam=float(d["lambda"]), weight=float(d["weight"]))
         except (KeyError, TypeError, ValueError) as exc:
             raise ConfigError(f"router artifact: bad embedding head: {exc}") from None
 

@@ -70,7 +70,7 @@ if TYPE_CHECKING:
 
 # ridge_cg, the rules and the mix helpers are re-exported: the shadow learner, the replay and
 # ``tierwise calibrate`` read them from here (training itself lives in :mod:`.training`)
-__all__ = ["Artifact", "LearnedRouter", "load_artifact", "ridge_cg", "choose_rung", "choose_rungs",
+__all__ = ["Artifact", "LearnedRouter", "load_artifact", "encode_array", "decode_array", "ridge_cg", "choose_rung", "choose_rungs",
            "difficulty_rung", "difficulty_rungs", "thresholds_for_mix", "mix_for", "blended_price",
            "DEFAULT_ARTIFACT", "ARTIFACT_VERSION", "DEFAULT_MIX", "DEFAULT_LAMBDA", "DEFAULT_TOLERANCE", "Verifier",
            "artifact_digest"]
@@ -86,12 +86,12 @@ RULES = ("difficulty", "gap")
 
 
 # ----------------------------------------------------------------------------- (de)serialisation
-def _enc(a: np.ndarray) -> dict[str, Any]:
+def encode_array(a: np.ndarray) -> dict[str, Any]:
     a = np.ascontiguousarray(a, dtype="<f4")
     return {"dtype": "float32", "shape": list(a.shape), "b64": base64.b64encode(a.tobytes()).decode("ascii")}
 
 
-def _dec(d: Mapping[str, Any]) -> np.ndarray:
+def decode_array(d: Mapping[str, Any]) -> np.ndarray:
     if d.get("dtype") != "float32":
         raise ConfigError(f"router artifact: unsupported array dtype {d.get('dtype')!r}")
     return np.frombuffer(base64.b64decode(d["b64"]), dtype="<f4").reshape(d["shape"]).astype(np.float64)
@@ -205,7 +205,7 @@ class Artifact:
             "lambda": self.lam, "tolerance": self.tolerance, "features": self.spec.to_json(),
             "training": self.training, "provenance": self.provenance,
             "verifiers": [v.to_json() for v in self.verifiers],
-            "intercepts": [float(x) for x in self.mu], "weights": _enc(self.W),
+            "intercepts": [float(x) for x in self.mu], "weights": encode_array(self.W),
             **({"embed": self.embed.to_json()} if self.embed is not None else {}),
         }
 
@@ -233,7 +233,7 @@ class Artifact:
         if rule == "difficulty" and n_thr != len(d["ladder"]) - 1:
             raise ConfigError(f"{where}: the difficulty rule needs {len(d['ladder']) - 1} threshold(s), found {n_thr}")
         return cls(ladder=list(d["ladder"]), rung_models=[list(r) for r in d["rung_models"]],
-                   spec=spec, W=_dec(d["weights"]),
+                   spec=spec, W=decode_array(d["weights"]),
                    mu=np.array(d["intercepts"], dtype=np.float64), prices=dict(d.get("prices", {})),
                    rung_cost=[float(c) for c in d.get("rung_cost", [])], lam=float(d.get("lambda", DEFAULT_LAMBDA)),
                    tolerance=float(d.get("tolerance", DEFAULT_TOLERANCE)), training=dict(d.get("training", {})),
