@@ -92,3 +92,10 @@ def test_no_module_over_the_line_limit():
                                        "replay/test_scores.py", "server/test_metrics.py"])
 def test_tests_mirror_the_moved_modules(test_path):
     assert (TESTS / test_path).is_file()
+
+
+def test_calls_are_priced_in_one_place():
+    """Every call's cost comes from ``cost.price`` (catalog, model id, usage, day): nobody else calls
+    the low-level ``cost_nanos``, so a missing price is None everywhere and the day is always applied."""
+    callers = sorted(_rel(p) for p in _modules() if p.name != "cost.py" and "cost_nanos(" in p.read_text())
+    assert callers == []

@@ -97,7 +97,7 @@ def summarize_results(results: list[DemoResult], catalog: Any, default_tier: str
     """Per-tier and total rows in the shape of ``tierwise.reports.spend.summarize`` rows, plus per-kind routing."""
     import numpy as np
 
-    from ..cost import Usage, cost_nanos
+    from ..cost import Usage, price
 
     default_model = catalog.model_for_tier(default_tier)
 
@@ -135,7 +135,7 @@ def summarize_results(results: list[DemoResult], catalog: Any, default_tier: str
                 continue
             nanos = int((r.cost_usd * _NANO).to_integral_value())
             acc["cost_nanos"] += nanos
-            acc["default_cost_nanos"] += cost_nanos(default_model, usage)
+            acc["default_cost_nanos"] += price(catalog, default_model.id, usage, day=None) or 0
         if r.cost_usd is not None:
             k["cost_nanos"] += int((r.cost_usd * _NANO).to_integral_value())
 

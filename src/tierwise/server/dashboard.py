@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from ..cost import Usage, cost_nanos
+from ..cost import Usage, price
 from ..evaluation.charts import TIER_COLORS, color_for, fmt_usd, grouped_bars, hbars, share_bar, stacked_bars
 from ..evaluation.stats import percentile
 from ..shadow.dashboard_card import shadow_card
@@ -58,7 +58,8 @@ def collect(settings: "Settings", engine: sa.Engine, days: int = 30) -> dict[str
     opus_equiv = 0
     if deep is not None:
         for _model, i, o, w5, w1, r, _cost in by_model:
-            opus_equiv += cost_nanos(deep, Usage(int(i or 0), int(o or 0), int(w5 or 0), int(w1 or 0), int(r or 0)))
+            opus_equiv += price(settings.catalog, deep.id, Usage(int(i or 0), int(o or 0), int(w5 or 0), int(w1 or 0), int(r or 0)),
+                                day=None) or 0
     tiers = [t for t in settings.catalog.tier_order if any(d[1] == t for d in daily)]
     tiers += sorted({d[1] or "-" for d in daily} - set(tiers))
     lat: dict[str, dict[str, float | None]] = {}

@@ -13,7 +13,7 @@ import asyncio
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Mapping
 
-from ..cost import Usage, cost_nanos
+from ..cost import Usage, price
 from ..errors import ConfigError
 from ..evaluation.graders import EvalItem, Grade, _check_spec, grade_checks, normalize
 
@@ -91,11 +91,8 @@ class PairGrader:
         """An upper bound of grading ``kind``'s pair (0 for checks and the offline judge)."""
         if not self.uses_judge(kind) or not self.judge_model:
             return 0
-        model = self.settings.catalog.get(self.judge_model)
-        if model is None:
-            return 0
         usage = Usage(input_tokens=prompt_bytes // 3 + answer_tokens + 600, output_tokens=200 + 80 * 2)
-        return cost_nanos(model, usage)
+        return price(self.settings.catalog, self.judge_model, usage, day=None) or 0
 
     async def grade(self, kind: str, prompt: str, params: Mapping[str, Any], live: str, shadow: str, *,
                     seed: str, live_is_cheap: bool = False) -> PairVerdict:
@@ -128,8 +125,7 @@ class PairGrader:
         if fresh:
             res = await self.judge.judge(item, fresh, seed=seed)  # keyed by hash: the judge never learns the tier
             if res.usage is not None and res.model:
-                model = self.settings.catalog.get(res.model)
-                cost = cost_nanos(model, res.usage) if model is not None else 0
+                cost = price(self.settings.catalog, res.model, res.usage, day=None) or 0
             new = {h: g.to_json() for h, g in res.grades.items() if g is not None}
             await asyncio.to_thread(self.store.save_judgements, RUN_ID, item_id, who, rhash, new, shown=list(res.order))
             cached.update(new)

@@ -32,7 +32,7 @@ import orjson
 import sqlalchemy as sa
 
 from ..admission.budgets import NANOS, BudgetExceeded, Budgets, estimate_nanos, utc_day
-from ..cost import Usage, cost_nanos
+from ..cost import Usage, price
 from ..ledger.shadow_schema import shadow_pairs
 from .policy import pair_sides, shadow_tier_for, share_for, side_effect_reason
 
@@ -259,7 +259,7 @@ class ShadowRuntime:
                     live_msg = r.json()
                 finally:
                     await r.aclose()
-                replay_cost = cost_nanos(live_model, Usage.from_api(live_msg.get("usage"))) if live_model else 0
+                replay_cost = price(self.catalog, job.live_model, Usage.from_api(live_msg.get("usage")), day=None) or 0
                 spent += replay_cost
             else:
                 live_msg = orjson.loads(job.answer)
@@ -278,7 +278,7 @@ class ShadowRuntime:
                 return row
             live_usage = Usage.from_api(live_msg.get("usage"))
             shadow_usage = Usage.from_api(shadow_msg.get("usage"))
-            shadow_cost = cost_nanos(shadow_model, shadow_usage)
+            shadow_cost = price(self.catalog, shadow_model.id, shadow_usage, day=None) or 0
             spent += shadow_cost
             live_text, shadow_text = answer_text(live_msg), answer_text(shadow_msg)
             request = RouteRequest(params, job.task)
@@ -297,7 +297,7 @@ class ShadowRuntime:
                 shadow_input_tokens=shadow_usage.input_tokens + shadow_usage.cache_read_tokens
                 + shadow_usage.cache_write_5m_tokens + shadow_usage.cache_write_1h_tokens,
                 shadow_output_tokens=shadow_usage.output_tokens,
-                live_cost_nanos=cost_nanos(live_model, live_usage) if live_model else 0,
+                live_cost_nanos=price(self.catalog, job.live_model, live_usage, day=None) or 0,
                 shadow_cost_nanos=shadow_cost, judge_cost_nanos=verdict.cost_nanos,
                 live_hash=_sha(live_text), shadow_hash=_sha(shadow_text), features=features, feature_spec=spec)
             if self.store_prompts:
