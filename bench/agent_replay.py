@@ -44,7 +44,8 @@ sys.path.insert(0, str(ROOT / "src"))
 from tierwise import evaldata
 from tierwise.cachesim import CacheSim, blocks_of
 from tierwise.config import load_settings
-from tierwise.cost import Usage, cost_nanos
+from tierwise.cost import Usage
+from tierwise.cost import price as catalog_price
 from tierwise.routing.base import RouteRequest, build_router
 
 TOOLS = ("Read", "Bash", "Grep", "Edit", "Glob", "Bash", "Read")
@@ -64,6 +65,9 @@ class Req:
     output_tokens: int
     side: bool = False
     need: str | None = None    # the tier the task at hand needs (the realistic set's label)
+    split: str | None = None   # the split of the realistic row the task at hand came from (None: a side request's own text)
+    task: int = 0              # which human task of its conversation the request belongs to (0, 1, ...)
+    kind: str = ""             # the realistic row's task type (agent requests)
 
 
 @dataclass
@@ -79,6 +83,7 @@ class Result:
     up: list[tuple[int, int]] = field(default_factory=list)     # (conversation, index) of moves up
     down: list[tuple[int, int]] = field(default_factory=list)   # ... moves down
     decisions: list[tuple[Req, str, tuple[str, ...]]] = field(default_factory=list)
+    costs: list[int] = field(default_factory=list)              # nano-USD of each decision, in the same order
 
 
 def _filler(tokens: int, rng: random.Random) -> str:
@@ -100,12 +105,25 @@ def _with_breakpoint(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return messages[:-1] + [last]
 
 
-def conversations(n: int, seed: int) -> list[list[Req]]:
+def task_rows(tasks: str = "all") -> list[evaldata.Item]:
+    """The realistic set's agent rows the human tasks are drawn from: ``all`` (dev and test, for the
+    reported figures) or ``dev`` only (for building: nothing that chooses a router change may look at
+    test rows)."""
+    rows = evaldata.load("dev")
+    if tasks == "all":
+        rows += evaldata.load("test", for_report=True)
+    elif tasks != "dev":
+        raise ValueError(f"tasks must be 'all' or 'dev', got {tasks!r}")
+    return [i for i in rows if i.kind == "agent"]
+
+
+def conversations(n: int, seed: int, tasks: str = "all") -> list[list[Req]]:
     rng = random.Random(seed)
-    tasks = [(i.raw["turns"][0]["text"], i.tier) for i in
-             evaldata.load("dev") + evaldata.load("test", for_report=True) if i.kind == "agent"]
-    tasks.sort()
-    by_tier = {t: [x for x in tasks if x[1] == t] for t in TASK_MIX}
+    rows = task_rows(tasks)
+    split = {i.raw["turns"][0]["text"]: i.split for i in rows}
+    kind = {i.raw["turns"][0]["text"]: i.task_type for i in rows}
+    pool = sorted((i.raw["turns"][0]["text"], i.tier) for i in rows)
+    by_tier = {t: [x for x in pool if x[1] == t] for t in TASK_MIX}
     prefix_policy = "Your task is to process Bash commands that an AI coding agent wants to run. Determine the command " \
                     "prefix. If the command contains command injection, return command_injection_detected. Respond with " \
                     "the prefix only.\n<policy_spec>\n" + _filler(1500, random.Random(1)) + "\n</policy_spec>"
@@ -123,13 +141,15 @@ def conversations(n: int, seed: int) -> list[list[Req]]:
         big = c % 3 == 0
         first_text = None
         for k in range(n_tasks):
+            start = len(reqs)
             tier = rng.choices(list(TASK_MIX), weights=list(TASK_MIX.values()))[0]
             text, _ = rng.choice(by_tier[tier])
             # the harness checks each new user message for a new topic (a side request)
             reqs.append(Req(c, t, {"model": "auto", "max_tokens": 512, "metadata": meta,
                                    "system": [{"type": "text", "text": "You are a coding agent's helper."},
                                               {"type": "text", "text": TOPIC}],
-                                   "messages": [{"role": "user", "content": text}]}, 20, side=True, need="fast"))
+                                   "messages": [{"role": "user", "content": text}]}, 20, side=True, need="fast",
+                            split=split[text]))
             if first_text is None:
                 first_text = text
             msgs.append({"role": "user", "content": [{"type": "text", "text": text}]})
@@ -138,7 +158,7 @@ def conversations(n: int, seed: int) -> list[list[Req]]:
                 out = rng.randint(80, 400) if step < loops else rng.randint(150, 1200)
                 body = {"model": "auto", "max_tokens": 32000, "stream": True, "system": system, "tools": tools,
                         "messages": _with_breakpoint(msgs), "metadata": meta, "output_config": {"effort": "high"}}
-                reqs.append(Req(c, t, body, out, need=tier))
+                reqs.append(Req(c, t, body, out, need=tier, split=split[text], kind=kind[text]))
                 t += rng.uniform(2, 20)
                 reply: list[dict[str, Any]] = [{"type": "text", "text": _filler(out, rng)}]
                 if step < loops:
@@ -172,6 +192,8 @@ def conversations(n: int, seed: int) -> list[list[Req]]:
                                                             "sentence for the status line."}],
                         "messages": [{"role": "user", "content": _filler(600, rng)}], "metadata": meta}
                 reqs.append(Req(c, t + 1, summ, 40, side=True, need="fast"))
+            for r in reqs[start:]:
+                r.task = k
             t += rng.choice((20, 45, 90, 200, 420, 900))  # the human's pause (some beyond 5 minutes)
         convs.append(reqs)
     return convs
@@ -181,7 +203,58 @@ def price(catalog, model_id: str, acc, output_tokens: int) -> int:
     usage = Usage(input_tokens=acc.input_tokens, output_tokens=output_tokens,
                   cache_write_5m_tokens=acc.cache_write_5m_tokens, cache_write_1h_tokens=acc.cache_write_1h_tokens,
                   cache_read_tokens=acc.cache_read_tokens)
-    return cost_nanos(catalog.get(model_id), usage)
+    nanos = catalog_price(catalog, model_id, usage, day=None)  # the one place tierwise prices a call
+    if nanos is None:
+        raise KeyError(f"{model_id} is not in the catalog")
+    return nanos
+
+
+def _task_text(r: Req) -> str:
+    for m in reversed(r.body["messages"]):
+        if m["role"] == "user":
+            content = m["content"]
+            if isinstance(content, str):
+                return content
+            texts = [b["text"] for b in content if b.get("type") == "text"]
+            if texts:
+                return texts[-1]
+    return ""
+
+
+def breakdown(a: Result, b: Result, ref: Result) -> None:
+    """Where policy ``a`` costs more or less than ``b``: per conversation (with ``ref`` beside), then the
+    requests ``a`` put on another model than ``b`` (their task's split and type; text only for dev rows:
+    test rows are for reporting, never for choosing a change), then the difference by task type."""
+    print(f"\n{a.name} against {b.name}, per conversation ({ref.name} beside):")
+    convs = sorted({r.conv for r, _, _ in a.decisions})
+    per = {c: [0, 0, 0] for c in convs}
+    for res, i in ((a, 0), (b, 1), (ref, 2)):
+        for (r, _, _), cost in zip(res.decisions, res.costs):
+            per[r.conv][i] += cost
+    for c in convs:
+        x, y, z = per[c]
+        if x != y:
+            print(f"  conv {c:2d}: ${x / 1e9:.4f} vs ${y / 1e9:.4f} ({(x - y) / 1e9:+.4f}); {ref.name} ${z / 1e9:.4f}")
+    moved = same = 0
+    by_type: dict[tuple[str, str], list[int]] = {}
+    print(f"  requests {a.name} put on another model than {b.name}:")
+    for (r, ma, reasons), ca, (_, mb, _), cb in zip(a.decisions, a.costs, b.decisions, b.costs):
+        if ma == mb:
+            same += ca - cb
+            continue
+        moved += ca - cb
+        key = (r.split or "-", r.kind or "side")
+        by_type.setdefault(key, [0, 0])
+        by_type[key][0] += 1
+        by_type[key][1] += ca - cb
+        text = repr(_task_text(r)[:50]) if r.split == "dev" else "(test row)"
+        why = reasons[0][:70] if reasons and not r.side else ""
+        print(f"    conv {r.conv:2d} task {r.task} t={r.t:6.0f}s need {r.need:<8} {ma.replace('claude-', ''):<14} vs "
+              f"{mb.replace('claude-', ''):<14} {(ca - cb) / 1e9:+.4f}  [{r.split} {r.kind or 'side'}] {text} {why}")
+    print(f"  difference: {(a.cost_nanos - b.cost_nanos) / 1e9:+.4f} = {moved / 1e9:+.4f} on those requests "
+          f"+ {same / 1e9:+.4f} on requests both put on the same model (other cache states)")
+    for (sp, kind), (n, d) in sorted(by_type.items(), key=lambda kv: kv[1][1]):
+        print(f"    {sp:<5} {kind:<14} {n:3d} request(s) {d / 1e9:+.4f}")
 
 
 def run(name: str, pick, convs: list[list[Req]], catalog) -> Result:
@@ -193,7 +266,6 @@ def run(name: str, pick, convs: list[list[Req]], catalog) -> Result:
     for r in events:
         model, reasons = pick(r)
         acc = sim.account(model, blocks_of(r.body), r.t)
-        res.cost_nanos += price(catalog, model, acc, r.output_tokens)
         res.requests += 1
         res.by_model[model] = res.by_model.get(model, 0) + 1
         prompt = acc.input_tokens + acc.cache_read_tokens + acc.cache_write_5m_tokens + acc.cache_write_1h_tokens
@@ -201,6 +273,8 @@ def run(name: str, pick, convs: list[list[Req]], catalog) -> Result:
         res.read_tokens += acc.cache_read_tokens
         res.write_tokens += acc.cache_write_5m_tokens + acc.cache_write_1h_tokens
         res.decisions.append((r, model, reasons))
+        res.costs.append(price(catalog, model, acc, r.output_tokens))
+        res.cost_nanos += res.costs[-1]
         if not r.side:
             prev = last_model.get(r.conv)
             if prev is not None and prev != model:
@@ -247,10 +321,15 @@ def main() -> int:
     ap.add_argument("--conversations", type=int, default=24)
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("-v", "--verbose", action="store_true", help="print every tierwise switch with its reason")
+    ap.add_argument("--tasks", choices=("all", "dev"), default="all",
+                    help="realistic rows the human tasks are drawn from: all (the reported figures) or dev "
+                         "(for building: choosing a change never looks at test rows)")
+    ap.add_argument("--breakdown", action="store_true",
+                    help="tierwise against the label oracle per conversation and per request")
     args = ap.parse_args()
     settings = load_settings(None, environ={})
     catalog = settings.catalog
-    convs = conversations(args.conversations, args.seed)
+    convs = conversations(args.conversations, args.seed, args.tasks)
     n_req = sum(len(c) for c in convs)
     turns = [sum(1 for r in c if not r.side) for c in convs]
     peak = max(sum(b.tokens for b in blocks_of(r.body)) for c in convs for r in c)
@@ -306,6 +385,8 @@ def main() -> int:
             for conv, idx in lst:
                 r, m, reasons = tw.decisions[idx]
                 print(f"  [{kind}] conv {conv} -> {m}: " + "; ".join(reasons))
+    if args.breakdown:
+        breakdown(tw, results[5], results[0])
     s = results[0].cost_nanos
     print()
     for res in (tw, results[4]):
