@@ -117,7 +117,10 @@ def task_rows(tasks: str = "all") -> list[evaldata.Item]:
     return [i for i in rows if i.kind == "agent"]
 
 
-def conversations(n: int, seed: int, tasks: str = "all") -> list[list[Req]]:
+def conversations(n: int, seed: int, tasks: str = "all", own_system: bool = False) -> list[list[Req]]:
+    """``own_system``: each conversation's padded system block carries a line of its own (as Claude Code's
+    environment block differs per session), so conversations share only the harness's static prefix in
+    the cache; by default conversations of one prefix size share the whole system prompt (one repository)."""
     rng = random.Random(seed)
     rows = task_rows(tasks)
     split = {i.raw["turns"][0]["text"]: i.split for i in rows}
@@ -132,6 +135,8 @@ def conversations(n: int, seed: int, tasks: str = "all") -> list[list[Req]]:
         prefix_tokens = rng.choice((12_000, 16_000, 20_000, 30_000, 40_000))
         base = evaldata.agent_body([{"role": "user", "text": "x"}], system_tokens=prefix_tokens, session=f"replay{c}")
         system, tools = base["system"], base["tools"]
+        if own_system:
+            system = system[:2] + [{**system[2], "text": system[2]["text"] + f"\nSession: {seed}-{c}"}]
         meta = {"user_id": f"user_replay_account__session_{seed}_{c}"}
         t = 0.0
         reqs: list[Req] = []
@@ -255,6 +260,14 @@ def breakdown(a: Result, b: Result, ref: Result) -> None:
           f"+ {same / 1e9:+.4f} on requests both put on the same model (other cache states)")
     for (sp, kind), (n, d) in sorted(by_type.items(), key=lambda kv: kv[1][1]):
         print(f"    {sp:<5} {kind:<14} {n:3d} request(s) {d / 1e9:+.4f}")
+    print("  cost by the tier the request's task needs (side requests apart):")
+    for res in (ref, b, a):
+        parts: dict[str, int] = {}
+        for (r, _, _), cost in zip(res.decisions, res.costs):
+            key = "side" if r.side else str(r.need)
+            parts[key] = parts.get(key, 0) + cost
+        print(f"    {res.name:<36}" + "  ".join(f"{k} ${parts.get(k, 0) / 1e9:.4f}"
+                                            for k in ("fast", "balanced", "deep", "side")))
 
 
 def run(name: str, pick, convs: list[list[Req]], catalog) -> Result:
@@ -324,12 +337,14 @@ def main() -> int:
     ap.add_argument("--tasks", choices=("all", "dev"), default="all",
                     help="realistic rows the human tasks are drawn from: all (the reported figures) or dev "
                          "(for building: choosing a change never looks at test rows)")
+    ap.add_argument("--own-system", action="store_true",
+                    help="sensitivity: each conversation's system prompt its own (shares only the static prefix)")
     ap.add_argument("--breakdown", action="store_true",
                     help="tierwise against the label oracle per conversation and per request")
     args = ap.parse_args()
     settings = load_settings(None, environ={})
     catalog = settings.catalog
-    convs = conversations(args.conversations, args.seed, args.tasks)
+    convs = conversations(args.conversations, args.seed, args.tasks, args.own_system)
     n_req = sum(len(c) for c in convs)
     turns = [sum(1 for r in c if not r.side) for c in convs]
     peak = max(sum(b.tokens for b in blocks_of(r.body)) for c in convs for r in c)
