@@ -35,6 +35,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from tierwise.cachesim import CacheSim, blocks_of
 from tierwise.config import load_settings
+from tierwise.routing.base import RouteRequest, build_router
 
 
 def _replay() -> Any:
@@ -91,6 +92,25 @@ class Search:
                 break
         return best, tasks
 
+    def regret(self, pick: dict[int, str]) -> list[tuple[int, int, int, str, str, str]]:
+        """Each human task's models (``pick``) replaced by each other model at or above its need, the rest
+        kept, the whole replay re-priced: the replacements that would have cost less. ->
+        (saving nano-USD, conversation, task, need, models used, cheaper model)."""
+        base = self.total(pick)
+        out = []
+        for c, ks in sorted(self.needs.items()):
+            for k, need in sorted(ks.items()):
+                reqs = [r for r in self.events if not r.side and r.conv == c and r.task == k]
+                used = sorted({pick[id(r)] for r in reqs})
+                for m in self.allowed[need]:
+                    if used == [m]:
+                        continue
+                    trial = {**pick, **{id(r): m for r in reqs}}
+                    delta = self.total(trial) - base
+                    if delta < 0:
+                        out.append((delta, c, k, need, "/".join(used), m))
+        return sorted(out)
+
     def request_level(self, pick: dict[int, str], best: int, sweeps: int) -> tuple[int, dict[int, str]]:
         turns = [r for r in self.events if not r.side]
         for _ in range(sweeps):
@@ -116,9 +136,12 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--tasks", choices=("all", "dev"), default="all")
     ap.add_argument("--sweeps", type=int, default=3, help="at most this many sweeps per phase")
+    ap.add_argument("--regret", action="store_true",
+                    help="also: which of tierwise's per-task choices another model would have served cheaper")
     args = ap.parse_args()
     ar = _replay()
-    catalog = load_settings(None, environ={}).catalog
+    settings = load_settings(None, environ={})
+    catalog = settings.catalog
     convs = ar.conversations(args.conversations, args.seed, args.tasks)
     s = Search(ar, convs, catalog)
     sonnet = s.model["balanced"]
@@ -139,7 +162,32 @@ def main() -> int:
     verdict = "below" if best <= always else "above"
     print(f"at the oracle's quality the cheapest assignment found is {verdict} always-Sonnet: "
           f"${best / 1e9:.4f} vs ${always / 1e9:.4f} ({best / always - 1:+.2%})")
+    if args.regret:
+        tierwise = tierwise_picks(s, settings)
+        print(f"\ntierwise ${s.total(tierwise) / 1e9:.4f}; its per-task choices another model (at or above the "
+              "need) would have served cheaper, the rest of its choices kept (hindsight):")
+        rows = s.regret(tierwise)
+        for delta, c, k, need, used, m in rows:
+            r0 = next(r for r in s.events if not r.side and r.conv == c and r.task == k)
+            print(f"  {delta / 1e9:+.4f}  conv {c:2d} task {k} ({r0.split} {r0.kind}, needs {need}): "
+                  f"{used.replace('claude-', '')} -> {m.replace('claude-', '')}")
+        print(f"  sum {sum(x[0] for x in rows) / 1e9:+.4f} (not additive: each replacement priced alone)")
     return 0
+
+
+def tierwise_picks(s: Search, settings: Any) -> dict[int, str]:
+    """The model tierwise (``prior`` with conversation state, on the replay's clock) gives each agent turn."""
+    router = build_router("prior", settings)
+    now = [0.0]
+    router.conversations.clock = lambda: now[0]
+    pick = {}
+    for r in s.events:  # side requests too: the router sees the same stream as in agent_replay.py
+        now[0] = r.t
+        d = router.decide(RouteRequest(r.body))
+        if not r.side:
+            named = d.model if d.model and s.catalog.get(d.model) is not None else None
+            pick[id(r)] = named or s.catalog.model_for_tier(d.tier).id
+    return pick
 
 
 if __name__ == "__main__":
