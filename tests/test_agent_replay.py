@@ -87,3 +87,25 @@ def test_breakdown_shows_no_test_row_text(ar, catalog, capsys):
     assert test_texts and "(test row)" in out
     assert not any(repr(t) in out for t in test_texts)
     assert "cost by the tier" in out
+
+
+def test_replay_prices_by_the_documented_rules_end_to_end(ar, catalog):
+    """Hand-priced: a write on Sonnet, a read on Sonnet (5.5 prices: write 2.50, read 0.10, output 10 per
+    Mtok), then the same prompt on Haiku past 100k tokens: nothing cached there, written at Haiku's
+    long-context rates (0.625 write, 2.50 output), output included."""
+    from tierwise.cachesim import Block, CacheSim
+
+    S, H = catalog.model_for_tier("balanced").id, catalog.model_for_tier("fast").id
+    sim = CacheSim()
+    first = [Block(b"a", 60_000, "5m")]
+    second = [Block(b"a", 60_000, None), Block(b"b", 50_000, "5m")]
+    acc = sim.account(S, first, 0.0)
+    assert ar.price(catalog, S, acc, 1000) == 60_000 * 2_500 + 1000 * 10_000  # nano-USD: $2.50 / Mtok = 2,500 a token
+    acc = sim.account(S, second, 10.0)
+    assert (acc.cache_read_tokens, acc.cache_write_5m_tokens) == (60_000, 50_000)
+    assert ar.price(catalog, S, acc, 1000) == 60_000 * 100 + 50_000 * 2_500 + 1000 * 10_000
+    acc = sim.account(H, second, 20.0)  # another model: its own cache, empty
+    assert (acc.cache_read_tokens, acc.cache_write_5m_tokens) == (0, 110_000)
+    assert ar.price(catalog, H, acc, 1000) == 110_000 * 625 + 1000 * 2_500
+    acc = sim.account(S, second, 400.0)  # the Sonnet entries were last read at 10 s: gone after 5 minutes
+    assert acc.cache_read_tokens == 0
