@@ -25,7 +25,14 @@ extra cost shown) and moves down for cost, each re-simulated against staying on 
 until the next switch (a move down that cost more than staying "did not pay"). Targets: tierwise
 costs no more than always-Sonnet and less than naive per-turn, zero moves down that did not pay.
 
-    .venv/bin/python bench/agent_replay.py [--conversations 24] [--seed 7] [-v]
+``--breakdown`` sets tierwise against the label oracle per conversation, per request (each task's
+split and type; the text only for dev rows) and by the tier each task needs. ``--tasks dev`` draws the
+tasks from the realistic set's dev rows only: the conversations to build on (a change is never chosen
+on test rows). ``--own-system`` (a sensitivity) gives each conversation a system prompt of its own, so
+conversations share only the harness's static prefix in the cache. ``bench/replay_bound.py`` searches,
+with hindsight, for the cheapest assignment at the oracle's quality on the same replay.
+
+    .venv/bin/python bench/agent_replay.py [--conversations 24] [--seed 7] [-v] [--breakdown] [--tasks all|dev]
 """
 
 from __future__ import annotations
@@ -95,6 +102,17 @@ def _filler(tokens: int, rng: random.Random) -> str:
         out.append(w)
         n += len(w) + 1
     return " ".join(out)
+
+
+_TITLE = "Generate a concise, sentence-case title (3-7 words) for this coding session. Return JSON {\"title\": ...}."
+_SUMMARY = "Summarize what was accomplished in this session in one sentence for the status line."
+
+
+def _side(instruction: str, text: str, max_tokens: int, meta: dict[str, str]) -> dict[str, Any]:
+    """A harness side request: no tools, a small ``max_tokens``, the instruction in the system prompt."""
+    return {"model": "auto", "max_tokens": max_tokens,
+            "system": [{"type": "text", "text": "You are a coding agent's helper."}, {"type": "text", "text": instruction}],
+            "messages": [{"role": "user", "content": text}], "metadata": meta}
 
 
 def _with_breakpoint(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -184,19 +202,9 @@ def conversations(n: int, seed: int, tasks: str = "all", own_system: bool = Fals
                     msgs.append({"role": "user", "content": [{"type": "tool_result", "tool_use_id": f"toolu_r{c}_{k}_{step}",
                                                               "content": _filler(size, rng)}]})
             if k == 0:  # the harness asks for a title after the first exchange
-                side = {"model": "auto", "max_tokens": 512,
-                        "system": [{"type": "text", "text": "You are a coding agent's helper."},
-                                   {"type": "text", "text": "Generate a concise, sentence-case title (3-7 words) for this "
-                                                            "coding session. Return JSON {\"title\": ...}."}],
-                        "messages": [{"role": "user", "content": first_text}], "metadata": meta}
-                reqs.append(Req(c, t, side, 12, side=True, need="fast"))
+                reqs.append(Req(c, t, _side(_TITLE, first_text or text, 512, meta), 12, side=True, need="fast"))
             if k == n_tasks - 1 and rng.random() < 0.5:
-                summ = {"model": "auto", "max_tokens": 300,
-                        "system": [{"type": "text", "text": "You are a coding agent's helper."},
-                                   {"type": "text", "text": "Summarize what was accomplished in this session in one "
-                                                            "sentence for the status line."}],
-                        "messages": [{"role": "user", "content": _filler(600, rng)}], "metadata": meta}
-                reqs.append(Req(c, t + 1, summ, 40, side=True, need="fast"))
+                reqs.append(Req(c, t + 1, _side(_SUMMARY, _filler(600, rng), 300, meta), 40, side=True, need="fast"))
             for r in reqs[start:]:
                 r.task = k
             t += rng.choice((20, 45, 90, 200, 420, 900))  # the human's pause (some beyond 5 minutes)
@@ -329,7 +337,17 @@ def counterfactual(res: Result, convs: list[list[Req]], catalog) -> list[tuple[i
     return out
 
 
-def main() -> int:
+def _table(results: list[Result], catalog) -> None:
+    print(f"\n{'policy':<36}{'cost USD':>10}{'switches':>10}{'cache hit':>11}{'below need':>12}  requests by model")
+    for res in results:
+        hit = res.read_tokens / res.prompt_tokens if res.prompt_tokens else 0.0
+        models = ", ".join(f"{m.replace('claude-', '')} {n}" for m, n in sorted(res.by_model.items()))
+        under = sum(1 for r, m, _ in res.decisions
+                    if r.need and catalog.tier_index(catalog.tier_of(m)) < catalog.tier_index(r.need))
+        print(f"{res.name:<36}{res.cost_nanos / 1e9:>10.4f}{res.switches:>10}{hit:>10.1%}{under:>12}  {models}")
+
+
+def _args() -> argparse.Namespace:
     ap = argparse.ArgumentParser()
     ap.add_argument("--conversations", type=int, default=24)
     ap.add_argument("--seed", type=int, default=7)
@@ -341,7 +359,11 @@ def main() -> int:
                     help="sensitivity: each conversation's system prompt its own (shares only the static prefix)")
     ap.add_argument("--breakdown", action="store_true",
                     help="tierwise against the label oracle per conversation and per request")
-    args = ap.parse_args()
+    return ap.parse_args()
+
+
+def main() -> int:
+    args = _args()
     settings = load_settings(None, environ={})
     catalog = settings.catalog
     convs = conversations(args.conversations, args.seed, args.tasks, args.own_system)
@@ -377,13 +399,7 @@ def main() -> int:
                # the reference for quality: every request on the tier its task needs (the label), no state
                run("label oracle (each on its need)",
                    lambda r: (catalog.model_for_tier(r.need or settings.default_tier).id, ()), convs, catalog)]
-    print(f"\n{'policy':<36}{'cost USD':>10}{'switches':>10}{'cache hit':>11}{'below need':>12}  requests by model")
-    for res in results:
-        hit = res.read_tokens / res.prompt_tokens if res.prompt_tokens else 0.0
-        models = ", ".join(f"{m.replace('claude-', '')} {n}" for m, n in sorted(res.by_model.items()))
-        under = sum(1 for r, m, _ in res.decisions
-                    if r.need and catalog.tier_index(catalog.tier_of(m)) < catalog.tier_index(r.need))
-        print(f"{res.name:<36}{res.cost_nanos / 1e9:>10.4f}{res.switches:>10}{hit:>10.1%}{under:>12}  {models}")
+    _table(results, catalog)
     print("(below need: requests served by a tier under the one their task needs, the quality cost of a policy)")
     tw = results[3]
     cf = counterfactual(tw, convs, catalog)
