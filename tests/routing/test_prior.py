@@ -296,3 +296,32 @@ def test_a_move_down_to_the_fast_tier_is_priced_over_the_task_at_hand(settings):
     d = r.decide(RouteRequest(turn(hist, "thanks, that's all", system_tokens=20_000)))
     # 12 turns so far would price a stay over 6 more; a quick fast task is priced over horizon_turns (3)
     assert any("3 turn(s)" in x for x in d.reasons), d.reasons
+
+
+def test_a_compaction_is_priced_over_itself_alone(settings):
+    """Claude Code's compaction sends the whole conversation and asks for a summary of it; the conversation
+    then goes on from the summary (another prefix), so a move would re-write the whole cache for that one
+    request: on a 126k-token Opus conversation it stays, where an ordinary balanced task moves to Sonnet."""
+    compact = ("Your task is to create a detailed summary of the conversation so far, paying close attention to "
+               "the user's explicit requests and your previous actions.")
+    hard = "find the root cause of the intermittent deadlocks across the billing worker and the API"
+    out = {}
+    for follow in (compact, "now add an endpoint that lists the archived projects"):
+        r = build_router("prior", settings)
+        clock = [1000.0]
+        r.conversations.clock = lambda c=clock: c[0]
+        hist = [{"role": "user", "text": hard}]
+        assert r.decide(RouteRequest(turn([], hard, system_tokens=20_000))).tier == "deep"
+        for k in range(20):
+            hist += [{"role": "assistant", "text": "look " * 100, "tool": "Read", "input": {"file_path": f"m{k}.py"}},
+                     {"role": "tool_result", "text": "code " * 4000}]
+            clock[0] += 10
+            r.decide(RouteRequest(turn(hist[:-1], result=hist[-1]["text"], system_tokens=20_000)))
+        clock[0] += 30
+        out[follow] = r.decide(RouteRequest(turn(hist + [{"role": "assistant", "text": "Found it."}], follow,
+                                                 system_tokens=20_000)))
+    d = out[compact]
+    assert d.model == "claude-opus-5-5" and any("compaction" in x for x in d.reasons)
+    assert any("1 turn(s)" in x and "does not pay" in x for x in d.reasons)
+    other = next(v for k, v in out.items() if k != compact)
+    assert other.model == "claude-sonnet-5-5" and not any("compaction" in x for x in other.reasons)

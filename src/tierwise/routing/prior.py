@@ -17,7 +17,9 @@
    on its model unless the move pays: a move up for capability is made at a user turn (never in the
    middle of a tool loop) with its cost in the reason; a move down only when
    :func:`tierwise.cachesim.switch_reckoning` shows it cheaper over ``horizon_turns`` turns, cache
-   re-write included. The reckoning is in the reason either way.
+   re-write included. The reckoning is in the reason either way. A compaction request (the harness
+   asks for a summary of the conversation so far, after which the conversation goes on from the
+   summary) is the last on its prefix: a move is priced over that request alone.
 
 Options (``[routing.options.prior]``): ``tiers`` (category -> tier), ``min_confidence``,
 ``sticky``, ``horizon_turns`` (turns a move is priced over: a typical agent task's remaining tool
@@ -73,6 +75,10 @@ _LONG_DOC_TOKENS = 100_000
 _QUESTION = re.compile(r"(?:what|which|is|are|does|do|how many|how much|where|who|when|can you tell|hi\b|hey\b|hello\b|"
                        r"thanks\b|thank you\b|ok\b|run \S+ and tell)")
 _QUICK_MAX_SCORE = 4.0
+# a harness compacting the conversation (Claude Code's /compact and auto-compact: the whole conversation, then
+# a request for a summary of it): the last request on this prefix, since the conversation goes on from the summary
+_COMPACTION = re.compile(r"summary of the conversation so far|summari[sz]e (?:the|this|our) conversation "
+                         r"(?:so far|above)|compact(?:ing)? (?:the|this) conversation")
 _MAX_HORIZON = 20
 _DOC_TASKS = frozenset({"synthesize_documents", "summarize_short", "review_code", "explain_concept"})
 
@@ -216,6 +222,10 @@ class PriorRouter:
         # the conversation's work comes back: it is priced over ``horizon_turns`` only.
         horizon = self.horizon if need == self.fast and idx(need) < idx(cur_tier) else \
             min(_MAX_HORIZON, max(self.horizon, v.turns // 2))
+        if _COMPACTION.search(v.user[:600].lower()) is not None:
+            # nothing follows on this prefix: a move re-writes the whole conversation for this request alone
+            horizon = 1
+            reasons.append("compaction (a summary of the conversation so far): a move is priced over this request only")
         rk = switch_reckoning(cur_model, want, prefix_tokens=prompt - new_tokens, new_tokens=new_tokens,
                               output_tokens=self.output_tokens, turns=horizon, growth_tokens=1000,
                               ttl="1h" if v.cache_ttl > 300 else "5m", margin=self.margin)
