@@ -29,7 +29,7 @@ from array import array
 from collections import Counter, _count_elements  # type: ignore[attr-defined]
 from dataclasses import dataclass, field
 from itertools import compress, repeat
-from operator import and_, contains, gt, itemgetter, mul, xor
+from operator import and_, gt, itemgetter, mul, xor
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -222,15 +222,17 @@ def dense_v2(raw: bytes, n_words: int, negations: int, chars: int, signals: Sign
         n_options = len(_OPTION_B.findall(raw)) if 46 in raw or 41 in raw else 0  # b"." or b")"
     else:  # one line: "^" only matches at the start
         n_options = 1 if _OPTION_B.match(raw) else 0
+    lines, questions, conditionals = raw.count(10), raw.count(63), s.conditionals  # b"\n", b"?"
+    # (``x if x < k else k`` is ``min(x, k)`` for these ints, without a call)
     return [
         math.log1p(chars) / 10.0,
         math.log1p(n_words) / 8.0,
-        digits / max(n, 1),
-        min(n_numbers, 20) / 20.0,
-        min(raw.count(b"\n"), 50) / 50.0,
-        min(n_options, 10) / 10.0,
-        min(raw.count(b"?"), 5) / 5.0,
-        min(s.conditionals, 5) / 5.0,
+        digits / (n if n > 1 else 1),
+        (n_numbers if n_numbers < 20 else 20) / 20.0,
+        (lines if lines < 50 else 50) / 50.0,
+        (n_options if n_options < 10 else 10) / 10.0,
+        (questions if questions < 5 else 5) / 5.0,
+        (conditionals if conditionals < 5 else 5) / 5.0,
         float(s.multi_step),
         float(s.analysis),
         float(s.code),
@@ -238,7 +240,7 @@ def dense_v2(raw: bytes, n_words: int, negations: int, chars: int, signals: Sign
         float(s.math),
         float(s.stakes),
         float(s.short_output),
-        min(negations, 5) / 5.0,
+        (negations if negations < 5 else 5) / 5.0,
     ], n_numbers, n_options
 
 
@@ -287,8 +289,16 @@ def ascii_word_counts(low: bytes) -> dict[bytes, int]:
     pattern never joins a run with its neighbours); every other non-space byte is a token of its own."""
     cnt: dict[bytes, int] = {}
     _count_elements(cnt, low.translate(_RUN_TABLE).split())
-    if _APOS in low:
-        for run in list(compress(cnt, map(contains, cnt, repeat(_APOS)))):
+    if _APOS in low:  # the distinct runs that hold one, found in their joined text (no call per run)
+        joined = b" ".join(cnt)
+        runs = []
+        i = joined.find(_APOS)
+        while i >= 0:
+            end = joined.find(32, i)
+            end = len(joined) if end < 0 else end
+            runs.append(joined[joined.rfind(32, 0, i) + 1:end])
+            i = joined.find(_APOS, end)
+        for run in runs:
             c = cnt.pop(run)
             for t in _WORD_B.findall(run):
                 cnt[t] = cnt.get(t, 0) + c

@@ -51,7 +51,7 @@ import numpy as np
 
 from ..cascade.training import VERIFIER_NAMES, verifier_features
 from ..errors import ConfigError
-from .base import Decision, RouteRequest
+from .base import Decision, RouteRequest, decision
 from .features import FastScorer, FeatureSpec, Featurizer, count_numbers, count_options, prompt_signals
 from .rules import (
     DEFAULT_MIX,
@@ -478,8 +478,8 @@ class LearnedRouter:
             elif signals.stakes and self._below_stakes[i]:
                 reasons.append(self._why_stakes)
                 tier, model = self._stakes_floor, None
-        return Decision(tier=tier, confidence=confidence, reasons=tuple(reasons), router=self.name,
-                        model=model, task=request.task, scores=dict(zip(ladder, map(round, pred, repeat(4)))))
+        return decision(tier, confidence, tuple(reasons), self.name, model, request.task,
+                        dict(zip(ladder, map(round, pred, repeat(4)))))
 
 
 def artifact_digest(path: str | os.PathLike[str]) -> str:
