@@ -287,24 +287,22 @@ def ascii_word_counts(low: bytes) -> dict[bytes, int]:
     gives (in another order) with two ``translate`` calls and a ``split``. A run of letters, digits and
     apostrophes is one token unless it holds an apostrophe (then the regex splits that run alone: the
     pattern never joins a run with its neighbours); every other non-space byte is a token of its own."""
+    runs = low.translate(_RUN_TABLE)
     cnt: dict[bytes, int] = {}
-    _count_elements(cnt, low.translate(_RUN_TABLE).split())
-    if _APOS in low:  # the distinct runs that hold one, found in their joined text (no call per run)
-        joined = b" ".join(cnt)
-        runs = []
-        i = joined.find(_APOS)
-        while i >= 0:
-            end = joined.find(32, i)
-            end = len(joined) if end < 0 else end
-            runs.append(joined[joined.rfind(32, 0, i) + 1:end])
-            i = joined.find(_APOS, end)
-        for run in runs:
-            c = cnt.pop(run)
-            for t in _WORD_B.findall(run):
+    _count_elements(cnt, runs.split())
+    i = runs.find(_APOS)
+    while i >= 0:  # each run that holds an apostrophe, cut out around it (a space ends every run)
+        end = runs.find(32, i)
+        end = len(runs) if end < 0 else end
+        c = cnt.pop(runs[runs.rfind(32, 0, i) + 1:end], 0)  # 0: a repeat of a run already split
+        if c:
+            for t in _WORD_B.findall(runs, runs.rfind(32, 0, i) + 1, end):
                 cnt[t] = cnt.get(t, 0) + c
+        i = runs.find(_APOS, end)
     single = low.translate(None, _NOT_SINGLE)
-    if single:
-        _count_elements(cnt, map(_BYTE.__getitem__, single))
+    if single:  # a few distinct bytes, none of them a run's (nor "'", which only runs hold)
+        for b in set(single):
+            cnt[_BYTE[b]] = single.count(b)
     return cnt
 
 
