@@ -463,7 +463,8 @@ class FastScorer:
         self.max_chars = spec.max_chars
         # no namespace reads the tokens' order: an ASCII prompt's tokens are counted without the regex
         self.plain = not self.w_bigram and not self.w_char
-        self._wc: list[dict[bytes, float]] = [{} for _ in self.cols]
+        # the word cache: per rung word -> weight; for two rungs one dict of complex(w0, w1)
+        self._wc: list[dict[bytes, Any]] = [{}] if len(self.cols) == 2 else [{} for _ in self.cols]
 
     def _add(self, acc: list[float], keys: list[int], counts: list[int], n: int, scale: float) -> None:
         """``acc[r] += scale * sum_i sqrt(counts[i]) * W[keys[i], r]`` (``n`` = sum of the counts): every
@@ -492,13 +493,30 @@ class FastScorer:
     def _words(self, acc: list[float], cnt: Mapping[bytes, int], n: int, scale: float) -> None:
         """The word namespace, as ``_add`` over ``cnt``'s buckets, with each distinct word's weight per rung
         looked up in a cache (word -> float; filled on a miss, replaced when it reaches ``WORD_CACHE``
-        words): one C-level ``map`` per rung, no hashing and no float objects for known words."""
+        words): one C-level ``map`` per rung, no hashing and no float objects for known words. For two
+        rungs the cache holds ``complex(w0, w1)``: one ``map`` sums both (a complex sum adds the real and
+        the imaginary parts as two float sums would, in the same order)."""
         caches = self._wc
         try:
             sums = [sum(map(c.__getitem__, cnt)) for c in caches]
         except KeyError:
             caches = self._learn(cnt)
             sums = [sum(map(c.__getitem__, cnt)) for c in caches]
+        if len(caches) == 1 and len(acc) == 2:  # the complex cache
+            z = sums[0]
+            acc[0] += scale * z.real
+            acc[1] += scale * z.imag
+            if len(cnt) != n:
+                c0 = caches[0]
+                a0, a1 = acc
+                for w, k in cnt.items():
+                    if k > 1:
+                        f = scale * (math.sqrt(k) - 1.0)
+                        zw = c0[w]
+                        a0 += f * zw.real
+                        a1 += f * zw.imag
+                acc[0], acc[1] = a0, a1
+            return
         for r, s in enumerate(sums):
             acc[r] += scale * s
         if len(cnt) != n:
@@ -509,18 +527,22 @@ class FastScorer:
                     a += f * c[w]
                 acc[r] = a
 
-    def _learn(self, cnt: Mapping[bytes, int]) -> list[dict[bytes, float]]:
+    def _learn(self, cnt: Mapping[bytes, int]) -> list[dict[bytes, Any]]:
         """Caches that hold every word of ``cnt`` (new dicts when the current ones would grow past
         ``WORD_CACHE``: a decide that still reads the old ones keeps them whole)."""
         caches = self._wc
         if len(caches[0]) + len(cnt) > WORD_CACHE:
-            caches = self._wc = [{} for _ in self.cols]
+            caches = self._wc = [{} for _ in caches]
         first, mask, cols = caches[0], self.mask, self.cols
+        pair = len(caches) == 1 and len(cols) == 2
         for w in cnt:
             if w not in first:
                 b = zlib.crc32(w, _S_WORD) & mask
-                for c, col in zip(caches, cols):
-                    c[w] = col[b]
+                if pair:
+                    first[w] = complex(cols[0][b], cols[1][b])  # type: ignore[assignment]
+                else:
+                    for c, col in zip(caches, cols):
+                        c[w] = col[b]
         return caches
 
     def predict(self, text: str, category: str | None, signals: Signals) -> tuple[list[float], int, int]:
