@@ -539,7 +539,7 @@ class FastScorer:
             if w not in first:
                 b = zlib.crc32(w, _S_WORD) & mask
                 if pair:
-                    first[w] = complex(cols[0][b], cols[1][b])  # type: ignore[assignment]
+                    first[w] = complex(cols[0][b], cols[1][b])
                 else:
                     for c, col in zip(caches, cols):
                         c[w] = col[b]
