@@ -115,3 +115,20 @@ def test_word_cache_replaced_when_full(monkeypatch: pytest.MonkeyPatch) -> None:
             assert len(tiny._wc[0]) <= biggest
             replaced += tiny._wc is not before
     assert replaced > 10
+
+
+def test_needs_are_built_as_the_frozen_class() -> None:
+    from tierwise import capabilities
+    from tierwise.capabilities import Needs, needs_of
+
+    assert capabilities._Built.__slots__ == tuple(f.name for f in dataclasses.fields(Needs))
+    body = {"model": "auto", "max_tokens": 99, "tool_choice": {"type": "tool", "name": "x"}, "thinking": {"type": "disabled"},
+            "messages": [{"role": "user", "content": [{"type": "image"}]}, {"role": "system", "content": "s"},
+                         {"role": "assistant", "content": "pre"}]}
+    n = needs_of(body, 41, "b1, b2")
+    assert type(n) is Needs and n == Needs(prompt_tokens=11, max_tokens=99, forced_tool="tool", prefill=True,
+                                           thinking_disabled=True, system_messages=True, betas=frozenset({"b1", "b2"}),
+                                           block_types=frozenset({"image"}))
+    assert needs_of({"messages": []}, 0) == Needs()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        n.prefill = False  # type: ignore[misc]
