@@ -34,6 +34,29 @@ class Needs:
     block_types: frozenset[str] = frozenset()
 
 
+class _Built:
+    """:class:`Needs` built for the hot path: the same slots set directly, then the instance becomes a
+    Needs (``__class__`` assignment; a frozen dataclass's ``__init__`` sets each field through
+    ``object.__setattr__``, several times the cost of the rest of :func:`needs_of`)."""
+
+    __slots__ = ("prompt_tokens", "max_tokens", "forced_tool", "prefill", "thinking_disabled", "system_messages",
+                 "betas", "block_types")
+
+    def __init__(self, prompt_tokens: int, max_tokens: int, forced_tool: str | None, prefill: bool,
+                 thinking_disabled: bool, system_messages: bool, betas: frozenset[str], block_types: frozenset[str]) -> None:
+        self.prompt_tokens = prompt_tokens
+        self.max_tokens = max_tokens
+        self.forced_tool = forced_tool
+        self.prefill = prefill
+        self.thinking_disabled = thinking_disabled
+        self.system_messages = system_messages
+        self.betas = betas
+        self.block_types = block_types
+
+
+_NO_KINDS: frozenset[str] = frozenset()
+
+
 # The betas under which the API takes role "system" entries inside ``messages``: the reference names the
 # first; the real Claude Code 2.1.332 sends such entries under the second alone.
 SYSTEM_MESSAGE_BETAS = frozenset({"mid-conversation-system-2026-04-07", "per-turn-control-2026-07-01"})
@@ -82,10 +105,12 @@ def needs_of(body: dict[str, Any], text_chars: int, betas: str | None = None, *,
         if isinstance(system, list):
             kinds.update(b["type"] for b in system if isinstance(b, dict) and isinstance(b.get("type"), str))
     mt = body.get("max_tokens")
-    return Needs(prompt_tokens=(text_chars + 3) // 4, max_tokens=mt if isinstance(mt, int) and not isinstance(mt, bool) else 0,
-                 forced_tool=forced, prefill=isinstance(last, dict) and last.get("role") == "assistant",
-                 thinking_disabled=isinstance(thinking, dict) and thinking.get("type") == "disabled",
-                 system_messages=system_messages, betas=_betas(betas), block_types=frozenset(kinds))
+    needs = _Built((text_chars + 3) // 4, mt if isinstance(mt, int) and not isinstance(mt, bool) else 0, forced,
+                   isinstance(last, dict) and last.get("role") == "assistant",                 # prefill
+                   isinstance(thinking, dict) and thinking.get("type") == "disabled",          # thinking_disabled
+                   system_messages, _betas(betas), frozenset(kinds) if kinds else _NO_KINDS)
+    needs.__class__ = Needs  # type: ignore[assignment]
+    return needs  # type: ignore[return-value]
 
 
 def display_name(model: "Model") -> str:

@@ -9,7 +9,7 @@ if TYPE_CHECKING:
     from ..config import Settings
     from .signals import Signals
 
-__all__ = ["Decision", "RouteRequest", "Router", "build_router", "available", "add_strategy", "check_options",
+__all__ = ["Decision", "decision", "RouteRequest", "Router", "build_router", "available", "add_strategy", "check_options",
            "strategy_options", "STRATEGIES"]
 
 
@@ -34,6 +34,33 @@ class Decision:
 
     def reason_text(self) -> str:
         return "; ".join(self.reasons)
+
+
+class _Built:
+    """A :class:`Decision` built for the hot path (see :func:`decision`): the same slots, set directly."""
+
+    __slots__ = ("tier", "confidence", "reasons", "router", "model", "task", "scores", "cascade")
+
+    def __init__(self, tier: str | None, confidence: float, reasons: tuple[str, ...], router: str, model: str | None,
+                 task: str | None, scores: dict[str, float] | None, cascade: Any) -> None:
+        self.tier = tier
+        self.confidence = confidence
+        self.reasons = reasons
+        self.router = router
+        self.model = model
+        self.task = task
+        self.scores = scores
+        self.cascade = cascade
+
+
+def decision(tier: str | None, confidence: float, reasons: tuple[str, ...], router: str, model: str | None = None,
+             task: str | None = None, scores: dict[str, float] | None = None, cascade: Any = None) -> Decision:
+    """``Decision(...)`` for the hot path: a frozen dataclass's ``__init__`` sets each field through
+    ``object.__setattr__`` (several times the cost of this); the instance is built with the same slots
+    and then becomes a Decision (``__class__`` assignment: the layouts match, see the test)."""
+    d = _Built(tier, confidence, reasons, router, model, task, scores, cascade)
+    d.__class__ = Decision  # type: ignore[assignment]
+    return d  # type: ignore[return-value]
 
 
 def _block_text(block: Any) -> str:

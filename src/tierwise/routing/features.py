@@ -29,7 +29,7 @@ from array import array
 from collections import Counter, _count_elements  # type: ignore[attr-defined]
 from dataclasses import dataclass, field
 from itertools import compress, repeat
-from operator import and_, gt, itemgetter, xor
+from operator import and_, gt, itemgetter, mul, xor
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -39,7 +39,7 @@ from .signals import Signals, extract
 from .solvers import SparseRows
 
 __all__ = ["CATEGORY_NAMESPACES", "CATEGORY_WEIGHTS", "FeatureSpec", "Featurizer", "FastScorer", "SparseRows", "DENSE_NAMES",
-           "dense_signals", "dense_v2", "HASH_VERSION", "count_numbers", "count_options", "prompt_signals"]
+           "dense_signals", "dense_v2", "HASH_VERSION", "ascii_word_counts", "count_numbers", "count_options", "prompt_signals"]
 
 _MASK = np.uint64(0xFFFFFFFFFFFFFFFF)
 _P = np.uint64(1099511628211)          # FNV prime: odd, so wrapping multiplication mixes well
@@ -218,19 +218,21 @@ def dense_v2(raw: bytes, n_words: int, negations: int, chars: int, signals: Sign
     n = len(raw)
     digits = n - len(raw.translate(None, _DIGITS_B))
     n_numbers = len(_NUMBER_COUNT_B.findall(raw)) if digits else 0
-    if b"\n" in raw:
-        n_options = len(_OPTION_B.findall(raw)) if b"." in raw or b")" in raw else 0
+    if 10 in raw:  # b"\n" (an int: ``bytes in bytes`` first tries, and fails, to read the needle as one)
+        n_options = len(_OPTION_B.findall(raw)) if 46 in raw or 41 in raw else 0  # b"." or b")"
     else:  # one line: "^" only matches at the start
         n_options = 1 if _OPTION_B.match(raw) else 0
+    lines, questions, conditionals = raw.count(10), raw.count(63), s.conditionals  # b"\n", b"?"
+    # (``x if x < k else k`` is ``min(x, k)`` for these ints, without a call)
     return [
         math.log1p(chars) / 10.0,
         math.log1p(n_words) / 8.0,
-        digits / max(n, 1),
-        min(n_numbers, 20) / 20.0,
-        min(raw.count(b"\n"), 50) / 50.0,
-        min(n_options, 10) / 10.0,
-        min(raw.count(b"?"), 5) / 5.0,
-        min(s.conditionals, 5) / 5.0,
+        digits / (n if n > 1 else 1),
+        (n_numbers if n_numbers < 20 else 20) / 20.0,
+        (lines if lines < 50 else 50) / 50.0,
+        (n_options if n_options < 10 else 10) / 10.0,
+        (questions if questions < 5 else 5) / 5.0,
+        (conditionals if conditionals < 5 else 5) / 5.0,
         float(s.multi_step),
         float(s.analysis),
         float(s.code),
@@ -238,7 +240,7 @@ def dense_v2(raw: bytes, n_words: int, negations: int, chars: int, signals: Sign
         float(s.math),
         float(s.stakes),
         float(s.short_output),
-        min(negations, 5) / 5.0,
+        (negations if negations < 5 else 5) / 5.0,
     ], n_numbers, n_options
 
 
@@ -270,6 +272,38 @@ class Hashed2:
 
     def negations(self) -> int:
         return sum(map(self.words.get, _NEGATION_WORDS, repeat(0)))
+
+
+# ``ascii_word_counts``: runs of token bytes and apostrophes; bytes that are tokens of their own
+_RUN_TABLE = bytes(c if c in b"abcdefghijklmnopqrstuvwxyz0123456789'" else 32 for c in range(256))
+_NOT_SINGLE = b"abcdefghijklmnopqrstuvwxyz0123456789' \t\n\r\x0b\x0c"
+_BYTE = [bytes((i,)) for i in range(256)]
+_APOS = 39  # b"'" as an int: ``int in bytes`` is a byte search, ``bytes in bytes`` first fails to read an int
+WORD_CACHE = 50_000  # distinct words whose weights a FastScorer keeps
+
+
+def ascii_word_counts(low: bytes) -> dict[bytes, int]:
+    """The hash-2 tokens of an ASCII lower-cased prompt, counted: what counting ``_WORD_B.findall(low)``
+    gives (in another order) with two ``translate`` calls and a ``split``. A run of letters, digits and
+    apostrophes is one token unless it holds an apostrophe (then the regex splits that run alone: the
+    pattern never joins a run with its neighbours); every other non-space byte is a token of its own."""
+    runs = low.translate(_RUN_TABLE)
+    cnt: dict[bytes, int] = {}
+    _count_elements(cnt, runs.split())
+    i = runs.find(_APOS)
+    while i >= 0:  # each run that holds an apostrophe, cut out around it (a space ends every run)
+        end = runs.find(32, i)
+        end = len(runs) if end < 0 else end
+        c = cnt.pop(runs[runs.rfind(32, 0, i) + 1:end], 0)  # 0: a repeat of a run already split
+        if c:
+            for t in _WORD_B.findall(runs, runs.rfind(32, 0, i) + 1, end):
+                cnt[t] = cnt.get(t, 0) + c
+        i = runs.find(_APOS, end)
+    single = low.translate(None, _NOT_SINGLE)
+    if single:  # a few distinct bytes, none of them a run's (nor "'", which only runs hold)
+        for b in set(single):
+            cnt[_BYTE[b]] = single.count(b)
+    return cnt
 
 
 def hash2_category(category: str) -> int:
@@ -427,6 +461,10 @@ class FastScorer:
         self.dense_cols = [[float(x) * wd for x in W[nh:nh + nd, r]] for r in range(W.shape[1])]
         self.mu = [float(x) for x in mu]
         self.max_chars = spec.max_chars
+        # no namespace reads the tokens' order: an ASCII prompt's tokens are counted without the regex
+        self.plain = not self.w_bigram and not self.w_char
+        # the word cache: per rung word -> weight; for two rungs one dict of complex(w0, w1)
+        self._wc: list[dict[bytes, Any]] = [{}] if len(self.cols) == 2 else [{} for _ in self.cols]
 
     def _add(self, acc: list[float], keys: list[int], counts: list[int], n: int, scale: float) -> None:
         """``acc[r] += scale * sum_i sqrt(counts[i]) * W[keys[i], r]`` (``n`` = sum of the counts): every
@@ -452,37 +490,102 @@ class FastScorer:
                     a += f * col[b]
                 acc[r] = a
 
+    def _words(self, acc: list[float], cnt: Mapping[bytes, int], n: int, scale: float) -> None:
+        """The word namespace, as ``_add`` over ``cnt``'s buckets, with each distinct word's weight per rung
+        looked up in a cache (word -> float; filled on a miss, replaced when it reaches ``WORD_CACHE``
+        words): one C-level ``map`` per rung, no hashing and no float objects for known words. For two
+        rungs the cache holds ``complex(w0, w1)``: one ``map`` sums both (a complex sum adds the real and
+        the imaginary parts as two float sums would, in the same order)."""
+        caches = self._wc
+        try:
+            sums = [sum(map(c.__getitem__, cnt)) for c in caches]
+        except KeyError:
+            caches = self._learn(cnt)
+            sums = [sum(map(c.__getitem__, cnt)) for c in caches]
+        if len(caches) == 1 and len(acc) == 2:  # the complex cache
+            z = sums[0]
+            acc[0] += scale * z.real
+            acc[1] += scale * z.imag
+            if len(cnt) != n:
+                c0 = caches[0]
+                a0, a1 = acc
+                for w, k in cnt.items():
+                    if k > 1:
+                        f = scale * (math.sqrt(k) - 1.0)
+                        zw = c0[w]
+                        a0 += f * zw.real
+                        a1 += f * zw.imag
+                acc[0], acc[1] = a0, a1
+            return
+        for r, s in enumerate(sums):
+            acc[r] += scale * s
+        if len(cnt) != n:
+            repeated = [(scale * (math.sqrt(c) - 1.0), w) for w, c in cnt.items() if c > 1]
+            for r, c in enumerate(caches):
+                a = acc[r]
+                for f, w in repeated:
+                    a += f * c[w]
+                acc[r] = a
+
+    def _learn(self, cnt: Mapping[bytes, int]) -> list[dict[bytes, Any]]:
+        """Caches that hold every word of ``cnt`` (new dicts when the current ones would grow past
+        ``WORD_CACHE``: a decide that still reads the old ones keeps them whole)."""
+        caches = self._wc
+        if len(caches[0]) + len(cnt) > WORD_CACHE:
+            caches = self._wc = [{} for _ in caches]
+        first, mask, cols = caches[0], self.mask, self.cols
+        pair = len(caches) == 1 and len(cols) == 2
+        for w in cnt:
+            if w not in first:
+                b = zlib.crc32(w, _S_WORD) & mask
+                if pair:
+                    first[w] = complex(cols[0][b], cols[1][b])
+                else:
+                    for c, col in zip(caches, cols):
+                        c[w] = col[b]
+        return caches
+
     def predict(self, text: str, category: str | None, signals: Signals) -> tuple[list[float], int, int]:
         """(clipped predicted score per rung, count of numbers, count of options) for one prompt."""
-        raw, low = prompt_bytes(text, self.max_chars)
-        words = _WORD_B.findall(low)
+        cut = text[:self.max_chars]
+        h: Hashed2 | None = None
+        if self.plain and cut.isascii():  # ASCII: bytes.lower() is str.lower(); tokens counted without a regex
+            raw = cut.encode()
+            low = raw.lower()
+            cnt = ascii_word_counts(low)
+            n = sum(cnt.values())
+        else:
+            raw, low = prompt_bytes(text, self.max_chars)
+            words = _WORD_B.findall(low)
+            h = Hashed2(words, self.mask, bool(self.w_bigram))
+            cnt, n = h.words, h.n
         acc = list(self.mu)
-        h = Hashed2(words, self.mask, bool(self.w_bigram))
-        n = h.n
         if n and self.w_word:
-            self._add(acc, h.word_keys, h.word_counts, n, self.w_word / math.sqrt(n))
-        if h.bigram_keys:
+            self._words(acc, cnt, n, self.w_word / math.sqrt(n))
+        if h is not None and h.bigram_keys:
             self._add(acc, h.bigram_keys, h.bigram_counts, n - 1, self.w_bigram / math.sqrt(n - 1))
         if self.w_char:
             ch = _char_buckets(words, self.spec).tolist()
             if ch:
                 cc = Counter(ch)
                 self._add(acc, list(cc), list(cc.values()), len(ch), self.w_char / math.sqrt(len(ch)))
-        dense, n_numbers, n_options = dense_v2(raw, n, h.negations(), len(text), signals)
+        dense, n_numbers, n_options = dense_v2(raw, n, sum(map(cnt.get, _NEGATION_WORDS, repeat(0))), len(text), signals)
         for r, dcol in enumerate(self.dense_cols):
-            acc[r] += sum(map(float.__mul__, dense, dcol))
+            acc[r] += sum(map(mul, dense, dcol))
         if category and self.uses_category:
-            ccrc = hash2_category(category)
-            if self.w_cat:
-                b = ccrc & self.mask
-                for r, col in enumerate(self.cols):
-                    acc[r] += self.w_cat * col[b]
-            if self.w_catdense:
-                keys = hash2_catdense(ccrc, self.mask)
-                wc = self.w_catdense
-                for r, col in enumerate(self.cols):
-                    acc[r] += wc * sum(map(float.__mul__, dense, map(col.__getitem__, keys)))
-            if self.w_catword and n:
-                self._add(acc, hash2_catwords(h.words, ccrc, self.mask), h.word_counts, n,
-                          self.w_catword / math.sqrt(n))
+            self._category(acc, category, dense, cnt, n)
         return [0.0 if a < 0.0 else 1.0 if a > 1.0 else a for a in acc], n_numbers, n_options
+
+    def _category(self, acc: list[float], category: str, dense: list[float], cnt: Mapping[bytes, int], n: int) -> None:
+        ccrc = hash2_category(category)
+        if self.w_cat:
+            b = ccrc & self.mask
+            for r, col in enumerate(self.cols):
+                acc[r] += self.w_cat * col[b]
+        if self.w_catdense:
+            keys = hash2_catdense(ccrc, self.mask)
+            wc = self.w_catdense
+            for r, col in enumerate(self.cols):
+                acc[r] += wc * sum(map(mul, dense, map(col.__getitem__, keys)))
+        if self.w_catword and n:
+            self._add(acc, hash2_catwords(cnt, ccrc, self.mask), list(cnt.values()), n, self.w_catword / math.sqrt(n))

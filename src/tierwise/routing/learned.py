@@ -42,6 +42,8 @@ import math
 import os
 from dataclasses import dataclass, field
 from importlib import resources
+from itertools import repeat
+from operator import itemgetter, sub
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
@@ -49,7 +51,7 @@ import numpy as np
 
 from ..cascade.training import VERIFIER_NAMES, verifier_features
 from ..errors import ConfigError
-from .base import Decision, RouteRequest
+from .base import Decision, RouteRequest, decision
 from .features import FastScorer, FeatureSpec, Featurizer, count_numbers, count_options, prompt_signals
 from .rules import (
     DEFAULT_MIX,
@@ -390,22 +392,30 @@ class LearnedRouter:
         self._catalog = catalog
         self._heuristic: Any = None
         self._stakes_floor = settings.default_tier
+        self._why_stakes = f"high-stakes domain: at least {self._stakes_floor} (the seeds' rule)"
         if escalate:
             from .heuristic import HeuristicRouter
 
             self._heuristic = HeuristicRouter(settings)
+        # per rung, what ``_floor`` asks of its tier (decide reads these instead of calling it)
+        h, idx = self._heuristic, catalog.tier_index
+        self._below_deep = [h is not None and h.deep in catalog.tiers and idx(t) < idx(h.deep) for t in tiers]
+        self._below_stakes = [idx(t) < idx(self._stakes_floor) for t in tiers]
+        # the predictions reason, one "%.2f" per rung in price order (what f"{p:.2f}" prints)
+        self._why_pred = "predicted " + " vs ".join(f"{self._pretty[j].replace('%', '%%')} score %.2f" for j in self.order)
+        self._in_order = itemgetter(*self.order)
 
     def _floor(self, request: RouteRequest, signals: Any, tier: str, model: str | None,
                reasons: list[str]) -> tuple[str, str | None]:
         idx = self._catalog.tier_index
         h = self._heuristic
         if h.deep in self._catalog.tiers and idx(tier) < idx(h.deep):
-            score = h.total(request)
+            score = h.total_of(signals)
             if score >= h.deep_from:
                 reasons.append(f"complexity signals score {score:g} (multi-step, analysis, stakes): raised to {h.deep}")
                 return h.deep, None
         if signals.stakes and idx(tier) < idx(self._stakes_floor):
-            reasons.append(f"high-stakes domain: at least {self._stakes_floor} (the seeds' rule)")
+            reasons.append(self._why_stakes)
             return self._stakes_floor, None
         return tier, model
 
@@ -437,25 +447,39 @@ class LearnedRouter:
     def decide(self, request: RouteRequest) -> Decision:
         signals = request.signals  # cached on the request: shared with any other strategy that asked
         pred, n_numbers, n_options, text = self._predict(request)
-        i = self._choose(pred)
         ladder = self.artifact.ladder
+        p_cheap = pred[self.cheap]
         reasons = describe_prompt(text, signals, n_numbers, n_options)[:3]
-        reasons.append("predicted " + " vs ".join(f"{self._pretty[j]} score {pred[j]:.2f}" for j in self.order))
+        reasons.append(self._why_pred % self._in_order(pred))  # "predicted Haiku score 0.41 vs Sonnet score 0.83"
         if self.rule == "difficulty":
-            reasons.append(self._why_level[self.order.index(i)])
+            k = difficulty_rung(p_cheap, self.thresholds)
+            i = self.order[k]
+            reasons.append(self._why_level[k])
             # confidence: how far the cheapest rung's score is from the nearest threshold, squashed
-            margin = min((abs(pred[self.cheap] - t) for t in self.thresholds), default=0.5)
+            margin = min(map(abs, map(sub, repeat(p_cheap), self.thresholds)), default=0.5)
         else:
+            i = choose_rung(pred, self.tolerance, self.order)
             best = argmax(pred)
             reasons.append(self._why_cheaper[i] if i != best else self._why_best[i])
             gaps = [pred[best] - pred[j] - self.tolerance for j in range(len(pred)) if j != i]
             margin = min(map(abs, gaps), default=0.5)
         confidence = round(min(0.95, 0.5 + margin * 2), 2)
         tier, model = self.tiers[i], ladder[i]
-        if self._heuristic is not None:
-            tier, model = self._floor(request, signals, tier, model, reasons)
-        return Decision(tier=tier, confidence=confidence, reasons=tuple(reasons), router=self.name,
-                        model=model, task=request.task, scores={m: round(p, 4) for m, p in zip(ladder, pred)})
+        h = self._heuristic
+        if h is not None:
+            if self._below_deep[i]:
+                score = h.total_of(signals)
+                if score >= h.deep_from:
+                    reasons.append(f"complexity signals score {score:g} (multi-step, analysis, stakes): raised to {h.deep}")
+                    tier, model = h.deep, None
+                elif signals.stakes and self._below_stakes[i]:
+                    reasons.append(self._why_stakes)
+                    tier, model = self._stakes_floor, None
+            elif signals.stakes and self._below_stakes[i]:
+                reasons.append(self._why_stakes)
+                tier, model = self._stakes_floor, None
+        return decision(tier, confidence, tuple(reasons), self.name, model, request.task,
+                        dict(zip(ladder, map(round, pred, repeat(4)))))
 
 
 def artifact_digest(path: str | os.PathLike[str]) -> str:

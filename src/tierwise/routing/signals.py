@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from itertools import repeat
+from operator import contains
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -82,8 +84,57 @@ class Signals:
     short_output: bool
 
 
-def _has(words: set[str], text: str, vocab: frozenset[str], phrases: tuple[str, ...]) -> bool:
-    return not words.isdisjoint(vocab) or any(map(text.__contains__, phrases))
+class _Built:
+    """Signals built for the hot path: the same slots, set directly, then the instance becomes a
+    :class:`Signals` (``__class__`` assignment: the layouts match, see the test). A frozen dataclass's
+    ``__init__`` sets each field through ``object.__setattr__``, ~6x the cost of the whole build here."""
+
+    __slots__ = ("chars", "tokens", "conditionals", "multi_step", "analysis", "documents", "code", "code_task", "turns",
+                 "tools", "math", "stakes", "short_output")
+
+    def __init__(self, chars: int, tokens: int, conditionals: int, multi_step: bool, analysis: bool, documents: int,
+                 code: bool, code_task: bool, turns: int, tools: int, math: bool, stakes: bool, short_output: bool) -> None:
+        self.chars = chars
+        self.tokens = tokens
+        self.conditionals = conditionals
+        self.multi_step = multi_step
+        self.analysis = analysis
+        self.documents = documents
+        self.code = code
+        self.code_task = code_task
+        self.turns = turns
+        self.tools = tools
+        self.math = math
+        self.stakes = stakes
+        self.short_output = short_output
+
+
+def _has(words: set[bytes], text: str, vocab: frozenset[bytes], phrases: tuple[str, ...]) -> bool:
+    return not words.isdisjoint(vocab) or any(map(contains, repeat(text), phrases))
+
+
+def _b(words: frozenset[str]) -> frozenset[bytes]:
+    return frozenset(w.encode() for w in words)
+
+
+# the vocabularies as the tokens come (bytes: see ``_TOKEN_TABLE``)
+_CONDITIONAL_B, _MULTI_STEP_B, _ANALYSIS_B = _b(CONDITIONAL_WORDS), _b(MULTI_STEP_WORDS), _b(ANALYSIS_WORDS)
+_CODE_VERBS_B, _CODE_NOUNS_B, _MATH_B = _b(CODE_VERBS), _b(CODE_NOUNS), _b(MATH_WORDS)
+_STAKES_B, _SHORT_B = _b(STAKES_WORDS), _b(SHORT_WORDS)
+_FIRST, _THEN = b"first", b"then"
+# ``_WORD``'s tokens without a regular expression: its class is ASCII only, so on the UTF-8 bytes of the
+# lower-cased text every byte outside the class becomes a space and ``split()`` yields the same tokens
+_TOKEN_CHARS = b"abcdefghijklmnopqrstuvwxyz0123456789_#;'"
+_TOKEN_TABLE = bytes(c if c in _TOKEN_CHARS else 32 for c in range(256))
+
+
+def tokens(low: str) -> list[bytes]:
+    """``_WORD.findall(low)``, each token UTF-8 encoded (``low`` is lower-cased text)."""
+    try:
+        data = low.encode()
+    except UnicodeEncodeError:  # lone surrogates: outside the class whatever their bytes
+        data = low.encode("utf-8", "surrogatepass")
+    return data.translate(_TOKEN_TABLE).split()
 
 
 _DOC_HINTS = ("doc", "source", "paper", "exhibit", "appendix", "attachment")
@@ -105,7 +156,7 @@ def _attached(messages: object) -> int:
 def extract(request: "RouteRequest") -> Signals:
     text = request.text
     last = (request.last_user_text or text).lower()
-    tokens_list = _WORD.findall(last)
+    tokens_list = tokens(last)
     words = set(tokens_list)
     body = request.body
     messages = body.get("messages") or ()
@@ -114,26 +165,28 @@ def extract(request: "RouteRequest") -> Signals:
     # an agent harness (many tools) sends its long system prompt on every turn: it describes the
     # harness, not the task, so code markers and documents are looked for in the latest user turn only
     low_all = last if n_tools >= HARNESS_TOOLS or len(text) == len(last) else text.lower()
-    n_docs = len(_DOCS.findall(low_all)) if any(map(low_all.__contains__, _DOC_HINTS)) else 0
+    n_docs = len(_DOCS.findall(low_all)) if any(map(contains, repeat(low_all), _DOC_HINTS)) else 0
     n_docs += _attached(messages)
     # the conditional words among the tokens, counted (a C-level filter, not a Python loop per token)
     conditionals = sum(map(last.count, CONDITIONAL_PHRASES))
-    if not words.isdisjoint(CONDITIONAL_WORDS):
-        conditionals += len(list(filter(CONDITIONAL_WORDS.__contains__, tokens_list)))
-    first_then = "first" in words and "then" in words
-    return Signals(
-        chars=len(text),
-        tokens=(len(text) + 3) // 4,
-        conditionals=conditionals,
-        multi_step=first_then or _has(words, last, MULTI_STEP_WORDS, MULTI_STEP_PHRASES),
-        analysis=_has(words, last, ANALYSIS_WORDS, ANALYSIS_PHRASES),
-        documents=n_docs,
-        code=any(map(low_all.__contains__, CODE_MARKERS)),
-        code_task=not words.isdisjoint(CODE_VERBS) and not words.isdisjoint(CODE_NOUNS),
-        turns=len(messages),
-        tools=n_tools,
-        # an amount of money ("$120"), not any "$" (shell variables, templates) next to any digit
-        math=_has(words, last, MATH_WORDS, MATH_PHRASES) or ("$" in last and _MONEY.search(last) is not None),
-        stakes=_has(words, last, STAKES_WORDS, STAKES_PHRASES),
-        short_output=_has(words, last, SHORT_WORDS, SHORT_PHRASES),
+    if not words.isdisjoint(_CONDITIONAL_B):
+        conditionals += len(list(filter(_CONDITIONAL_B.__contains__, tokens_list)))
+    first_then = _FIRST in words and _THEN in words
+    s = _Built(
+        len(text),                                                              # chars
+        (len(text) + 3) // 4,                                                   # tokens
+        conditionals,
+        first_then or _has(words, last, _MULTI_STEP_B, MULTI_STEP_PHRASES),    # multi_step
+        _has(words, last, _ANALYSIS_B, ANALYSIS_PHRASES),                      # analysis
+        n_docs,                                                                 # documents
+        any(map(contains, repeat(low_all), CODE_MARKERS)),                      # code
+        not words.isdisjoint(_CODE_VERBS_B) and not words.isdisjoint(_CODE_NOUNS_B),  # code_task
+        len(messages),                                                          # turns
+        n_tools,                                                                # tools
+        # math: an amount of money ("$120"), not any "$" (shell variables, templates) next to any digit
+        _has(words, last, _MATH_B, MATH_PHRASES) or ("$" in last and _MONEY.search(last) is not None),
+        _has(words, last, _STAKES_B, STAKES_PHRASES),                          # stakes
+        _has(words, last, _SHORT_B, SHORT_PHRASES),                            # short_output
     )
+    s.__class__ = Signals  # type: ignore[assignment]
+    return s  # type: ignore[return-value]
