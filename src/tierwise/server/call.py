@@ -59,6 +59,9 @@ class Call:
 
     def count_moves(self) -> None:
         """Fallbacks: moves to another target (upstream or model) along the attempts."""
+        if len(self.attempts) < 2:  # the common case: one call, no move
+            self.fallbacks = 0
+            return
         seen: list[tuple[str, str]] = []
         for a in self.attempts:
             k = (a.upstream, a.model)
