@@ -24,6 +24,11 @@ __all__ = ["StreamMeter", "format_event"]
 _INTERESTING = re.compile(rb'"(?:message_start|message_delta|fallback|error|signature_delta|redacted_thinking)"')
 
 
+# event lines (at a line's start) that date the first token and mark the end, found in a run of lines
+_EVENT_DELTA = re.compile(rb"^event:[^\n]*content_block_delta", re.MULTILINE)
+_EVENT_STOP = re.compile(rb"^event:[^\n]*message_stop", re.MULTILINE)
+
+
 # A line longer than this is passed through but not parsed (the accounting events are a few KB;
 # a redacted_thinking block can be larger): what the meter holds per stream stays bounded.
 MAX_LINE_BYTES = 8 * 1024 * 1024
@@ -68,10 +73,10 @@ class StreamMeter:
             self._parts.clear()
             self._pending = 0
             chunk = chunk[nl + 1:]
-        lines = chunk.split(b"\n")
-        last = lines.pop()  # the unfinished last line (b"" when the chunk ends with a newline)
-        for line in lines:
-            self._line(line)
+        end = chunk.rfind(b"\n")
+        if end > 0:
+            self._lines(chunk[:end])
+        last = chunk[end + 1:]  # the unfinished last line (b"" when the chunk ends with a newline)
         if last:
             self._hold(last)
 
@@ -86,6 +91,38 @@ class StreamMeter:
             self.oversized += 1
             return
         self._parts.append(piece)
+
+    def _lines(self, data: bytes) -> None:
+        """Whole lines (``data``: lines joined by newlines), as ``_line`` on each would read them, with the
+        searching done by C-level scans of the whole run rather than a Python call per line: a stream's
+        chunk holds dozens of lines, a handful of which are read."""
+        if len(data) > self.max_line:  # a line may be past the bound (counted, not parsed): one by one
+            for line in data.split(b"\n"):
+                self._line(line)
+            return
+        self.events += data.count(b"\nevent:") + (data[:6] == b"event:")
+        first_delta = -1  # where the line that dated the first token starts (``_line``: no stop test on it)
+        if self.first_token_at is None:
+            m = _EVENT_DELTA.search(data)
+            if m is not None:
+                self.first_token_at = time.perf_counter()
+                first_delta = m.start()
+        if not self.completed:
+            for m in _EVENT_STOP.finditer(data):
+                if m.start() != first_delta:
+                    self.completed = True
+                    break
+        end = -1
+        for m in _INTERESTING.finditer(data):
+            at = m.start()
+            if at < end:  # a further name on a line already seen
+                continue
+            start = data.rfind(b"\n", 0, at) + 1
+            end = data.find(b"\n", at)
+            if end < 0:
+                end = len(data)
+            if data[start:start + 5] == b"data:":
+                self._data(data[start + 5:end])
 
     def _line(self, line: bytes) -> None:
         if line[:5] == b"data:":
