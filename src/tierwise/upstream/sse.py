@@ -24,9 +24,23 @@ __all__ = ["StreamMeter", "format_event"]
 _INTERESTING = re.compile(rb'"(?:message_start|message_delta|fallback|error|signature_delta|redacted_thinking)"')
 
 
-# event lines (at a line's start) that date the first token and mark the end, found in a run of lines
-_EVENT_DELTA = re.compile(rb"^event:[^\n]*content_block_delta", re.MULTILINE)
-_EVENT_STOP = re.compile(rb"^event:[^\n]*message_stop", re.MULTILINE)
+# the same names, each searched for in a run of lines
+_NAMES = (b'"message_start"', b'"message_delta"', b'"fallback"', b'"error"', b'"signature_delta"', b'"redacted_thinking"')
+
+
+def _event_line(data: bytes, name: bytes, skip: int) -> int:
+    """Where the first ``event:`` line of ``data`` naming ``name`` starts (not the one starting at
+    ``skip``), or -1."""
+    at = data.find(name)
+    while at >= 0:
+        start = data.rfind(b"\n", 0, at) + 1
+        if start != skip and data[start:start + 6] == b"event:":
+            return start
+        end = data.find(b"\n", at)
+        if end < 0:
+            return -1
+        at = data.find(name, end)
+    return -1
 
 
 # A line longer than this is passed through but not parsed (the accounting events are a few KB;
@@ -94,8 +108,9 @@ class StreamMeter:
 
     def _lines(self, data: bytes) -> None:
         """Whole lines (``data``: lines joined by newlines), as ``_line`` on each would read them, with the
-        searching done by C-level scans of the whole run rather than a Python call per line: a stream's
-        chunk holds dozens of lines, a handful of which are read."""
+        searching done by C-level scans of the whole run (``bytes.find``, no regex: a JSON line is full
+        of quotes, each a start for an alternation) rather than a Python call per line: a stream's chunk
+        holds dozens of lines, a handful of which are read."""
         if len(data) > self.max_line:  # a line may be past the bound (counted, not parsed): one by one
             for line in data.split(b"\n"):
                 self._line(line)
@@ -103,26 +118,25 @@ class StreamMeter:
         self.events += data.count(b"\nevent:") + (data[:6] == b"event:")
         first_delta = -1  # where the line that dated the first token starts (``_line``: no stop test on it)
         if self.first_token_at is None:
-            m = _EVENT_DELTA.search(data)
-            if m is not None:
+            first_delta = _event_line(data, b"content_block_delta", -1)
+            if first_delta >= 0:
                 self.first_token_at = time.perf_counter()
-                first_delta = m.start()
-        if not self.completed:
-            for m in _EVENT_STOP.finditer(data):
-                if m.start() != first_delta:
-                    self.completed = True
+        if not self.completed and _event_line(data, b"message_stop", first_delta) >= 0:
+            self.completed = True
+        starts = set()
+        for name in _NAMES:
+            at = data.find(name)
+            while at >= 0:
+                start = data.rfind(b"\n", 0, at) + 1
+                starts.add(start)
+                end = data.find(b"\n", at)
+                if end < 0:
                     break
-        end = -1
-        for m in _INTERESTING.finditer(data):
-            at = m.start()
-            if at < end:  # a further name on a line already seen
-                continue
-            start = data.rfind(b"\n", 0, at) + 1
-            end = data.find(b"\n", at)
-            if end < 0:
-                end = len(data)
+                at = data.find(name, end)
+        for start in sorted(starts):
             if data[start:start + 5] == b"data:":
-                self._data(data[start + 5:end])
+                end = data.find(b"\n", start)
+                self._data(data[start + 5:end if end >= 0 else len(data)])
 
     def _line(self, line: bytes) -> None:
         if line[:5] == b"data:":
