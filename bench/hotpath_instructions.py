@@ -91,6 +91,7 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=200)
     ap.add_argument("--concurrency", type=int, default=1, help="requests in flight at once (client threads)")
     ap.add_argument("--router", default=None, help="the auto strategy (default: the configured default)")
+    ap.add_argument("--model", default="auto", help="the model the requests name (a model id: no routing)")
     ap.add_argument("--flush-interval", type=float, default=12.5, help="ledger flush interval (s) of the proxy "
                     "under valgrind (default: 50 x the configured 0.25 s)")
     ap.add_argument("--keep", default=None, help="directory to keep the callgrind output files in")
@@ -127,17 +128,18 @@ def main() -> None:
             cwd=tmp, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         procs.append(proxy)
         wait_port(px_port, timeout=600)
-        drive(px_port, body(False), args.warmup)
-        drive(px_port, body(True), args.warmup)
+        drive(px_port, body(False, args.model), args.warmup)
+        drive(px_port, body(True, args.model), args.warmup)
         control(proxy.pid, "-i", "on")
         figures = {}
         for k, (kind, stream) in enumerate((("non-stream", False), ("stream", True)), start=1):
-            drive_concurrently(px_port, body(stream), args.n, args.concurrency)
+            drive_concurrently(px_port, body(stream, args.model), args.n, args.concurrency)
             control(proxy.pid, "-d", kind)
             figures[kind] = dumped(out, proxy.pid, k) / args.n
         control(proxy.pid, "-i", "off")
         how = "one after another" if args.concurrency <= 1 else f"{args.concurrency} at a time"
-        what = f"bare pass-through ({args.bare})" if args.bare else f"tierwise proxy (auto router: {args.router or 'default'})"
+        who = f"auto router: {args.router or 'default'}" if args.model == "auto" else f"model {args.model}"
+        what = f"bare pass-through ({args.bare})" if args.bare else f"tierwise proxy ({who})"
         print(f"{what} instructions per request (callgrind, whole process; {args.n} requests per kind, {how})")
         for kind, ir in figures.items():
             print(f"  {kind:10s} {ir:12,.0f} instructions/request")

@@ -68,25 +68,34 @@ class Usage:
                      self.cache_read_tokens + other.cache_read_tokens)
 
     def merged(self, update: Mapping[str, Any]) -> "Usage":
-        """Stream usage: ``message_delta`` carries cumulative counts that replace ``message_start``'s."""
-        cur = {
-            "input_tokens": self.input_tokens,
-            "output_tokens": self.output_tokens,
-            "cache_read_input_tokens": self.cache_read_tokens,
-            "cache_creation_input_tokens": self.cache_write_tokens,
-            "cache_creation": {
-                "ephemeral_5m_input_tokens": self.cache_write_5m_tokens,
-                "ephemeral_1h_input_tokens": self.cache_write_1h_tokens,
-            },
-        }
-        for k in ("input_tokens", "output_tokens", "cache_read_input_tokens", "cache_creation_input_tokens"):
-            if update.get(k) is not None:
-                cur[k] = update[k]
-        if isinstance(update.get("cache_creation"), Mapping):
-            cur["cache_creation"] = update["cache_creation"]
-        elif update.get("cache_creation_input_tokens") is not None:
-            cur["cache_creation"] = {}
-        return Usage.from_api(cur)
+        """Stream usage: ``message_delta`` carries cumulative counts that replace ``message_start``'s.
+
+        What ``from_api`` makes of this usage with ``update``'s counts laid over it, computed directly:
+        a count ``update`` names replaces this one; its ``cache_creation`` breakdown replaces this one's,
+        and a new ``cache_creation_input_tokens`` without a breakdown drops the old breakdown."""
+        get = update.get
+        v = get("input_tokens")
+        inp = self.input_tokens if v is None else int(v or 0)
+        v = get("output_tokens")
+        out = self.output_tokens if v is None else int(v or 0)
+        v = get("cache_read_input_tokens")
+        read = self.cache_read_tokens if v is None else int(v or 0)
+        v = get("cache_creation_input_tokens")
+        created = self.cache_write_5m_tokens + self.cache_write_1h_tokens if v is None else int(v or 0)
+        detail = get("cache_creation")
+        if isinstance(detail, Mapping):
+            if detail:
+                w5 = int(detail.get("ephemeral_5m_input_tokens") or 0)
+                w1 = int(detail.get("ephemeral_1h_input_tokens") or 0)
+            else:
+                w5 = w1 = 0
+        elif v is not None:  # a new total without a breakdown
+            w5 = w1 = 0
+        else:
+            w5, w1 = self.cache_write_5m_tokens, self.cache_write_1h_tokens
+        if w5 + w1 != created:
+            w5 = max(created - w1, 0)  # as from_api: the unexplained part billed as 5-minute writes
+        return Usage(inp, out, w5, w1, read)
 
 
 def cost_nanos(model: Model, usage: Usage, *, when: _dt.datetime | _dt.date | None = None,

@@ -175,7 +175,8 @@ class CallRecord:
             self.model = model_id[:128]
             self.tier = book.tier_of(model_id) or self.tier
         self.cost_nanos = price(book.catalog, model_id, usage, day=day, batch=self.batch)
-        self.default_cost_nanos = price(book.catalog, book.default_model_id, usage, day=day, batch=self.batch)
+        self.default_cost_nanos = (self.cost_nanos if model_id == book.default_model_id  # the same price, once
+                                   else price(book.catalog, book.default_model_id, usage, day=day, batch=self.batch))
         total = usage + prior_usage if prior_usage is not None else usage
         self.input_tokens = total.input_tokens
         self.output_tokens = total.output_tokens

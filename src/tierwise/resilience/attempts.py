@@ -52,8 +52,21 @@ class Outcome:
     resp: "UpstreamResponse"
     target: "Target"
     index: int                     # position of the answering target in the chain (0 = primary)
-    first: bytes | None = None     # streams: the first chunk, already read (and fed to ``meter``)
+    first: bytes | None = None     # streams: the first chunk, already read
     meter: StreamMeter | None = None
+    # streams: the first chunk is fed to ``meter`` by whoever sends it on, after sending it (``feed_first``);
+    # a first chunk that may hold an ``error`` event is fed here, before anything reaches the client
+    unfed: bool = False
+    first_at: float = 0.0          # perf_counter() when the first chunk arrived
+
+    def feed_first(self) -> None:
+        """Meter the first chunk if the loop left it unfed (its first token dated to its arrival)."""
+        meter = self.meter
+        if self.unfed and meter is not None:
+            self.unfed = False
+            meter.feed(self.first or b"")
+            if meter.first_token_at is not None:
+                meter.first_token_at = self.first_at
 
 
 class AttemptLoop:
@@ -92,15 +105,20 @@ class AttemptLoop:
                 status: int | None
                 try:
                     resp = await target.upstream.send(path, target.body, headers=headers, stream=stream, model=target.model_id)
-                    first, meter = (await _first_chunk(resp), StreamMeter()) if stream else (None, None)
-                    if meter is not None:
-                        meter.feed(first or b"")
+                    first, meter, unfed = None, None, False
+                    if stream:
+                        first, meter = await _first_chunk(resp), StreamMeter()
+                        # only a chunk naming "error" can hold an error event (the meter parses no other
+                        # line for one): that one is read now; any other is metered once it is sent on
+                        unfed = b'"error"' not in first
+                        if not unfed:
+                            meter.feed(first)
                     if meter is None or meter.error_type is None:  # an answer (a stream: its first chunk is no error)
-                        attempts.append(_row(target, 200 if stream else resp.status, None,
-                                             (time.perf_counter() - t0) * 1000.0, 0))
+                        now = time.perf_counter()
+                        attempts.append(_row(target, 200 if stream else resp.status, None, (now - t0) * 1000.0, 0))
                         if breaker is not None:
                             breaker.record(key, True)
-                        return Outcome(resp, target, index, first=first, meter=meter)
+                        return Outcome(resp, target, index, first=first, meter=meter, unfed=unfed, first_at=now)
                     await resp.aclose()
                     status = _STREAM_ERROR_STATUS.get(meter.error_type, 500)
                     err: APIError = _stream_error(status, meter, resp.headers)

@@ -31,7 +31,7 @@ def answered(state: "ProxyState", call: Call, answer: Answer) -> CallRecord:
     attempts = call.attempts
     if attempts:
         attempts[-1].cost_nanos = rec.cost_nanos or 0
-    rec.add_failed(failed_cost(attempts[:-1]) + answer.prior_cost)
+    rec.add_failed((failed_cost(attempts[:-1]) if len(attempts) > 1 else 0) + answer.prior_cost)
     rec.finish(answer.status, started=call.started, error_type=answer.error_type, stop_reason=answer.stop_reason,
                ttft=answer.ttft, attempts=attempts, escalations=call.escalations, fallbacks=call.fallbacks,
                disconnected=answer.disconnected)

@@ -52,13 +52,20 @@ class Call:
 
     def calls(self) -> int:
         """Upstream calls made (a target skipped for its open circuit is no call)."""
-        return sum(1 for a in self.attempts if a.error_type != "circuit_open")
+        n = 0
+        for a in self.attempts:
+            if a.error_type != "circuit_open":
+                n += 1
+        return n
 
     def attempt_headers(self) -> list[tuple[bytes, bytes]]:
-        return [(b"x-tierwise-attempts", str(self.calls()).encode()), (b"x-tierwise-fallbacks", str(self.fallbacks).encode())]
+        return [(b"x-tierwise-attempts", b"%d" % self.calls()), (b"x-tierwise-fallbacks", b"%d" % self.fallbacks)]
 
     def count_moves(self) -> None:
         """Fallbacks: moves to another target (upstream or model) along the attempts."""
+        if len(self.attempts) < 2:  # the common case: one call, no move
+            self.fallbacks = 0
+            return
         seen: list[tuple[str, str]] = []
         for a in self.attempts:
             k = (a.upstream, a.model)

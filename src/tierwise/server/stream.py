@@ -80,6 +80,8 @@ class LiveStream:
         if self.recorded:
             return
         self.recorded = True
+        if self.answer.live is not None:
+            self.answer.live.feed_first()  # the stream ended before its first chunk was sent on
         meter, answer, call, state = self.meter, self.answer, self.call, self.state
         status, error_type = self.status, self.error_type
         if meter.error_type and error_type is None:
@@ -100,12 +102,17 @@ class LiveStream:
 
     async def _pump(self, send: Send, resp: "UpstreamResponse", first: bytes | None, headers: Headers) -> None:
         """Send the stream's start, its chunks as they arrive (metered), and its end; an upstream
-        failure mid-stream becomes an ``error`` event (nothing is replayed)."""
+        failure mid-stream becomes an ``error`` event (nothing is replayed). The first chunk is
+        metered after it is sent (``Outcome.feed_first``): nothing but the plan's headers comes
+        between the upstream's first byte and the client's."""
         meter = self.meter
         await send({"type": "http.response.start", "status": 200, "headers": [*SSE, *headers]})
         try:
             if first:
                 await send({"type": "http.response.body", "body": first, "more_body": True})
+            live = self.answer.live
+            if live is not None:
+                live.feed_first()
             assert resp.chunks is not None
             async for chunk in resp.chunks:
                 meter.feed(chunk)

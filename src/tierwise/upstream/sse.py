@@ -24,6 +24,25 @@ __all__ = ["StreamMeter", "format_event"]
 _INTERESTING = re.compile(rb'"(?:message_start|message_delta|fallback|error|signature_delta|redacted_thinking)"')
 
 
+# the same names, each searched for in a run of lines
+_NAMES = (b'"message_start"', b'"message_delta"', b'"fallback"', b'"error"', b'"signature_delta"', b'"redacted_thinking"')
+
+
+def _event_line(data: bytes, name: bytes, skip: int) -> int:
+    """Where the first ``event:`` line of ``data`` naming ``name`` starts (not the one starting at
+    ``skip``), or -1."""
+    at = data.find(name)
+    while at >= 0:
+        start = data.rfind(b"\n", 0, at) + 1
+        if start != skip and data[start:start + 6] == b"event:":
+            return start
+        end = data.find(b"\n", at)
+        if end < 0:
+            return -1
+        at = data.find(name, end)
+    return -1
+
+
 # A line longer than this is passed through but not parsed (the accounting events are a few KB;
 # a redacted_thinking block can be larger): what the meter holds per stream stays bounded.
 MAX_LINE_BYTES = 8 * 1024 * 1024
@@ -68,10 +87,10 @@ class StreamMeter:
             self._parts.clear()
             self._pending = 0
             chunk = chunk[nl + 1:]
-        lines = chunk.split(b"\n")
-        last = lines.pop()  # the unfinished last line (b"" when the chunk ends with a newline)
-        for line in lines:
-            self._line(line)
+        end = chunk.rfind(b"\n")
+        if end > 0:
+            self._lines(chunk[:end])
+        last = chunk[end + 1:]  # the unfinished last line (b"" when the chunk ends with a newline)
         if last:
             self._hold(last)
 
@@ -86,6 +105,38 @@ class StreamMeter:
             self.oversized += 1
             return
         self._parts.append(piece)
+
+    def _lines(self, data: bytes) -> None:
+        """Whole lines (``data``: lines joined by newlines), as ``_line`` on each would read them, with the
+        searching done by C-level scans of the whole run (``bytes.find``, no regex: a JSON line is full
+        of quotes, each a start for an alternation) rather than a Python call per line: a stream's chunk
+        holds dozens of lines, a handful of which are read."""
+        if len(data) > self.max_line:  # a line may be past the bound (counted, not parsed): one by one
+            for line in data.split(b"\n"):
+                self._line(line)
+            return
+        self.events += data.count(b"\nevent:") + (data[:6] == b"event:")
+        first_delta = -1  # where the line that dated the first token starts (``_line``: no stop test on it)
+        if self.first_token_at is None:
+            first_delta = _event_line(data, b"content_block_delta", -1)
+            if first_delta >= 0:
+                self.first_token_at = time.perf_counter()
+        if not self.completed and _event_line(data, b"message_stop", first_delta) >= 0:
+            self.completed = True
+        starts = set()
+        for name in _NAMES:
+            at = data.find(name)
+            while at >= 0:
+                start = data.rfind(b"\n", 0, at) + 1
+                starts.add(start)
+                end = data.find(b"\n", at)
+                if end < 0:
+                    break
+                at = data.find(name, end)
+        for start in sorted(starts):
+            if data[start:start + 5] == b"data:":
+                end = data.find(b"\n", start)
+                self._data(data[start + 5:end if end >= 0 else len(data)])
 
     def _line(self, line: bytes) -> None:
         if line[:5] == b"data:":
