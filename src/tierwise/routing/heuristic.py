@@ -69,6 +69,7 @@ class HeuristicRouter:
         self.fast_below = fast_below
         self.deep_from = deep_from
         self.weights = {**WEIGHTS, **(weights or {})}
+        self._weighed = tuple((fired, self.weights.get(key, 0.0)) for key, fired, _ in RULES)
 
     def score(self, request: RouteRequest) -> tuple[float, list[tuple[str, str]]]:
         """The complexity score and, for each signal that fired, its reason."""
@@ -86,39 +87,12 @@ class HeuristicRouter:
         return self.total_of(request.signals)
 
     def total_of(self, s: Signals) -> float:
-        """``total`` of these signals: the rules of ``RULES`` written out, the same weights added in the
-        same order (the sum of the fired ones, from 0), without a call per rule (tested against ``RULES``)."""
-        w = self.weights
+        """``total`` of these signals: the weights of the ``RULES`` that fire, added in their order from 0
+        (the rules paired with their weights once, in ``__init__``; no reason strings)."""
         t: float = 0
-        tokens = s.tokens
-        if tokens > 2000:
-            t += w.get("long_prompt", 0.0)
-            if tokens > 50_000:
-                t += w.get("very_long_prompt", 0.0)
-        if s.conditionals >= 2:
-            t += w.get("conditional", 0.0)
-        if s.multi_step:
-            t += w.get("multi_step", 0.0)
-        if s.analysis:
-            t += w.get("analysis", 0.0)
-        if s.documents >= 2:
-            t += w.get("documents", 0.0)
-        if s.code:
-            t += w.get("code", 0.0)
-        if s.code_task:
-            t += w.get("code_task", 0.0)
-        if s.turns > 6:
-            t += w.get("turns", 0.0)
-        if s.tools:
-            t += w.get("tools", 0.0)
-        if s.math:
-            t += w.get("math", 0.0)
-        if s.stakes:
-            t += w.get("stakes", 0.0)
-        if s.short_output:
-            t += w.get("short_output", 0.0)
-        if s.chars < 200 and not s.code:
-            t += w.get("short_prompt", 0.0)
+        for fired, w in self._weighed:
+            if fired(s):
+                t += w
         return t
 
     def decide(self, request: RouteRequest) -> Decision:
