@@ -20,7 +20,7 @@ lint: $(VENV)/.installed-test
 	$(PY) -m mypy
 
 bench: $(VENV)/.installed-test
-	$(PY) bench/proxy_overhead.py
+	$(PY) bench/proxy_overhead.py --floor
 
 check-python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "tierwise needs Python 3.11 or newer (found %s)" % sys.version.split()[0])'

@@ -10,7 +10,14 @@ api.anthropic.com does when asked), which both proxies decode. Concurrency 64 us
 installed (apt-get install wrk), else a Python aiohttp load loop (which then bounds the figures itself).
 
     .venv/bin/python bench/proxy_overhead.py [--n 2000] [--duration 5] [--rounds 2] [--upstreams plain]
+    .venv/bin/python bench/proxy_overhead.py --floor                  # + the same proxy asked for a model id
     .venv/bin/python bench/proxy_overhead.py --before /tmp/main/src   # + tierwise from main's src, same run
+
+``--floor`` also sends the same proxy requests that name a model id, interleaved with the others: no
+routing and no adaptation, only the pass-through, its attempt loop, headers and ledger row, tierwise's
+floor (what it costs with a router that took no time at all).
+Each concurrency-64 line also gives the serving process's CPU time per request, all its threads and its
+event-loop thread alone (/proc): the loop thread is what saturates first.
 
 ``--before SRC`` runs a second tierwise from another source tree (``git archive main src | tar -x -C
 /tmp/main``) beside the others: a change's before/after ratios in one run, against the same ceiling.
@@ -87,10 +94,13 @@ def pct(values: list[float], p: float) -> float:
     return s[min(len(s) - 1, int(round(p / 100 * (len(s) - 1))))]
 
 
-async def interleaved(targets: dict[str, str], payload: bytes, n: int, stream: bool) -> dict[str, list[float]]:
+async def interleaved(targets: dict[str, str], payload: bytes, n: int, stream: bool,
+                      payloads: dict[str, bytes] | None = None) -> dict[str, list[float]]:
     """n back-to-back requests to each URL in turn (direct, bare, proxy, direct, ...), each target on its
     own keep-alive connection, so all see the same machine conditions (a virtualised 2-core box drifts).
-    Returns latencies (ms) and, for streams, time to first byte (``NAME_ttfb``), per target."""
+    Returns latencies (ms) and, for streams, time to first byte (``NAME_ttfb``), per target. ``payloads``
+    gives some targets another body (the floor: the same proxy, asked for a model id)."""
+    payloads = payloads or {}
     out: dict[str, list[float]] = {}
     for name in targets:
         out[name], out[name + "_ttfb"] = [], []
@@ -101,7 +111,7 @@ async def interleaved(targets: dict[str, str], payload: bytes, n: int, stream: b
                 s = sessions[name]
                 t0 = time.perf_counter()
                 first = None
-                async with s.post(url, data=payload, headers=HEADERS) as r:
+                async with s.post(url, data=payloads.get(name, payload), headers=HEADERS) as r:
                     if stream:
                         async for _ in r.content.iter_any():
                             if first is None:
@@ -148,6 +158,19 @@ async def python_load(url: str, payload: bytes, concurrency: int, duration: floa
     return count / elapsed, lat, count
 
 
+def cpu_ticks(pid: int) -> tuple[int, int] | None:
+    """(whole process, its main thread) CPU time so far, in clock ticks (user + system, from /proc;
+    None where there is no /proc)."""
+    def ticks(path: str) -> int:
+        with open(path) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return int(fields[11]) + int(fields[12])
+    try:
+        return ticks(f"/proc/{pid}/stat"), ticks(f"/proc/{pid}/task/{pid}/stat")
+    except OSError:
+        return None
+
+
 def wrk_load(url: str, payload: bytes, concurrency: int, duration: float, tmp: Path) -> tuple[float, dict[str, float], int]:
     script = tmp / "post.lua"
     lines = ['wrk.method = "POST"', f"wrk.body = [==[{payload.decode()}]==]"]
@@ -169,7 +192,9 @@ def wrk_load(url: str, payload: bytes, concurrency: int, duration: float, tmp: P
     return rps, dist, total
 
 
-LABEL = {"direct": "direct", "bare": "bare pass-through", "proxy": "tierwise", "before": "tierwise (--before)"}
+LABEL = {"direct": "direct", "bare": "bare pass-through", "proxy": "tierwise", "floor": "tierwise, model id",
+         "before": "tierwise (--before)"}
+FLOOR_MODEL = "claude-sonnet-5-5"  # --floor: the same proxy asked for a model id (no routing), a catalog model
 
 
 def run_upstream(kind: str, args: argparse.Namespace, tmp: Path, env: dict[str, str]) -> dict:
@@ -192,6 +217,9 @@ def run_upstream(kind: str, args: argparse.Namespace, tmp: Path, env: dict[str, 
         procs.append(proxy)
         urls = {"direct": f"http://127.0.0.1:{up_port}/v1/messages", "bare": f"http://127.0.0.1:{bare_port}/v1/messages",
                 "proxy": f"http://127.0.0.1:{px_port}/v1/messages"}
+        pids = {"direct": procs[0].pid, "bare": procs[1].pid, "proxy": proxy.pid, "floor": proxy.pid}
+        if args.floor:  # what the proxy costs with no routing at all: the floor under any router
+            urls["floor"] = urls["proxy"]
         if args.before:  # the same proxy from another source tree (e.g. main), measured in this same run
             before_port = free_port()
             (tmp / "before").mkdir(exist_ok=True)
@@ -200,6 +228,7 @@ def run_upstream(kind: str, args: argparse.Namespace, tmp: Path, env: dict[str, 
             cmd[cmd.index("--ledger-url") + 1] = f"sqlite:///{tmp / 'before' / 'bench.db'}"
             procs.append(subprocess.Popen(cmd, cwd=tmp / "before", env=dict(env, PYTHONPATH=str(Path(args.before).resolve())),
                                           stdout=subprocess.DEVNULL))
+            pids["before"] = procs[-1].pid
             wait_port(before_port)
             urls["before"] = f"http://127.0.0.1:{before_port}/v1/messages"
         wait_port(bare_port)
@@ -210,8 +239,9 @@ def run_upstream(kind: str, args: argparse.Namespace, tmp: Path, env: dict[str, 
         for stream in (False, True):
             sk = "stream" if stream else "non-stream"
             # three interleaved rounds; the added latency is the median of the rounds' paired differences
-            rounds = [asyncio.run(interleaved(urls, body(stream), args.n, stream)) for _ in range(3)]
-            proxied += 3 * (args.n + 200)
+            floor = {"floor": body(stream, FLOOR_MODEL)} if args.floor else None
+            rounds = [asyncio.run(interleaved(urls, body(stream), args.n, stream, floor)) for _ in range(3)]
+            proxied += 3 * (args.n + 200) * (2 if args.floor else 1)  # the floor asks the same proxy
             for name in names:
                 lat = [x for r in rounds for x in r[name]]
                 line = f"c=1 {sk:10s} {LABEL[name]:17s} p50 {pct(lat, 50):6.3f}  p95 {pct(lat, 95):6.3f}  p99 {pct(lat, 99):6.3f} ms"
@@ -231,22 +261,30 @@ def run_upstream(kind: str, args: argparse.Namespace, tmp: Path, env: dict[str, 
         tool = "wrk -t1" if use_wrk else "python aiohttp loop (install wrk for a client that is not the bottleneck)"
         print(f"c={args.concurrency}: {args.rounds} interleaved rounds of {args.duration:g} s per target ({tool})")
         rps: dict[str, list[float]] = {}
+        cpu: dict[str, list[tuple[float, float]]] = {}
+        tick_us = 1e6 / os.sysconf("SC_CLK_TCK")
         for rnd in range(args.rounds):
             for stream in (False, True):
                 sk = "stream" if stream else "non-stream"
                 for name in names:  # A B C A B C: the same machine phase for the three, round after round
-                    url = urls[name]
+                    url, payload = urls[name], body(stream, FLOOR_MODEL if name == "floor" else "auto")
+                    ticks0 = cpu_ticks(pids[name])
                     if use_wrk:  # wrk sends no Accept-Encoding: the direct rows are identity even for the gzip upstream
-                        r, dist, total = wrk_load(url, body(stream), args.concurrency, args.duration, tmp)
+                        r, dist, total = wrk_load(url, payload, args.concurrency, args.duration, tmp)
                         p50, p99 = dist.get("50", float("nan")), dist.get("99", float("nan"))
                     else:
-                        r, lat, total = asyncio.run(python_load(url, body(stream), args.concurrency, args.duration))
+                        r, lat, total = asyncio.run(python_load(url, payload, args.concurrency, args.duration))
                         p50, p99 = pct(lat, 50), pct(lat, 99)
-                    if name == "proxy":
+                    ticks1 = cpu_ticks(pids[name])
+                    # CPU per request of the serving process (all its threads / its event-loop thread alone)
+                    used = ((ticks1[0] - ticks0[0]) * tick_us / max(total, 1), (ticks1[1] - ticks0[1]) * tick_us / max(total, 1)) \
+                        if ticks0 is not None and ticks1 is not None else (float("nan"), float("nan"))
+                    if name in ("proxy", "floor"):
                         proxied += total
                     rps.setdefault(f"{sk} {name}", []).append(r)
-                    print(f"  round {rnd + 1} c={args.concurrency} {sk:10s} {LABEL[name]:17s} {r:9.0f} req/s   "
-                          f"p50 {p50:7.2f} ms   p99 {p99:7.2f} ms")
+                    cpu.setdefault(f"{sk} {name}", []).append(used)
+                    print(f"  round {rnd + 1} c={args.concurrency} {sk:10s} {LABEL[name]:18s} {r:9.0f} req/s   "
+                          f"p50 {p50:7.2f} ms   p99 {p99:7.2f} ms   CPU {used[0]:4.0f} us/req (loop thread {used[1]:4.0f})")
         for sk in ("non-stream", "stream"):
             ratios = [p / b for p, b in zip(rps[f"{sk} proxy"], rps[f"{sk} bare"])]
             out[f"rps ratio {sk}"] = statistics.median(ratios)
@@ -254,6 +292,14 @@ def run_upstream(kind: str, args: argparse.Namespace, tmp: Path, env: dict[str, 
             out[f"rps {sk} bare"] = statistics.median(rps[f"{sk} bare"])
             print(f"c={args.concurrency} {sk:10s} tierwise / bare per round: {', '.join(f'{x:.2f}' for x in ratios)}"
                   f"   (bare / direct: {', '.join(f'{b / d:.2f}' for b, d in zip(rps[f'{sk} bare'], rps[f'{sk} direct']))})")
+            print(f"c={args.concurrency} {sk:10s} CPU per request, median of rounds (process / its event-loop thread): " + ", ".join(
+                f"{LABEL[n]} {statistics.median(c[0] for c in cpu[f'{sk} {n}']):.0f} / "
+                f"{statistics.median(c[1] for c in cpu[f'{sk} {n}']):.0f} us" for n in names if n != "direct")
+                + "   (the issue-12 throughput target needs the loop thread at about 1.5x the bare one's or less)")
+            if "floor" in urls:
+                out[f"rps ratio {sk} floor"] = statistics.median(f / b for f, b in zip(rps[f"{sk} floor"], rps[f"{sk} bare"]))
+                print(f"c={args.concurrency} {sk:10s} tierwise with a model id (no routing) / bare per round: "
+                      f"{', '.join(f'{f / b:.2f}' for f, b in zip(rps[f'{sk} floor'], rps[f'{sk} bare']))}")
             if "before" in urls:
                 out[f"rps ratio {sk} before"] = statistics.median(p / b for p, b in zip(rps[f"{sk} before"], rps[f"{sk} bare"]))
                 after = [p / b for p, b in zip(rps[f"{sk} proxy"], rps[f"{sk} before"])]
@@ -286,6 +332,8 @@ def targets(r: dict, concurrency: int, rps_share: float, added_share: float) -> 
     for sk in ("non-stream", "stream"):
         ratio = r[f"rps ratio {sk}"]
         was = f" (--before: {r[f'rps ratio {sk} before']:.2f} x)" if f"rps ratio {sk} before" in r else ""
+        if f"rps ratio {sk} floor" in r:
+            was += f" (model id, no routing: {r[f'rps ratio {sk} floor']:.2f} x)"
         rows.append((f"[{k:5s}] c={concurrency} {sk:10s} throughput >= {rps_share:.2f} x bare: "
                      f"{r[f'rps {sk}']:.0f} vs {r[f'rps {sk} bare']:.0f} req/s = {ratio:.2f} x{was}", ratio >= rps_share))
     for what, key_p, key_b, key_w in (("c=1 non-stream added p50", "added non-stream proxy", "added non-stream bare",
@@ -293,6 +341,9 @@ def targets(r: dict, concurrency: int, rps_share: float, added_share: float) -> 
                                       ("c=1 stream TTFB added", "ttfb proxy", "ttfb bare", "ttfb before")):
         p, b = r[key_p], r[key_b]
         was = f" (--before: {r[key_w]:+.3f} ms = {r[key_w] / b:.2f} x)" if key_w in r and b > 0 else ""
+        key_f = key_p.replace("proxy", "floor")
+        if key_f in r and b > 0:
+            was += f" (model id, no routing: {r[key_f]:+.3f} ms = {r[key_f] / b:.2f} x)"
         rows.append((f"[{k:5s}] {what} <= {added_share:g} x bare: {p:+.3f} vs {b:+.3f} ms = "
                      f"{p / b if b > 0 else float('inf'):.2f} x{was}", p <= added_share * b))
     rows.append((f"[{k:5s}] ledger complete (one row per call, every answered call priced above 0)",
@@ -311,6 +362,8 @@ def main() -> None:
     ap.add_argument("--upstreams", default="plain,gzip", help="which fake upstreams to measure, in this order")
     ap.add_argument("--config", default=None, help="more tierwise.toml text for the proxy (appended)")
     ap.add_argument("--serve-arg", action="append", default=[], help="an extra `tierwise serve` argument (repeatable)")
+    ap.add_argument("--floor", action="store_true", help="also send the proxy requests that name a model id (no "
+                    "routing): tierwise's floor, what no router change can go below, in the same run")
     ap.add_argument("--before", default=None, metavar="SRC", help="also run tierwise from this source directory (its "
                     "src/, e.g. an export of main) in the same run: before/after ratios beside the bare ceiling")
     args = ap.parse_args()

@@ -40,3 +40,30 @@ def test_before_figures_are_shown_beside_not_judged():
 def test_a_missing_ledger_row_misses():
     rows = _bench().targets(figures(ledger_ok=False), 64, 2 / 3, 1.5)
     assert rows[-1][1] is False
+
+
+def test_floor_figures_are_shown_beside_not_judged():
+    """--floor (the same proxy asked for a model id: no routing) is printed beside each target; the
+    targets are still judged on ``auto``."""
+    rows = _bench().targets(figures(**{"rps ratio non-stream floor": 0.36, "added non-stream floor": 0.44,
+                                       "ttfb floor": 0.48}), 64, 2 / 3, 1.5)
+    assert "(model id, no routing: 0.36 x)" in rows[0][0]
+    assert "(model id, no routing: +0.440 ms = 1.10 x)" in rows[2][0]
+    assert "(model id, no routing: +0.480 ms = 1.20 x)" in rows[3][0]
+    assert [m for _, m in rows] == [True, False, True, False, True]
+
+
+def test_cpu_ticks_reads_this_process_and_its_main_thread():
+    import os
+
+    first = _bench().cpu_ticks(os.getpid())
+    if first is None:
+        import pytest
+
+        pytest.skip("no /proc on this system: the benchmark prints CPU n/a")
+    whole, main = first
+    sum(i * i for i in range(300_000))  # some CPU on this (main) thread
+    second = _bench().cpu_ticks(os.getpid())
+    assert second is not None
+    whole2, main2 = second
+    assert whole2 >= whole >= main >= 0 and main2 >= main and whole2 - whole >= main2 - main
