@@ -203,8 +203,6 @@ class Runtime:
 
     # -- attempts ---------------------------------------------------------------------
     def chain(self, plan: "Plan", body: dict[str, Any], out_body: bytes, key: KeyRecord | None, body_len: int) -> list[Target]:
-        if self.ledger is not None:
-            self.ledger.admit()  # a full disk with memory at its cap: 529 before any upstream call (ledger/writer.py)
         if not self.fallbacks:
             return [Target(self.upstream, plan.model_id, plan.tier, "primary", out_body, list(plan.adapted))]
         allowed = key.tier_allowed if key is not None and key.restricted else None

@@ -1,6 +1,6 @@
 """The first two phases of a request. ``admit``: the input limits, the caller's key (the one key
 admission, ``Runtime.admit``, shared with count_tokens, batches, files and models), the body read
-and checked. ``plan``: where it goes (routing, the key's pool of tiers, capability betas), the body
+and checked, and whether the ledger can keep one more row. ``plan``: where it goes (routing, the key's pool of tiers, capability betas), the body
 to send, and the budget reservation (which may move it to a cheaper tier)."""
 
 from __future__ import annotations
@@ -46,6 +46,10 @@ async def admit(state: "ProxyState", rt: "Runtime", call: Call, scope: dict[str,
     call.stream = bool(body.get("stream", False))
     if state.ledger is not None and state.ledger.store_prompts:
         call.prompt = prompt_text(body)
+    if rt.ledger is not None:
+        # a full disk with memory at its cap: 529 before any upstream call, a single call's or a
+        # cascade's first rung (ledger/writer.py)
+        rt.ledger.admit()
 
 
 async def plan(state: "ProxyState", rt: "Runtime", call: Call) -> None:
