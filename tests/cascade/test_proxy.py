@@ -55,19 +55,10 @@ def test_cascade_streams_the_verified_answer(fake_anthropic, proxy_factory):
 def test_a_full_ledger_refuses_a_cascade_before_its_first_rung(fake_anthropic, proxy_factory, monkeypatch):
     """At the ledger's memory cap (a full disk) a cascade is refused with 529 like a single call: no rung
     reaches the upstream, so nothing is paid that the ledger could not keep."""
-    import httpx2
+    from ..ledger.test_spool_cap import refused_at_the_cap
 
     proxy = proxy_factory(fake_anthropic.url, **CASCADE)
-    writer = proxy.app.state.ledger.writer
     body = {"model": "tierwise/extract_entities", "max_tokens": 100,
             "messages": [{"role": "user", "content": "Acme Corp, 3 May"}]}
-    headers = {"anthropic-version": "2023-06-01", "x-api-key": "sk-c"}
-    before = len(fake_anthropic.requests)
-    monkeypatch.setattr(writer, "max_unjournaled", 0)  # as if memory held the cap
-    r = httpx2.post(proxy.url + "/v1/messages", json=body, headers=headers, timeout=30)
-    assert r.status_code == 529 and r.json()["error"]["type"] == "overloaded_error"
-    assert "ledger cannot keep" in r.json()["error"]["message"] and r.headers.get("retry-after")
-    assert len(fake_anthropic.requests) == before
-    monkeypatch.setattr(writer, "max_unjournaled", 100_000)
-    ok = httpx2.post(proxy.url + "/v1/messages", json=body, headers=headers, timeout=30)
+    ok = refused_at_the_cap(proxy, fake_anthropic, monkeypatch, body)
     assert ok.status_code == 200 and ok.headers["x-tierwise-escalations"] == "1"

@@ -82,11 +82,17 @@ def test_through_the_proxy_a_full_ledger_refuses_with_anthropics_529_before_the_
         fake_anthropic, proxy_factory, monkeypatch):
     monkeypatch.setenv("TW_TEST_UPSTREAM_KEY", "sk-upstream")
     proxy = proxy_factory(fake_anthropic.url, upstream={"api_key_env": "TW_TEST_UPSTREAM_KEY"})
-    writer = proxy.app.state.ledger.writer
     body = {"model": "claude-haiku-5-5", "max_tokens": 16, "messages": [{"role": "user", "content": "hi"}]}
-    headers = {"anthropic-version": "2023-06-01", "x-api-key": "sk-c"}
+    assert refused_at_the_cap(proxy, fake_anthropic, monkeypatch, body).status_code == 200
+
+
+def refused_at_the_cap(proxy, fake_anthropic, monkeypatch, body):
+    """``body`` sent with the ledger's memory at its cap: a 529 in Anthropic's terms and no upstream
+    request (nothing paid); then sent again below the cap, that answer returned."""
     import httpx2
 
+    writer = proxy.app.state.ledger.writer
+    headers = {"anthropic-version": "2023-06-01", "x-api-key": "sk-c"}
     before = len(fake_anthropic.requests)
     monkeypatch.setattr(writer, "max_unjournaled", 0)  # as if memory held the cap
     r = httpx2.post(proxy.url + "/v1/messages", json=body, headers=headers, timeout=30)
@@ -94,4 +100,4 @@ def test_through_the_proxy_a_full_ledger_refuses_with_anthropics_529_before_the_
     assert "ledger cannot keep" in r.json()["error"]["message"] and r.headers.get("retry-after")
     assert len(fake_anthropic.requests) == before  # refused before the upstream: nothing paid
     monkeypatch.setattr(writer, "max_unjournaled", 100_000)
-    assert httpx2.post(proxy.url + "/v1/messages", json=body, headers=headers, timeout=30).status_code == 200
+    return httpx2.post(proxy.url + "/v1/messages", json=body, headers=headers, timeout=30)
