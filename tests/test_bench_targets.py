@@ -53,17 +53,20 @@ def test_floor_figures_are_shown_beside_not_judged():
     assert [m for _, m in rows] == [True, False, True, False, True]
 
 
-def test_cpu_ticks_reads_this_process_and_its_main_thread():
+def test_cpu_is_read_per_thread_and_the_busiest_one_is_the_loop():
     import os
+    import threading
 
-    first = _bench().cpu_ticks(os.getpid())
+    bench = _bench()
+    first = bench.cpu_threads(os.getpid())
     if first is None:
         import pytest
 
         pytest.skip("no /proc on this system: the benchmark prints CPU n/a")
-    whole, main = first
-    sum(i * i for i in range(300_000))  # some CPU on this (main) thread
-    second = _bench().cpu_ticks(os.getpid())
-    assert second is not None
-    whole2, main2 = second
-    assert whole2 >= whole >= main >= 0 and main2 >= main and whole2 - whole >= main2 - main
+    assert threading.get_native_id() in first
+    sum(i * i for i in range(2_000_000))  # some CPU on this thread
+    whole, busiest = bench.cpu_used(first, bench.cpu_threads(os.getpid()))
+    assert whole >= busiest > 0  # at 100 ticks a second, 2M squares take a few
+    assert bench.cpu_used({1: 5, 2: 7}, {1: 9, 2: 8, 3: 2}) == (7.0, 4.0)  # thread 3 started meanwhile
+    nan = bench.cpu_used(None, {1: 1})
+    assert nan[0] != nan[0] and nan[1] != nan[1]
